@@ -1,0 +1,14 @@
+# Yishao service image. Build: docker build -t yishao .
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY dispatch ./dispatch
+COPY routing ./routing
+COPY simulators ./simulators
+RUN pip install .
+RUN useradd --system --uid 10001 yishao
+USER yishao
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health').status != 200)"
+CMD ["yishao", "serve", "--host", "0.0.0.0", "--port", "8000"]

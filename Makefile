@@ -1,0 +1,44 @@
+# Yishao: the two commands of the README, and what they stand on.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.yishao-installed
+export YISHAO_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test setup redis lint typecheck pytest bench clean
+
+## run: set up, make sure Redis answers, then serve and run the demo drill
+run: setup redis
+	@scripts/run.sh
+
+## test: set up, make sure Redis answers, then ruff, mypy and pytest
+test: setup redis lint typecheck pytest
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@scripts/ensure-tools.sh
+	@touch $(STAMP)
+
+redis:
+	@scripts/ensure-redis.sh
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+pytest:
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: setup redis
+	$(PY) benchmarks/intake.py
+	$(PY) benchmarks/routing.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,146 @@
+"""``create_app(settings)``: the FastAPI application, its lifespan and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+
+from dispatch import __version__
+from dispatch.api.routes import router as api_router
+from dispatch.constants import Keys
+from dispatch.errors import (
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    InvalidCallError,
+    NotFoundError,
+    StoreError,
+)
+from dispatch.incidents import CallHandler
+from dispatch.intake import Intake
+from dispatch.merge import MergePolicy
+from dispatch.plans import PlanTable
+from dispatch.services import Services
+from dispatch.settings import Settings
+from dispatch.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def instance_name(settings: Settings) -> str:
+    """A consumer name unique to this process (host, pid and a random suffix)."""
+    if settings.instance:
+        return settings.instance
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+    run_intake: bool = True,
+) -> FastAPI:
+    """Build the service.
+
+    Args:
+        settings: the service's settings (secret checked already by ``Settings``).
+        clock: the time source every decision uses; tests and drills pass their own.
+        run_intake: start the stream consumer in the lifespan (tests may drive it by hand).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        keys = Keys(settings.namespace)
+        store = Store(redis, keys)
+        plans = PlanTable.load(settings.plans)
+        policy = MergePolicy(distance_m=settings.merge_distance_m, window_s=settings.merge_window_s)
+        handler = CallHandler(store, plans, policy=policy, clock=clock)
+        name = instance_name(settings)
+        svc = Services(
+            settings=settings,
+            redis=redis,
+            store=store,
+            plans=plans,
+            calls=handler,
+            clock=clock,
+            instance=name,
+        )
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if run_intake:
+            svc.intake = Intake(
+                store,
+                handler,
+                consumer=name,
+                clock=clock,
+                batch=settings.intake_batch,
+                block_ms=settings.intake_block_ms,
+                reclaim_idle_ms=settings.reclaim_idle_ms,
+                max_deliveries=settings.max_deliveries,
+            )
+            tasks.append(asyncio.create_task(svc.intake.run(stop), name="intake"))
+        app.state.services = svc
+        log.info("yishao %s instance %s serving (redis %s)", __version__, name, _safe_url(settings))
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                try:
+                    await asyncio.wait_for(task, timeout=5)
+                except TimeoutError:
+                    task.cancel()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="Yishao (一哨群应)",
+        version=__version__,
+        description="Joint 122/120/119 emergency dispatch with green-wave signal priority.",
+        lifespan=lifespan,
+    )
+    app.include_router(api_router)
+    _install_error_handlers(app)
+    return app
+
+
+def _safe_url(settings: Settings) -> str:
+    url = settings.redis_url
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (ForbiddenError, 403),
+    (AuthError, 401),
+    (InvalidCallError, 422),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (StoreError, 503),
+]
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    for exc_type, status in _STATUS:
+
+        async def handler(request: Request, exc: Exception, status: int = status) -> JSONResponse:
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+        app.add_exception_handler(exc_type, handler)

@@ -1,0 +1,154 @@
+"""Stream, key and group names: the one place that knows how Yishao lays out Redis.
+
+External streams keep plain names because other systems write and read them:
+
+- ``{ns}:calls``       call events from the 122/120/119 call-taking systems (input)
+- ``{ns}:calls:dead``  entries that failed validation or processing, with the reason
+
+Everything the dispatch core commits atomically (incident state, the call-id index
+and the event log) shares one Redis Cluster hash tag, ``{<ns>}``, so a Lua commit that
+touches several of them is legal on a cluster: the event log is ``{yishao}:events``
+(the braces are the hash tag), an incident ``{yishao}:incident:<id>``. One
+deployment (one district) lives on one slot; a province-wide cluster spreads
+districts, each with its own namespace, across shards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_NAMESPACE = "yishao"
+CONSUMER_GROUP = "dispatch"
+EVENT_STREAM_MAXLEN = 1_000_000
+DEAD_STREAM_MAXLEN = 100_000
+CALL_STREAM_MAXLEN = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Redis key names for one namespace (one deployment, one cluster slot for state)."""
+
+    ns: str = DEFAULT_NAMESPACE
+
+    @property
+    def tag(self) -> str:
+        """The hash tag shared by every key the core commits atomically."""
+        return "{" + self.ns + "}"
+
+    # -- input streams (plain names, cluster slot of their own) ------------------
+    @property
+    def calls(self) -> str:
+        return f"{self.ns}:calls"
+
+    @property
+    def calls_dead(self) -> str:
+        return f"{self.ns}:calls:dead"
+
+    # -- committed state (one hash tag) ------------------------------------------
+    @property
+    def events(self) -> str:
+        return f"{self.tag}:events"
+
+    def incident(self, incident_id: str) -> str:
+        return f"{self.tag}:incident:{incident_id}"
+
+    def incident_events(self, incident_id: str) -> str:
+        """List of the event ids of one incident: its audit trail."""
+        return f"{self.tag}:incident:{incident_id}:events"
+
+    @property
+    def intake_errors(self) -> str:
+        """Hash stream id -> last processing error, for the dead-letter reason."""
+        return f"{self.tag}:intake:errors"
+
+    @property
+    def incident_index(self) -> str:
+        """Sorted set of incident ids scored by creation time (epoch seconds)."""
+        return f"{self.tag}:incidents"
+
+    @property
+    def open_incidents(self) -> str:
+        """Sorted set of incident ids not yet closed, scored by last call time."""
+        return f"{self.tag}:incidents:open"
+
+    @property
+    def open_geo(self) -> str:
+        """Geo set of open incidents, for joint-intake candidate search."""
+        return f"{self.tag}:incidents:geo"
+
+    @property
+    def cell_versions(self) -> str:
+        """Hash grid-cell -> change counter; guards merge decisions against races."""
+        return f"{self.tag}:cells"
+
+    @property
+    def call_index(self) -> str:
+        """Hash ``centre:call_id`` -> incident id: the idempotency index of calls."""
+        return f"{self.tag}:callids"
+
+    @property
+    def incident_seq(self) -> str:
+        return f"{self.tag}:seq:incident"
+
+    def unit(self, unit_id: str) -> str:
+        return f"{self.tag}:unit:{unit_id}"
+
+    @property
+    def unit_index(self) -> str:
+        return f"{self.tag}:units"
+
+    def hospital(self, hospital_id: str) -> str:
+        return f"{self.tag}:hospital:{hospital_id}"
+
+    @property
+    def hospital_index(self) -> str:
+        return f"{self.tag}:hospitals"
+
+    def roster(self, day: str) -> str:
+        return f"{self.tag}:roster:{day}"
+
+    @property
+    def roster_rule(self) -> str:
+        return f"{self.tag}:roster:rule"
+
+    def whistle(self, whistle_id: str) -> str:
+        return f"{self.tag}:whistle:{whistle_id}"
+
+    @property
+    def open_whistles(self) -> str:
+        return f"{self.tag}:whistles:open"
+
+    @property
+    def timers(self) -> str:
+        """Sorted set of timer ids scored by due time (epoch seconds)."""
+        return f"{self.tag}:timers"
+
+    @property
+    def timer_payloads(self) -> str:
+        return f"{self.tag}:timers:payload"
+
+    def greenwave(self, intersection_id: str) -> str:
+        return f"{self.tag}:greenwave:{intersection_id}"
+
+    def lock(self, name: str) -> str:
+        return f"{self.tag}:lock:{name}"
+
+
+EVENT_TYPES = (
+    "incident.created",
+    "incident.call_added",
+    "incident.merged",
+    "incident.split",
+    "incident.updated",
+    "incident.closed",
+    "call.dead_lettered",
+    "unit.updated",
+    "assignment.created",
+    "route.planned",
+    "greenwave.planned",
+    "whistle.sounded",
+    "whistle.summons",
+    "whistle.ack",
+    "whistle.escalated",
+    "whistle.greenwave_enabled",
+)

@@ -1,0 +1,140 @@
+"""Turning one validated call into committed incident state (joint intake's adapter).
+
+The decision (merge or create, and the response plan) is the pure core's
+(:mod:`dispatch.merge`, :mod:`dispatch.plans`); this module reads the candidates from
+Redis, commits the result with guards and retries when another instance got there first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from dispatch import merge
+from dispatch.errors import StoreError
+from dispatch.geo import cell_of, cells_around
+from dispatch.models import CallEvent, CallRecord, Incident
+from dispatch.plans import PlanTable
+from dispatch.store import Store, VersionConflict
+
+log = logging.getLogger(__name__)
+
+# Guards fail only when another commit touched the same neighbourhood in between;
+# a handful of retries is plenty even under a burst.
+MAX_ATTEMPTS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What handling a call did: ``created``, ``merged`` or ``duplicate``."""
+
+    kind: str
+    incident_id: str
+    event_ids: tuple[str, ...] = ()
+
+
+class CallHandler:
+    """Commits calls as incidents: merges reports of one emergency, plans the response."""
+
+    def __init__(
+        self,
+        store: Store,
+        plans: PlanTable,
+        *,
+        policy: merge.MergePolicy,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.plans = plans
+        self.policy = policy
+        self.clock = clock
+
+    async def handle(self, call: CallEvent, *, stream_id: str | None = None) -> CallOutcome:
+        """Commit ``call``; idempotent on ``(centre, call_id)``.
+
+        Raises:
+            StoreError: Redis failed or contention did not clear (the entry stays pending).
+        """
+        keys = self.store.keys
+        size_m = self.policy.distance_m
+        for _ in range(MAX_ATTEMPTS):
+            seen = await self.store.incident_for_call(call.key)
+            if seen is not None:
+                return CallOutcome("duplicate", seen)
+            cells = cells_around(call.lat, call.lon, size_m)
+            versions = await self.store.cell_versions(cells)
+            # Redis's geo radius uses a slightly different earth radius: search a little
+            # wider and let the pure core decide on the exact distance.
+            candidates = await self.store.open_incidents_near(
+                call.lat, call.lon, size_m * 1.01 + 1.0
+            )
+            decision = merge.find_merge_target(call, candidates, policy=self.policy)
+            now = self.clock()
+            target: Incident | None = None
+            if decision is not None:
+                target = next(c for c in candidates if c.id == decision.incident_id)
+                severities = [s for s in (target.severity, call.severity) if s is not None]
+                plan = self.plans.plan_for(
+                    [*target.call_types, call.call_type], max(severities) if severities else None
+                )
+                incident_id = target.id
+            else:
+                plan = self.plans.plan_for([call.call_type], call.severity)
+                incident_id = await self.store.new_incident_id(call.received_at.strftime("%Y%m%d"))
+            updated = merge.apply_call(
+                target,
+                call,
+                incident_id=incident_id,
+                plan=plan,
+                now=now,
+                stream_id=stream_id,
+                note=None if decision is None else decision.reason,
+            )
+            record = CallRecord.from_call(call, stream_id)
+            tx = self.store.tx()
+            for cell in cells:
+                tx.expect_field(keys.cell_versions, cell, versions[cell])
+            tx.expect_absent(keys.call_index, call.key)
+            tx.expect_version(keys.incident(incident_id), 0 if target is None else target.version)
+            tx.put(keys.incident(incident_id), updated, updated.version)
+            tx.hset(keys.call_index, {call.key: incident_id})
+            tx.zadd(keys.open_incidents, incident_id, updated.last_call_at.timestamp())
+            tx.hincrby(keys.cell_versions, cell_of(updated.lat, updated.lon, size_m))
+            actor = f"centre:{call.centre.value}"
+            if target is None:
+                tx.zadd(keys.incident_index, incident_id, updated.created_at.timestamp())
+                tx.geoadd(keys.open_geo, incident_id, lon=updated.lon, lat=updated.lat)
+                tx.event(
+                    "incident.created",
+                    actor=actor,
+                    ts=now,
+                    incident_id=incident_id,
+                    data={"incident": updated, "call": record},
+                )
+            else:
+                assert decision is not None
+                tx.event(
+                    "incident.merged",
+                    actor=actor,
+                    ts=now,
+                    incident_id=incident_id,
+                    data={
+                        "incident": updated,
+                        "call": record,
+                        "reason": decision.reason,
+                        "distance_m": round(decision.distance_m, 1),
+                        "gap_s": round(decision.gap_s, 1),
+                    },
+                )
+            try:
+                event_ids = await self.store.commit(tx)
+            except VersionConflict as exc:
+                if exc.kind == "exists":
+                    return CallOutcome("duplicate", exc.current)
+                continue
+            kind = "created" if target is None else "merged"
+            log.info("call %s %s incident %s", call.key, kind, incident_id)
+            return CallOutcome(kind, incident_id, tuple(event_ids))
+        raise StoreError(f"call {call.key}: state kept changing under {MAX_ATTEMPTS} attempts")
