@@ -6,19 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from redis.asyncio import Redis
 
 from dispatch.incidents import CallHandler
 from dispatch.intake import Intake
 from dispatch.plans import PlanTable
 from dispatch.settings import Settings
-from dispatch.store import Store
+from dispatch.store import AnyRedis, Store
 
 
 @dataclass
 class Services:
     settings: Settings
-    redis: Redis
+    redis: AnyRedis
     store: Store
     plans: PlanTable
     calls: CallHandler

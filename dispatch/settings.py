@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     env: Literal["dev", "test", "prod"] = "dev"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Set when YISHAO_REDIS_URL names a node of a Redis Cluster.
+    redis_cluster: bool = False
     namespace: str = Field(DEFAULT_NAMESPACE, pattern=r"^[a-z0-9_-]{1,32}$")
     secret: str = DEV_SECRET
     graph: Path | None = None

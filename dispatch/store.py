@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 from pydantic import BaseModel
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
 from dispatch.constants import (
@@ -31,6 +31,9 @@ from dispatch.errors import ConflictError, StoreError
 from dispatch.models import CallEvent, DeadLetter, Event, Incident, IncidentStatus
 
 log = logging.getLogger(__name__)
+
+# One Redis, or a Redis Cluster: every key a commit touches shares one hash tag.
+AnyRedis = Redis | RedisCluster
 M = TypeVar("M", bound=BaseModel)
 
 _COMMIT_LUA = """
@@ -240,7 +243,7 @@ def event_from_entry(entry_id: bytes | str, raw: dict[bytes, bytes]) -> Event:
 class Store:
     """Async access to Yishao's state in one Redis namespace."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: AnyRedis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self._commit = redis.register_script(_COMMIT_LUA)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from dispatch import __version__
 from dispatch.api.routes import router as api_router
@@ -32,7 +32,7 @@ from dispatch.merge import MergePolicy
 from dispatch.plans import PlanTable
 from dispatch.services import Services
 from dispatch.settings import Settings
-from dispatch.store import Store
+from dispatch.store import AnyRedis, Store
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        redis: AnyRedis = (
+            RedisCluster.from_url(settings.redis_url)
+            if settings.redis_cluster
+            else Redis.from_url(settings.redis_url, health_check_interval=30)
+        )
         keys = Keys(settings.namespace)
         store = Store(redis, keys)
         plans = PlanTable.load(settings.plans)
