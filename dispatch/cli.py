@@ -12,6 +12,7 @@ import typer
 from dispatch import __version__
 from dispatch.errors import ConfigError
 from dispatch.settings import Settings
+from routing.cli import graph_app, route
 
 app = typer.Typer(
     name="yishao",
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Mint and check access tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(graph_app, name="graph", help="Build and inspect road graphs.")
+app.command("route")(route)
 
 
 def _settings() -> Settings:

@@ -1,0 +1,139 @@
+"""Green-wave plans: requests per signal, re-timing from live fixes, re-routes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from routing import Route, Router
+from routing.greenwave import (
+    ApproachLabel,
+    Requester,
+    RequestType,
+    VehicleRole,
+    approach_label,
+    importance_for,
+    plan_green_wave,
+    replan_for_new_route,
+    replan_from_position,
+)
+
+T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+FIRE = Requester(agency="119", unit_id="E12", role=VehicleRole.FIRE, incident_priority=1)
+
+
+@pytest.fixture(scope="module")
+def long_route(shanghai: Router) -> Route:
+    route = shanghai.route((31.23, 121.47), (31.20, 121.51))
+    assert len(route.signals) >= 10
+    return route
+
+
+def _point_at(route: Route, eta_s: float) -> tuple[float, float]:
+    """The route vertex reached at about ``eta_s`` (for a fake GPS fix)."""
+    for edge in route.edges:
+        if edge.duration_s and eta_s <= 0:
+            break
+        eta_s -= edge.duration_s
+        if eta_s <= 0:
+            lon, lat = route.coordinates[edge.start_index]
+            return lat, lon
+    lon, lat = route.coordinates[-1]
+    return lat, lon
+
+
+@pytest.mark.parametrize(
+    ("bearing", "inbound", "label"),
+    [
+        (0, True, "S"),
+        (0, False, "N"),
+        (90, True, "W"),
+        (180, False, "S"),
+        (269, True, "E"),
+        (359, False, "N"),
+        (44, False, "N"),
+        (46, False, "E"),
+    ],
+)
+def test_approach_labels(bearing: float, inbound: bool, label: str) -> None:
+    assert approach_label(bearing, inbound=inbound) is ApproachLabel(label)
+
+
+def test_importance_orders_by_priority_then_role() -> None:
+    assert importance_for(VehicleRole.FIRE, 1) > importance_for(VehicleRole.POLICE, 1)
+    assert importance_for(VehicleRole.POLICE, 1) > importance_for(VehicleRole.AMBULANCE, 3)
+    assert all(0 <= importance_for(r, p) <= 14 for r in VehicleRole for p in range(1, 6))
+
+
+def test_plan_has_one_request_per_signal(long_route: Route) -> None:
+    update = plan_green_wave(long_route, departure=T0, requester=FIRE)
+    ids = {s.node_id for s in long_route.signals}
+    assert [r.intersection_id for r in update.requests] == [
+        s.intersection_id for s in update.plan.signals
+    ]
+    assert {r.intersection_id for r in update.requests} == ids
+    assert all(r.request_type is RequestType.REQUEST for r in update.requests)
+    assert len({r.request_id for r in update.requests}) == len(update.requests)
+    widths = [(r.arrive_to - r.arrive_from).total_seconds() for r in update.requests]
+    assert widths == sorted(widths) and widths[-1] > widths[0], "windows widen with distance"
+    for req, sig in zip(update.requests, update.plan.signals, strict=True):
+        assert req.arrive_from <= req.eta <= req.arrive_to
+        assert req.eta == T0 + timedelta(seconds=sig.route_eta_s)
+        assert req.importance == importance_for(VehicleRole.FIRE, 1)
+
+
+def test_replan_updates_ahead_and_cancels_behind(long_route: Route) -> None:
+    first = plan_green_wave(long_route, departure=T0, requester=FIRE)
+    midway = long_route.signals[len(long_route.signals) // 2].eta_s + 1.0
+    fix = _point_at(long_route, midway)
+    late = 30.0  # the vehicle is 30 s behind schedule
+    now = T0 + timedelta(seconds=midway + late)
+    update = replan_from_position(first.plan, position=fix, now=now)
+    assert update.off_route_m < 5.0
+    progress = update.plan.progress_s
+    kinds = {r.intersection_id: r.request_type for r in update.requests}
+    for sig in first.plan.signals:
+        expected = RequestType.CANCEL if sig.route_eta_s <= progress else RequestType.UPDATE
+        assert kinds[sig.intersection_id] is expected
+    for req in update.requests:
+        if req.request_type is RequestType.UPDATE:
+            planned = next(
+                s for s in first.plan.signals if s.intersection_id == req.intersection_id
+            )
+            # Re-timed from the fix: ETA = now + route time still to go.
+            assert req.eta == now + timedelta(seconds=planned.route_eta_s - progress)
+            assert req.sequence == 1
+    # A second fix further on cancels nothing twice and keeps updating what is left.
+    fix2 = _point_at(long_route, long_route.duration_s - 5)
+    again = replan_from_position(update.plan, position=fix2, now=now + timedelta(seconds=200))
+    cancelled_before = {
+        r.intersection_id for r in update.requests if r.request_type is RequestType.CANCEL
+    }
+    assert cancelled_before.isdisjoint(r.intersection_id for r in again.requests)
+
+
+def test_fix_far_from_route_sends_no_updates(long_route: Route) -> None:
+    first = plan_green_wave(long_route, departure=T0, requester=FIRE)
+    update = replan_from_position(
+        first.plan, position=(31.30, 121.40), now=T0 + timedelta(seconds=60)
+    )
+    assert update.off_route_m > 1000
+    assert update.requests == []
+
+
+def test_new_route_cancels_dropped_updates_kept_requests_new(
+    shanghai: Router, long_route: Route
+) -> None:
+    first = plan_green_wave(long_route, departure=T0, requester=FIRE)
+    other = shanghai.route((31.23, 121.47), (31.25, 121.52))
+    update = replan_for_new_route(first.plan, other, now=T0 + timedelta(seconds=10))
+    old_ids = {s.node_id for s in long_route.signals}
+    new_ids = {s.node_id for s in other.signals}
+    by_kind: dict[RequestType, set[int]] = {k: set() for k in RequestType}
+    for req in update.requests:
+        by_kind[req.request_type].add(req.intersection_id)
+    assert by_kind[RequestType.CANCEL] == old_ids - new_ids
+    assert by_kind[RequestType.UPDATE] == old_ids & new_ids
+    assert by_kind[RequestType.REQUEST] == new_ids - old_ids
+    assert old_ids - new_ids and new_ids - old_ids, "the test routes must differ"
