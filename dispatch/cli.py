@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from dispatch import __version__
 from dispatch.errors import ConfigError
+from dispatch.fleet import Fleet
 from dispatch.settings import Settings
 from routing.cli import graph_app, route
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="yishao",
@@ -171,6 +175,148 @@ def call_send(
 
     for sid in asyncio.run(send()):
         typer.echo(sid)
+
+
+fleet_app = typer.Typer(help="Units of the fleet.", no_args_is_help=True)
+hospitals_app = typer.Typer(help="Destination hospitals for ambulances.", no_args_is_help=True)
+roster_app = typer.Typer(help="Duty rosters of the whistle coordinators.", no_args_is_help=True)
+app.add_typer(fleet_app, name="fleet")
+app.add_typer(hospitals_app, name="hospitals")
+app.add_typer(roster_app, name="roster")
+
+
+def _read_json(file: Path) -> Any:
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        return json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        typer.secho(f"error: {file}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+
+def _with_fleet(work: Callable[[Fleet], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured Redis with a Fleet adapter."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from redis.asyncio import Redis
+
+    from dispatch.constants import Keys
+    from dispatch.store import Store
+
+    settings = _settings()
+
+    async def go() -> T:
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            fleet = Fleet(Store(redis, Keys(settings.namespace)), clock=lambda: datetime.now(UTC))
+            return await work(fleet)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+@fleet_app.command("load")
+def fleet_load(
+    file: Annotated[
+        Path, typer.Argument(help="JSON list of units: id, agency, type, lat, lon, station?")
+    ],
+) -> None:
+    """Load (create or redefine) units from a fleet file."""
+    from dispatch.fleet import parse_fleet
+
+    try:
+        units = parse_fleet(_read_json(file))
+    except ValueError as exc:
+        typer.secho(f"error: {file}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+    async def load(fleet: Fleet) -> int:
+        for unit in units:
+            await fleet.put_unit(unit, actor="cli:fleet-load")
+        return len(units)
+
+    typer.echo(f"loaded {_with_fleet(load)} units")
+
+
+@fleet_app.command("list")
+def fleet_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List units with status and last position."""
+
+    async def units(fleet: Fleet) -> list[Any]:
+        return list(await fleet.units())
+
+    found = _with_fleet(units)
+    if as_json:
+        typer.echo(json.dumps([u.model_dump(mode="json") for u in found], ensure_ascii=False))
+        return
+    for u in found:
+        typer.echo(f"{u.id:12} {u.agency.value:8} {u.type.value:18} {u.status.value}")
+
+
+@hospitals_app.command("load")
+def hospitals_load(
+    file: Annotated[Path, typer.Argument(help="JSON list: id, name, lat, lon, accepting?")],
+) -> None:
+    """Load (create or replace) hospitals from a file."""
+    from dispatch.fleet import parse_hospitals
+
+    try:
+        hospitals = parse_hospitals(_read_json(file))
+    except ValueError as exc:
+        typer.secho(f"error: {file}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+    async def load(fleet: Fleet) -> int:
+        await fleet.put_hospitals(hospitals, actor="cli:hospitals-load")
+        return len(hospitals)
+
+    typer.echo(f"loaded {_with_fleet(load)} hospitals")
+
+
+@roster_app.command("load")
+def roster_load(
+    file: Annotated[
+        Path,
+        typer.Argument(help="JSON: a list of {date, agency, primary, backup}, or {entries, rules}"),
+    ],
+) -> None:
+    """Load roster entries and daily rotation rules."""
+    from dispatch.rosters import RosterError, parse_roster_file
+
+    try:
+        entries, rules = parse_roster_file(_read_json(file))
+    except RosterError as exc:
+        typer.secho(f"error: {file}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+    async def load(fleet: Fleet) -> None:
+        await fleet.put_roster(entries, rules, actor="cli:roster-load")
+
+    _with_fleet(load)
+    typer.echo(f"loaded {len(entries)} entries and {len(rules)} rules")
+
+
+@roster_app.command("today")
+def roster_today(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show today's on-duty coordinators (duty day changes at 08:00 Asia/Shanghai)."""
+
+    async def duty(fleet: Fleet) -> tuple[Any, Any]:
+        return await fleet.duty()
+
+    day, on = _with_fleet(duty)
+    if as_json:
+        duties = [d.model_dump(mode="json") for d in on.values()]
+        typer.echo(json.dumps({"day": day.isoformat(), "duty": duties}))
+        return
+    typer.echo(f"duty day {day}")
+    for d in on.values():
+        typer.echo(f"  {d.agency.value:8} primary {d.primary:20} backup {d.backup or '-'}")
 
 
 def main() -> None:

@@ -104,12 +104,15 @@ class Keys:
     def hospital_index(self) -> str:
         return f"{self.tag}:hospitals"
 
-    def roster(self, day: str) -> str:
-        return f"{self.tag}:roster:{day}"
+    @property
+    def roster_entries(self) -> str:
+        """Hash ``date:agency`` -> roster entry JSON."""
+        return f"{self.tag}:roster:entries"
 
     @property
-    def roster_rule(self) -> str:
-        return f"{self.tag}:roster:rule"
+    def roster_rules(self) -> str:
+        """Hash ``agency:start`` -> rotation rule JSON."""
+        return f"{self.tag}:roster:rules"
 
     def whistle(self, whistle_id: str) -> str:
         return f"{self.tag}:whistle:{whistle_id}"
@@ -124,8 +127,22 @@ class Keys:
         return f"{self.tag}:timers"
 
     @property
+    def timers_inflight(self) -> str:
+        """Sorted set of claimed timer ids scored by lease expiry (epoch seconds)."""
+        return f"{self.tag}:timers:inflight"
+
+    @property
     def timer_payloads(self) -> str:
         return f"{self.tag}:timers:payload"
+
+    def assignment(self, unit_id: str) -> str:
+        """A unit's current assignment record (routes, green-wave plans)."""
+        return f"{self.tag}:assignment:{unit_id}"
+
+    @property
+    def greenwave_incidents(self) -> str:
+        """Set of incident ids whose units have green-wave protection on."""
+        return f"{self.tag}:greenwave:incidents"
 
     def greenwave(self, intersection_id: str) -> str:
         return f"{self.tag}:greenwave:{intersection_id}"

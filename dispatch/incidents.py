@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dispatch import merge
-from dispatch.errors import StoreError
+from dispatch.errors import NotFoundError, StoreError
 from dispatch.geo import cell_of, cells_around
 from dispatch.models import CallEvent, CallRecord, Incident
 from dispatch.plans import PlanTable
@@ -138,3 +138,58 @@ class CallHandler:
             log.info("call %s %s incident %s", call.key, kind, incident_id)
             return CallOutcome(kind, incident_id, tuple(event_ids))
         raise StoreError(f"call {call.key}: state kept changing under {MAX_ATTEMPTS} attempts")
+
+    async def split(
+        self, incident_id: str, call_key: str, *, actor: str
+    ) -> tuple[Incident, Incident]:
+        """Move a wrongly merged call out into an incident of its own (a dispatcher's correction).
+
+        Raises:
+            NotFoundError: no such incident, or the call is not on it.
+            ConflictError: the call is the incident's only one, or the incident is closed.
+        """
+        keys = self.store.keys
+        for _ in range(MAX_ATTEMPTS):
+            now = self.clock()
+            incident = await self.store.get_incident(incident_id)
+            if incident is None:
+                raise NotFoundError(f"no incident {incident_id}")
+            moved = next((c for c in incident.calls if c.key == call_key), None)
+            day = (moved.received_at if moved else now).strftime("%Y%m%d")
+            new_id = await self.store.new_incident_id(day)
+            original, split = merge.split_call(
+                incident, call_key, new_incident_id=new_id, plans=self.plans, now=now, actor=actor
+            )
+            size_m = self.policy.distance_m
+            tx = self.store.tx()
+            tx.expect_version(keys.incident(incident.id), incident.version)
+            tx.put(keys.incident(incident.id), original, original.version)
+            tx.put(keys.incident(new_id), split, split.version)
+            tx.hset(keys.call_index, {call_key: new_id})
+            tx.zadd(keys.incident_index, new_id, split.created_at.timestamp())
+            tx.zadd(keys.open_incidents, new_id, split.last_call_at.timestamp())
+            tx.geoadd(keys.open_geo, new_id, lon=split.lon, lat=split.lat)
+            # The original may have moved to its new first call.
+            tx.geoadd(keys.open_geo, incident.id, lon=original.lon, lat=original.lat)
+            for inc in (original, split):
+                tx.hincrby(keys.cell_versions, cell_of(inc.lat, inc.lon, size_m))
+            tx.event(
+                "incident.split",
+                actor=actor,
+                ts=now,
+                incident_id=incident.id,
+                data={"incident": original, "call_key": call_key, "new_incident_id": new_id},
+            )
+            tx.event(
+                "incident.created",
+                actor=actor,
+                ts=now,
+                incident_id=new_id,
+                data={"incident": split, "split_from": incident.id},
+            )
+            try:
+                await self.store.commit(tx)
+            except VersionConflict:
+                continue
+            return original, split
+        raise StoreError(f"incident {incident_id} kept changing; try again")

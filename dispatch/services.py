@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-
+from dispatch.fleet import Fleet
 from dispatch.incidents import CallHandler
 from dispatch.intake import Intake
 from dispatch.plans import PlanTable
+from dispatch.reactor import Reactor
+from dispatch.response import Responder
 from dispatch.settings import Settings
 from dispatch.store import AnyRedis, Store
+from dispatch.timers import Timers
+from dispatch.whistles import WhistleService
+from routing import Router
 
 
 @dataclass
@@ -21,8 +26,13 @@ class Services:
     store: Store
     plans: PlanTable
     calls: CallHandler
+    fleet: Fleet
+    responder: Responder
+    timers: Timers
+    whistles: WhistleService
     clock: Callable[[], datetime]
     instance: str
+    router: Router | None = None
     intake: Intake | None = None
+    reactor: Reactor | None = None
     graph_name: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Units whose last position is older than this are ranked by home station.
     stale_position_s: float = Field(300.0, gt=0)
     whistle_ack_timeout_s: float = Field(30.0, gt=0)
+    # Sound the whistle automatically for eligible incidents reported to 120 or 119, and
+    # assign the suggested units of a sounded whistle without waiting for a dispatcher.
+    auto_whistle: bool = False
     auto_assign_whistle: bool = False
     timer_poll_ms: int = Field(250, ge=10)
     token_ttl_s: int = Field(12 * 3600, ge=1)

@@ -61,6 +61,10 @@ for _, w in ipairs(tx.writes) do
     redis.call('HSET', key, unpack(w.args))
   elseif w.op == 'hdel' then
     redis.call('HDEL', key, unpack(w.args))
+  elseif w.op == 'sadd' then
+    redis.call('SADD', key, w.member)
+  elseif w.op == 'srem' then
+    redis.call('SREM', key, w.member)
   elseif w.op == 'zadd' then
     redis.call('ZADD', key, w.score, w.member)
   elseif w.op == 'zrem' then
@@ -151,6 +155,14 @@ class Tx:
 
     def hincrby(self, key: str, hash_field: str, by: int = 1) -> Tx:
         self.writes.append({"op": "hincrby", "k": self._k(key), "field": hash_field, "by": str(by)})
+        return self
+
+    def sadd(self, key: str, member: str) -> Tx:
+        self.writes.append({"op": "sadd", "k": self._k(key), "member": member})
+        return self
+
+    def srem(self, key: str, member: str) -> Tx:
+        self.writes.append({"op": "srem", "k": self._k(key), "member": member})
         return self
 
     def zadd(self, key: str, member: str, score: float) -> Tx:

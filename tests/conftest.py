@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from dispatch.constants import Keys
+from dispatch.fleet import Fleet
+from dispatch.incidents import CallHandler
+from dispatch.merge import MergePolicy
+from dispatch.plans import PlanTable
+from dispatch.response import Responder
 from dispatch.settings import Settings
 from dispatch.store import Store
+from dispatch.timers import Timers
+from dispatch.whistles import WhistleService
+from routing import Router
 from tests.utils import TEST_SECRET
 
 # Tests use their own database on the machine's Redis so they never touch a demo's data.
@@ -71,3 +81,49 @@ def settings(redis_url: str) -> Settings:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+# -- the dispatch stack over a real road graph ---------------------------------------------------
+SHANGHAI_OSM = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "osm"
+).resolve() / ("shanghai_center.osm")
+
+
+@pytest.fixture(scope="session")
+def shanghai_router(tmp_path_factory: pytest.TempPathFactory) -> Router:
+    """The central-Shanghai extract, built once per session (skips when ../shared is absent)."""
+    if not SHANGHAI_OSM.is_file():
+        pytest.skip(f"real OSM extract {SHANGHAI_OSM} is absent")
+    return Router.from_file(SHANGHAI_OSM, cache_dir=tmp_path_factory.mktemp("graphs"))
+
+
+@dataclass
+class Stack:
+    """The dispatch adapters wired as the app wires them, without HTTP."""
+
+    store: Store
+    clock: FakeClock
+    calls: CallHandler
+    fleet: Fleet
+    responder: Responder
+    timers: Timers
+    whistles: WhistleService
+
+
+def make_stack(
+    store: Store, clock: FakeClock, router: Router | None, *, ack_timeout_s: float = 30
+) -> Stack:
+    plans = PlanTable.load()
+    calls = CallHandler(store, plans, policy=MergePolicy(), clock=clock)
+    fleet = Fleet(store, clock=clock)
+    responder = Responder(store, fleet, router, clock=clock, stale_after_s=300)
+    timers = Timers(store, clock=clock, lease_s=5)
+    whistles = WhistleService(
+        store, fleet, responder, timers, clock=clock, ack_timeout_s=ack_timeout_s
+    )
+    return Stack(store, clock, calls, fleet, responder, timers, whistles)
+
+
+@pytest.fixture
+def stack(store: Store, clock: FakeClock, shanghai_router: Router) -> Stack:
+    return make_stack(store, clock, shanghai_router)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from redis.asyncio import Redis, RedisCluster
 
 from dispatch import __version__
 from dispatch.api.routes import router as api_router
+from dispatch.api.routes_dispatch import router as dispatch_router
 from dispatch.constants import Keys
 from dispatch.errors import (
     AuthError,
@@ -26,13 +28,19 @@ from dispatch.errors import (
     NotFoundError,
     StoreError,
 )
+from dispatch.fleet import Fleet
 from dispatch.incidents import CallHandler
 from dispatch.intake import Intake
 from dispatch.merge import MergePolicy
 from dispatch.plans import PlanTable
+from dispatch.reactor import Reactor
+from dispatch.response import Responder
 from dispatch.services import Services
 from dispatch.settings import Settings
 from dispatch.store import AnyRedis, Store
+from dispatch.timers import Timers
+from dispatch.whistles import WhistleService
+from routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +60,15 @@ def create_app(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = _utcnow,
-    run_intake: bool = True,
+    run_workers: bool = True,
 ) -> FastAPI:
     """Build the service.
 
     Args:
         settings: the service's settings (secret checked already by ``Settings``).
         clock: the time source every decision uses; tests and drills pass their own.
-        run_intake: start the stream consumer in the lifespan (tests may drive it by hand).
+        run_workers: start the call consumer, the event reactor and the timer poller in the
+            lifespan (tests may drive them by hand instead).
     """
 
     @asynccontextmanager
@@ -75,18 +84,55 @@ def create_app(
         policy = MergePolicy(distance_m=settings.merge_distance_m, window_s=settings.merge_window_s)
         handler = CallHandler(store, plans, policy=policy, clock=clock)
         name = instance_name(settings)
+        router = await _load_router(settings)
+        fleet = Fleet(store, clock=clock)
+        responder = Responder(
+            store, fleet, router, clock=clock, stale_after_s=settings.stale_position_s
+        )
+        timers = Timers(store, clock=clock)
+        whistles = WhistleService(
+            store,
+            fleet,
+            responder,
+            timers,
+            clock=clock,
+            ack_timeout_s=settings.whistle_ack_timeout_s,
+        )
         svc = Services(
             settings=settings,
             redis=redis,
             store=store,
             plans=plans,
             calls=handler,
+            fleet=fleet,
+            responder=responder,
+            timers=timers,
+            whistles=whistles,
             clock=clock,
             instance=name,
+            router=router,
+            graph_name=settings.graph.name if settings.graph else None,
         )
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
-        if run_intake:
+        if run_workers:
+            svc.reactor = Reactor(
+                store,
+                responder,
+                whistles,
+                consumer=name,
+                clock=clock,
+                auto_whistle=settings.auto_whistle,
+                auto_assign=settings.auto_assign_whistle,
+                reclaim_idle_ms=settings.reclaim_idle_ms,
+            )
+            tasks.append(asyncio.create_task(svc.reactor.run(stop), name="reactor"))
+            tasks.append(
+                asyncio.create_task(
+                    timers.run(stop, poll_s=settings.timer_poll_ms / 1000), name="timers"
+                )
+            )
+        if run_workers:
             svc.intake = Intake(
                 store,
                 handler,
@@ -118,8 +164,26 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(api_router)
+    app.include_router(dispatch_router)
     _install_error_handlers(app)
     return app
+
+
+async def _load_router(settings: Settings) -> Router | None:
+    """Load the road graph named by ``YISHAO_GRAPH`` off the event loop (None without one)."""
+    if settings.graph is None:
+        log.warning("no road graph (YISHAO_GRAPH): recommendations and routes are unavailable")
+        return None
+    started = time.perf_counter()
+    router = await asyncio.to_thread(Router.from_file, settings.graph)
+    log.info(
+        "road graph %s: %d nodes, %d signals, loaded in %.2f s",
+        settings.graph.name,
+        router.graph.node_count,
+        router.graph.signal_count,
+        time.perf_counter() - started,
+    )
+    return router
 
 
 def _safe_url(settings: Settings) -> str:

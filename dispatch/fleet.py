@@ -1,0 +1,184 @@
+"""Units, hospitals and duty rosters in Redis (the adapters around the pure core's records)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from dispatch.codec import validation_reason
+from dispatch.errors import ConflictError, NotFoundError, StoreError
+from dispatch.models import Agency, Hospital, Position, Unit, UnitStatus, UnitType
+from dispatch.rosters import Duty, RosterEntry, RotationRule, duty_day, on_duty
+from dispatch.store import Store, VersionConflict
+
+
+class FleetUnit(BaseModel):
+    """A unit as a fleet file gives it: where it is based and, by default, where it is now."""
+
+    id: str
+    agency: Agency
+    type: UnitType
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    station: str | None = None
+    callsign: str | None = None
+    status: UnitStatus = UnitStatus.AVAILABLE
+
+
+def parse_fleet(data: Any) -> list[FleetUnit]:
+    """Validate a fleet file (a JSON list of units). Raises ValueError naming the bad entry."""
+    if not isinstance(data, list):
+        raise ValueError("a fleet file is a JSON list of units")
+    out: list[FleetUnit] = []
+    seen: set[str] = set()
+    for n, item in enumerate(data):
+        try:
+            unit = FleetUnit.model_validate(item)
+        except ValidationError as exc:
+            raise ValueError(f"unit [{n}]: {validation_reason(exc)}") from exc
+        if unit.id in seen:
+            raise ValueError(f"unit [{n}]: id {unit.id} appears twice")
+        seen.add(unit.id)
+        out.append(unit)
+    return out
+
+
+def parse_hospitals(data: Any) -> list[Hospital]:
+    """Validate a hospitals file (a JSON list). Raises ValueError naming the bad entry."""
+    if not isinstance(data, list):
+        raise ValueError("a hospitals file is a JSON list")
+    out: list[Hospital] = []
+    for n, item in enumerate(data):
+        try:
+            out.append(Hospital.model_validate(item))
+        except ValidationError as exc:
+            raise ValueError(f"hospital [{n}]: {validation_reason(exc)}") from exc
+    return out
+
+
+class Fleet:
+    """Reads and writes units, hospitals and rosters; every change is one event."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+
+    # -- units ---------------------------------------------------------------------
+    async def get_unit(self, unit_id: str) -> Unit:
+        unit = await self.store.get(Unit, self.store.keys.unit(unit_id))
+        if unit is None:
+            raise NotFoundError(f"no unit {unit_id}")
+        return unit
+
+    async def units(self, *, agency: Agency | None = None) -> list[Unit]:
+        ids = sorted(_s(i) for i in await self.store.redis.smembers(self.store.keys.unit_index))
+        found = await self.store.get_many(Unit, [self.store.keys.unit(i) for i in ids])
+        return [u for u in found if u is not None and (agency is None or u.agency is agency)]
+
+    async def put_unit(self, spec: FleetUnit, *, actor: str) -> Unit:
+        """Create or redefine a unit. A live unit keeps its status, position and incident."""
+        keys = self.store.keys
+        for _ in range(8):
+            current = await self.store.get(Unit, keys.unit(spec.id))
+            now = self.clock()
+            if current is None:
+                unit = Unit(
+                    id=spec.id,
+                    agency=spec.agency,
+                    type=spec.type,
+                    callsign=spec.callsign,
+                    station=spec.station,
+                    station_lat=spec.lat,
+                    station_lon=spec.lon,
+                    status=spec.status,
+                    position=Position(lat=spec.lat, lon=spec.lon, at=now),
+                    version=1,
+                )
+            else:
+                unit = current.model_copy(
+                    update={
+                        "agency": spec.agency,
+                        "type": spec.type,
+                        "callsign": spec.callsign,
+                        "station": spec.station,
+                        "station_lat": spec.lat,
+                        "station_lon": spec.lon,
+                        "version": current.version + 1,
+                    }
+                )
+            tx = self.store.tx()
+            tx.expect_version(keys.unit(spec.id), 0 if current is None else current.version)
+            tx.put(keys.unit(spec.id), unit, unit.version)
+            tx.sadd(keys.unit_index, spec.id)
+            tx.event("unit.updated", actor=actor, ts=now, data={"unit": unit})
+            try:
+                await self.store.commit(tx)
+            except VersionConflict:
+                continue
+            return unit
+        raise StoreError(f"unit {spec.id} kept changing; try again")
+
+    # -- hospitals -----------------------------------------------------------------
+    async def put_hospitals(self, hospitals: Sequence[Hospital], *, actor: str) -> None:
+        keys = self.store.keys
+        tx = self.store.tx()
+        for h in hospitals:
+            tx.put(keys.hospital(h.id), h, 1)
+            tx.sadd(keys.hospital_index, h.id)
+        tx.event(
+            "hospitals.updated", actor=actor, ts=self.clock(), data={"hospitals": list(hospitals)}
+        )
+        await self.store.commit(tx)
+
+    async def hospitals(self) -> list[Hospital]:
+        ids = sorted(_s(i) for i in await self.store.redis.smembers(self.store.keys.hospital_index))
+        found = await self.store.get_many(Hospital, [self.store.keys.hospital(i) for i in ids])
+        return [h for h in found if h is not None]
+
+    # -- rosters -------------------------------------------------------------------
+    async def put_roster(
+        self, entries: Sequence[RosterEntry], rules: Sequence[RotationRule], *, actor: str
+    ) -> None:
+        """Add or replace roster entries (by date and agency) and rules (by agency and start)."""
+        keys = self.store.keys
+        tx = self.store.tx()
+        if entries:
+            tx.hset(
+                keys.roster_entries,
+                {f"{e.date.isoformat()}:{e.agency.value}": e.model_dump_json() for e in entries},
+            )
+        if rules:
+            tx.hset(
+                keys.roster_rules,
+                {f"{r.agency.value}:{r.start.isoformat()}": r.model_dump_json() for r in rules},
+            )
+        tx.event(
+            "roster.updated",
+            actor=actor,
+            ts=self.clock(),
+            data={"entries": list(entries), "rules": list(rules)},
+        )
+        await self.store.commit(tx)
+
+    async def duty(self, day: date | None = None) -> tuple[date, dict[Agency, Duty]]:
+        """Who is on duty on ``day`` (default: the duty day now, shift change 08:00 Shanghai)."""
+        day = day or duty_day(self.clock())
+        keys = self.store.keys
+        wanted = [f"{day.isoformat()}:{a.value}" for a in Agency]
+        raw_entries = await self.store.redis.hmget(keys.roster_entries, wanted)
+        entries = [RosterEntry.model_validate_json(r) for r in raw_entries if r is not None]
+        rules = [
+            RotationRule.model_validate_json(r)
+            for r in (await self.store.redis.hgetall(keys.roster_rules)).values()
+        ]
+        try:
+            return day, on_duty(day, entries, rules)
+        except ValueError as exc:
+            raise ConflictError(f"roster for {day} is ambiguous: {exc}") from exc
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

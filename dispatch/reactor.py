@@ -1,0 +1,164 @@
+"""Reactions to committed events: recommendations for new incidents, the automatic whistle.
+
+The reactor is a consumer group (``reactor``) on the event log, like intake is on the calls:
+every instance takes a share, an event is acknowledged after the reaction is committed, and a
+dead instance's share is reclaimed. Reactions are idempotent (a second recommendation for the
+same incident version is skipped; a whistle is never sounded twice), so redelivery is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+
+from dispatch.auth import Principal
+from dispatch.errors import ConflictError, StoreError, YishaoError
+from dispatch.models import CENTRE_AGENCY, Centre, Incident, Role
+from dispatch.response import Responder
+from dispatch.store import Store, event_from_entry
+from dispatch.whistle import SOUNDING_CENTRES
+from dispatch.whistles import WhistleService
+
+log = logging.getLogger(__name__)
+
+REACTOR_GROUP = "reactor"
+TRIGGERS = frozenset({"incident.created", "incident.merged"})
+
+
+class Reactor:
+    """Consumes the event log and reacts to new and merged incidents."""
+
+    def __init__(
+        self,
+        store: Store,
+        responder: Responder,
+        whistles: WhistleService,
+        *,
+        consumer: str,
+        clock: Callable[[], datetime],
+        auto_whistle: bool,
+        auto_assign: bool,
+        reclaim_idle_ms: int = 30_000,
+    ) -> None:
+        self.store = store
+        self.responder = responder
+        self.whistles = whistles
+        self.consumer = consumer
+        self.clock = clock
+        self.auto_whistle = auto_whistle
+        self.auto_assign = auto_assign
+        self.reclaim_idle_ms = reclaim_idle_ms
+        self.reacted = 0
+
+    async def ensure_group(self) -> None:
+        try:
+            # "$": a new deployment reacts to what happens from now on, not to history.
+            await self.store.redis.xgroup_create(
+                self.store.keys.events, REACTOR_GROUP, id="$", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.ensure_group()
+                break
+            except (RedisError, YishaoError) as exc:
+                log.warning("reactor: %s", exc)
+                await _pause(stop, 1.0)
+        while not stop.is_set():
+            try:
+                await self.reclaim()
+                await self.step(block_ms=500)
+            except (RedisError, YishaoError) as exc:
+                log.warning("reactor: %s; retrying in 1 s", exc)
+                await _pause(stop, 1.0)
+
+    async def step(self, *, block_ms: int = 500) -> int:
+        resp: Any = await self.store.redis.xreadgroup(
+            REACTOR_GROUP, self.consumer, {self.store.keys.events: ">"}, count=50, block=block_ms
+        )
+        entries = resp[0][1] if resp else []
+        for entry_id, raw in entries:
+            await self._handle(entry_id, raw)
+        return len(entries)
+
+    async def reclaim(self) -> None:
+        resp: Any = await self.store.redis.xautoclaim(
+            self.store.keys.events,
+            REACTOR_GROUP,
+            self.consumer,
+            min_idle_time=self.reclaim_idle_ms,
+            count=50,
+        )
+        for entry in resp[1]:
+            if entry and entry[1] is not None:
+                await self._handle(entry[0], entry[1])
+
+    async def _handle(self, entry_id: bytes, raw: dict[bytes, bytes]) -> None:
+        event = event_from_entry(entry_id, raw)
+        if event.type in TRIGGERS and event.incident_id:
+            try:
+                await self.react(event.incident_id, actor=event.actor)
+            except (ConflictError, StoreError) as exc:
+                # Not retryable by waiting (off-graph scene, no graph): say so, move on.
+                log.warning("reactor: incident %s: %s", event.incident_id, exc)
+            except Exception:
+                log.exception("reactor: event %s failed; left pending", event.id)
+                return
+        await self.store.redis.xack(self.store.keys.events, REACTOR_GROUP, entry_id)
+
+    async def react(self, incident_id: str, *, actor: str) -> None:
+        """Recommend units for the incident; sound the whistle if set to and it qualifies."""
+        incident = await self.responder.incident(incident_id)
+        if self.responder.router is not None:
+            recs = await self.responder.recommend_for(incident)
+            tx = self.store.tx()
+            tx.event(
+                "incident.recommended",
+                actor="reactor",
+                ts=self.clock(),
+                incident_id=incident.id,
+                data={"version": incident.version, "recommendations": recs},
+            )
+            await self.store.commit(tx)
+        centre = _sounding_centre(incident)
+        if (
+            self.auto_whistle
+            and incident.whistle_eligible
+            and incident.whistle_id is None
+            and centre
+        ):
+            who = Principal(
+                sub=f"auto:{centre.value}",
+                role=Role.DISPATCHER,
+                agency=CENTRE_AGENCY[centre],
+                exp=0,
+                iat=0,
+            )
+            try:
+                await self.whistles.sound(incident.id, who)
+            except ConflictError as exc:
+                log.info("reactor: no automatic whistle for %s: %s", incident.id, exc)
+        self.reacted += 1
+
+
+def _sounding_centre(incident: Incident) -> Centre | None:
+    """The centre that sounds an automatic whistle: 120 or 119, whichever took a call first."""
+    for call in incident.calls:
+        if call.centre in SOUNDING_CENTRES:
+            return call.centre
+    return None
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
