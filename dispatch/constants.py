@@ -135,6 +135,16 @@ class Keys:
     def timer_payloads(self) -> str:
         return f"{self.tag}:timers:payload"
 
+    @property
+    def positions(self) -> str:
+        """Hash unit id -> latest position JSON."""
+        return f"{self.tag}:positions"
+
+    @property
+    def position_stream(self) -> str:
+        """Capped stream of every fix, read by each instance for the live map."""
+        return f"{self.tag}:positions:stream"
+
     def assignment(self, unit_id: str) -> str:
         """A unit's current assignment record (routes, green-wave plans)."""
         return f"{self.tag}:assignment:{unit_id}"

@@ -71,12 +71,33 @@ class Fleet:
         unit = await self.store.get(Unit, self.store.keys.unit(unit_id))
         if unit is None:
             raise NotFoundError(f"no unit {unit_id}")
+        fix = await self.store.redis.hget(self.store.keys.positions, unit_id)
+        if fix is not None:
+            unit = unit.model_copy(update={"position": Position.model_validate_json(fix)})
         return unit
 
     async def units(self, *, agency: Agency | None = None) -> list[Unit]:
+        """Every unit, with its latest position from the terminals' fixes."""
         ids = sorted(_s(i) for i in await self.store.redis.smembers(self.store.keys.unit_index))
         found = await self.store.get_many(Unit, [self.store.keys.unit(i) for i in ids])
-        return [u for u in found if u is not None and (agency is None or u.agency is agency)]
+        units = [u for u in found if u is not None and (agency is None or u.agency is agency)]
+        if not units:
+            return units
+        raw = await self.store.redis.hmget(self.store.keys.positions, [u.id for u in units])
+        return [
+            u
+            if fix is None
+            else u.model_copy(update={"position": Position.model_validate_json(fix)})
+            for u, fix in zip(units, raw, strict=True)
+        ]
+
+    async def position(self, unit_id: str) -> Position | None:
+        """The unit's latest fix (from its terminal, else where it was loaded)."""
+        raw = await self.store.redis.hget(self.store.keys.positions, unit_id)
+        if raw is not None:
+            return Position.model_validate_json(raw)
+        unit = await self.store.get(Unit, self.store.keys.unit(unit_id))
+        return None if unit is None else unit.position
 
     async def put_unit(self, spec: FleetUnit, *, actor: str) -> Unit:
         """Create or redefine a unit. A live unit keeps its status, position and incident."""

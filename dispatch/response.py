@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
@@ -76,7 +76,20 @@ class AssignmentRecord(BaseModel):
     hospital: Hospital | None = None
     transport: Leg | None = None
     greenwave_active: bool = False
+    active_leg: str | None = Field("scene", description="the leg being driven, None when parked")
+    sent_eta: dict[str, float] = Field(
+        default_factory=dict,
+        description="intersection id -> ETA (epoch s) last sent to its controller",
+    )
     version: int = 1
+
+    def leg(self) -> Leg | None:
+        """The leg being driven now."""
+        if self.active_leg == "scene":
+            return self.scene
+        if self.active_leg == "transport":
+            return self.transport
+        return None
 
 
 class AssignmentRequest(BaseModel):
@@ -110,6 +123,10 @@ class Responder:
         self.router = router
         self.clock = clock
         self.stale_after_s = stale_after_s
+        self._cache: dict[str, AssignmentRecord] = {}
+        # Set by the app to the position desk's ``activate``: sends a protected unit's first
+        # signal requests. Without it (tests of this module alone) plans are only stored.
+        self.activation: Callable[[AssignmentRecord, datetime], Awaitable[int]] | None = None
 
     def _router(self) -> Router:
         if self.router is None:
@@ -305,6 +322,8 @@ class Responder:
             except VersionConflict:
                 continue
             log.info("incident %s: assigned %s", incident.id, ", ".join(request.unit_ids))
+            if protected:
+                await self.activate_all(incident.id, now=now)
             return list(records)
         raise StoreError(f"incident {incident_id} kept changing; try again")
 
@@ -349,6 +368,30 @@ class Responder:
                     "requester": leg.greenwave.requester,
                 },
             )
+
+    async def assignment_of(self, unit_id: str) -> AssignmentRecord | None:
+        """The unit's current assignment record, from a per-instance cache checked by version.
+
+        A terminal sends a fix a second and the record carries whole routes: checking the
+        version (one HGET) instead of parsing the record each time keeps fixes cheap.
+        """
+        key = self.store.keys.assignment(unit_id)
+        raw_version = await self.store.redis.hget(key, "v")
+        if raw_version is None:
+            self._cache.pop(unit_id, None)
+            return None
+        version = int(raw_version)
+        cached = self._cache.get(unit_id)
+        if cached is not None and cached.version == version:
+            return cached
+        record = await self.store.get(AssignmentRecord, key)
+        if record is not None:
+            self._cache[unit_id] = record
+        return record
+
+    def forget(self, unit_id: str) -> None:
+        """Drop a cached record after this instance changed it."""
+        self._cache.pop(unit_id, None)
 
     async def assignments(self, incident: Incident) -> list[AssignmentRecord]:
         keys = self.store.keys
@@ -402,5 +445,17 @@ class Responder:
                 await self.store.commit(tx)
             except VersionConflict:
                 continue
+            await self.activate_all(incident.id, now=now)
             return len(records)
         raise StoreError(f"incident {incident_id} kept changing; try again")
+
+    async def activate_all(self, incident_id: str, *, now: datetime) -> int:
+        """Send the first signal requests of every protected unit of an incident."""
+        if self.activation is None:
+            return 0
+        incident = await self.incident(incident_id)
+        sent = 0
+        for record in await self.assignments(incident):
+            if record.greenwave_active and not record.sent_eta:
+                sent += await self.activation(record, now)
+        return sent

@@ -214,6 +214,8 @@ class WhistleService:
                 await self.store.commit(tx)
             except VersionConflict:
                 continue
+            if any(isinstance(e, machine.EnableGreenWave) for e in effects):
+                await self.responder.activate_all(incident.id, now=now)
             return new
         raise StoreError(f"whistle {whistle_id} kept changing; try again")
 

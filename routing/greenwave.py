@@ -456,6 +456,29 @@ def replan_for_new_route(
     return PlanUpdate(plan=state.model_copy(update={"signals": signals}), requests=messages)
 
 
+def cancel_requests(
+    plan: GreenWavePlan,
+    *,
+    now: datetime,
+    only: set[int] | None = None,
+    config: GreenWaveConfig | None = None,
+) -> list[SignalRequest]:
+    """``cancel`` messages for the plan's active signals (all, or those in ``only``).
+
+    Used when a vehicle stops needing priority: it arrived, or its assignment ended.
+    """
+    cfg = config or GreenWaveConfig()
+    out: list[SignalRequest] = []
+    for sig in plan.signals:
+        if not sig.active or (only is not None and sig.intersection_id not in only):
+            continue
+        gone = sig.model_copy(update={"sequence": sig.sequence + 1, "active": False})
+        out.append(
+            _message(plan, gone, RequestType.CANCEL, now=now, ahead_s=0.0, ahead_m=0.0, config=cfg)
+        )
+    return out
+
+
 def active_requests(plan: GreenWavePlan) -> Sequence[PlannedSignal]:
     """Signals of the plan still wanting priority."""
     return [s for s in plan.signals if s.active]

@@ -16,8 +16,10 @@ from dispatch.fleet import Fleet
 from dispatch.incidents import CallHandler
 from dispatch.merge import MergePolicy
 from dispatch.plans import PlanTable
+from dispatch.positions import PositionDesk
 from dispatch.response import Responder
 from dispatch.settings import Settings
+from dispatch.signals import SignalDesk
 from dispatch.store import Store
 from dispatch.timers import Timers
 from dispatch.whistles import WhistleService
@@ -108,6 +110,8 @@ class Stack:
     responder: Responder
     timers: Timers
     whistles: WhistleService
+    signals: SignalDesk
+    positions: PositionDesk
 
 
 def make_stack(
@@ -121,7 +125,10 @@ def make_stack(
     whistles = WhistleService(
         store, fleet, responder, timers, clock=clock, ack_timeout_s=ack_timeout_s
     )
-    return Stack(store, clock, calls, fleet, responder, timers, whistles)
+    signals = SignalDesk(store, clock=clock)
+    positions = PositionDesk(store, fleet, responder, signals, clock=clock)
+    responder.activation = positions.activate
+    return Stack(store, clock, calls, fleet, responder, timers, whistles, signals, positions)
 
 
 @pytest.fixture
