@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 DEFAULT_NAMESPACE = "yishao"
 CONSUMER_GROUP = "dispatch"
-EVENT_STREAM_MAXLEN = 1_000_000
+# About 50 days of a district like Fuyang (a few hundred incidents a day, ~20 events each);
+# the stream is the live audit and replay window, not the archive.
+EVENT_STREAM_MAXLEN = 250_000
 DEAD_STREAM_MAXLEN = 100_000
 CALL_STREAM_MAXLEN = 1_000_000
 
@@ -92,6 +94,11 @@ class Keys:
 
     def unit(self, unit_id: str) -> str:
         return f"{self.tag}:unit:{unit_id}"
+
+    @property
+    def fleet_version(self) -> str:
+        """Hash with one counter, bumped by every unit write (cache validation)."""
+        return f"{self.tag}:fleet:version"
 
     @property
     def unit_index(self) -> str:

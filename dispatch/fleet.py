@@ -9,10 +9,11 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from dispatch.codec import validation_reason
+from dispatch.constants import Keys
 from dispatch.errors import ConflictError, NotFoundError, StoreError
 from dispatch.models import Agency, Hospital, Position, Unit, UnitStatus, UnitType
 from dispatch.rosters import Duty, RosterEntry, RotationRule, duty_day, on_duty
-from dispatch.store import Store, VersionConflict
+from dispatch.store import Store, Tx, VersionConflict
 
 
 class FleetUnit(BaseModel):
@@ -59,12 +60,25 @@ def parse_hospitals(data: Any) -> list[Hospital]:
     return out
 
 
+def stage_unit(tx: Tx, keys: Keys, unit: Unit) -> None:
+    """Write a unit as part of ``tx`` and bump the fleet's version (every unit write must)."""
+    tx.put(keys.unit(unit.id), unit, unit.version)
+    tx.hincrby(keys.fleet_version, "v")
+
+
 class Fleet:
-    """Reads and writes units, hospitals and rosters; every change is one event."""
+    """Reads and writes units, hospitals and rosters; every change is one event.
+
+    Ranking reads the whole fleet for every incident; parsing hundreds of unit records each
+    time cost more than the road search itself. The unit records are cached per instance
+    and re-read only when the fleet version (bumped by every unit write) has moved; the
+    positions, which change every second, are always read fresh.
+    """
 
     def __init__(self, store: Store, *, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.clock = clock
+        self._cached: tuple[str, list[Unit]] | None = None
 
     # -- units ---------------------------------------------------------------------
     async def get_unit(self, unit_id: str) -> Unit:
@@ -78,9 +92,17 @@ class Fleet:
 
     async def units(self, *, agency: Agency | None = None) -> list[Unit]:
         """Every unit, with its latest position from the terminals' fixes."""
-        ids = sorted(_s(i) for i in await self.store.redis.smembers(self.store.keys.unit_index))
-        found = await self.store.get_many(Unit, [self.store.keys.unit(i) for i in ids])
-        units = [u for u in found if u is not None and (agency is None or u.agency is agency)]
+        keys = self.store.keys
+        raw_version = await self.store.redis.hget(keys.fleet_version, "v")
+        version = "" if raw_version is None else _s(raw_version)
+        if self._cached is not None and self._cached[0] == version:
+            every = self._cached[1]
+        else:
+            ids = sorted(_s(i) for i in await self.store.redis.smembers(keys.unit_index))
+            found = await self.store.get_many(Unit, [keys.unit(i) for i in ids])
+            every = [u for u in found if u is not None]
+            self._cached = (version, every)
+        units = [u for u in every if agency is None or u.agency is agency]
         if not units:
             return units
         raw = await self.store.redis.hmget(self.store.keys.positions, [u.id for u in units])
@@ -132,7 +154,7 @@ class Fleet:
                 )
             tx = self.store.tx()
             tx.expect_version(keys.unit(spec.id), 0 if current is None else current.version)
-            tx.put(keys.unit(spec.id), unit, unit.version)
+            stage_unit(tx, keys, unit)
             tx.sadd(keys.unit_index, spec.id)
             tx.event("unit.updated", actor=actor, ts=now, data={"unit": unit})
             try:

@@ -60,16 +60,14 @@ class CallHandler:
         keys = self.store.keys
         size_m = self.policy.distance_m
         for _ in range(MAX_ATTEMPTS):
-            seen = await self.store.incident_for_call(call.key)
-            if seen is not None:
-                return CallOutcome("duplicate", seen)
             cells = cells_around(call.lat, call.lon, size_m)
-            versions = await self.store.cell_versions(cells)
             # Redis's geo radius uses a slightly different earth radius: search a little
             # wider and let the pure core decide on the exact distance.
-            candidates = await self.store.open_incidents_near(
-                call.lat, call.lon, size_m * 1.01 + 1.0
+            seen, versions, candidates = await self.store.merge_view(
+                call.key, cells, lat=call.lat, lon=call.lon, radius_m=size_m * 1.01 + 1.0
             )
+            if seen is not None:
+                return CallOutcome("duplicate", seen)
             decision = merge.find_merge_target(call, candidates, policy=self.policy)
             now = self.clock()
             target: Incident | None = None

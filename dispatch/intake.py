@@ -84,6 +84,12 @@ class Intake:
                 await self.step()
             except (RedisError, YishaoError) as exc:
                 log.warning("intake %s: %s; retrying in 1 s", self.consumer, exc)
+                if "NOGROUP" in str(exc):
+                    # Redis lost the group (restart without persistence, failover to an
+                    # empty replica): make it again rather than fail forever.
+                    with contextlib.suppress(RedisError, YishaoError):
+                        await self.store.ensure_group()
+                    continue
                 await _sleep_or_stop(stop, 1.0)
 
     async def _retrying(self, fn: Callable[[], object], stop: asyncio.Event) -> None:

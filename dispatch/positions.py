@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel
 
 from dispatch.errors import ConflictError, StoreError
-from dispatch.fleet import Fleet
+from dispatch.fleet import Fleet, stage_unit
 from dispatch.models import IncidentStatus, Position, Unit, UnitStatus
 from dispatch.response import AssignmentRecord, Leg, Responder
 from dispatch.signals import SignalDesk
@@ -281,7 +281,7 @@ class PositionDesk:
                 await self._incident_progress(tx, record.incident_id, unit_id, status, now=now)
             elif status in (UnitStatus.AVAILABLE, UnitStatus.OUT_OF_SERVICE):
                 moved.incident_id = None
-            tx.put(keys.unit(unit_id), moved, moved.version)
+            stage_unit(tx, keys, moved)
             tx.event(
                 "unit.status",
                 actor=actor,

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 REACTOR_GROUP = "reactor"
 TRIGGERS = frozenset({"incident.created", "incident.merged"})
+# Events carry the best few candidates per agency; the full ranking is one REST call away.
+EVENT_CANDIDATES = 5
 
 
 class Reactor:
@@ -80,16 +82,25 @@ class Reactor:
                 await self.step(block_ms=500)
             except (RedisError, YishaoError) as exc:
                 log.warning("reactor: %s; retrying in 1 s", exc)
+                if "NOGROUP" in str(exc):
+                    with contextlib.suppress(RedisError, YishaoError):
+                        await self.ensure_group()
+                    continue
                 await _pause(stop, 1.0)
 
     async def step(self, *, block_ms: int = 500) -> int:
+        """Read a batch of events, react to the ones that call for it, ack them together."""
         resp: Any = await self.store.redis.xreadgroup(
-            REACTOR_GROUP, self.consumer, {self.store.keys.events: ">"}, count=50, block=block_ms
+            REACTOR_GROUP, self.consumer, {self.store.keys.events: ">"}, count=200, block=block_ms
         )
         entries = resp[0][1] if resp else []
-        for entry_id, raw in entries:
-            await self._handle(entry_id, raw)
+        await self._handle_batch(entries)
         return len(entries)
+
+    async def _handle_batch(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        done = [entry_id for entry_id, raw in entries if await self._handle(entry_id, raw)]
+        if done:
+            await self.store.redis.xack(self.store.keys.events, REACTOR_GROUP, *done)
 
     async def reclaim(self) -> None:
         resp: Any = await self.store.redis.xautoclaim(
@@ -99,11 +110,12 @@ class Reactor:
             min_idle_time=self.reclaim_idle_ms,
             count=50,
         )
-        for entry in resp[1]:
-            if entry and entry[1] is not None:
-                await self._handle(entry[0], entry[1])
+        await self._handle_batch([e for e in resp[1] if e and e[1] is not None])
 
-    async def _handle(self, entry_id: bytes, raw: dict[bytes, bytes]) -> None:
+    async def _handle(self, entry_id: bytes, raw: dict[bytes, bytes]) -> bool:
+        """React to one event; True when it may be acknowledged."""
+        if raw.get(b"type", b"").decode() not in TRIGGERS:
+            return True
         event = event_from_entry(entry_id, raw)
         if event.type in TRIGGERS and event.incident_id:
             try:
@@ -112,13 +124,15 @@ class Reactor:
                 # Not retryable by waiting (off-graph scene, no graph): say so, move on.
                 log.warning("reactor: incident %s: %s", event.incident_id, exc)
             except Exception:
+                # Anything else may pass (Redis blip): leave it pending, reclaimed later.
                 log.exception("reactor: event %s failed; left pending", event.id)
-                return
-        await self.store.redis.xack(self.store.keys.events, REACTOR_GROUP, entry_id)
+                return False
+        return True
 
     async def react(self, incident_id: str, *, actor: str) -> None:
         """Recommend units for the incident; sound the whistle if set to and it qualifies."""
         incident = await self.responder.incident(incident_id)
+        recs = None
         if self.responder.router is not None:
             recs = await self.responder.recommend_for(incident)
             tx = self.store.tx()
@@ -127,7 +141,7 @@ class Reactor:
                 actor="reactor",
                 ts=self.clock(),
                 incident_id=incident.id,
-                data={"version": incident.version, "recommendations": recs},
+                data={"version": incident.version, "recommendations": recs.top(EVENT_CANDIDATES)},
             )
             await self.store.commit(tx)
         centre = _sounding_centre(incident)
@@ -145,7 +159,7 @@ class Reactor:
                 iat=0,
             )
             try:
-                await self.whistles.sound(incident.id, who)
+                await self.whistles.sound(incident.id, who, recommended=recs)
             except ConflictError as exc:
                 log.info("reactor: no automatic whistle for %s: %s", incident.id, exc)
         self.reacted += 1

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from dispatch.errors import ConflictError, NotFoundError, StoreError
-from dispatch.fleet import Fleet
+from dispatch.fleet import Fleet, stage_unit
 from dispatch.models import (
     ASSIGNABLE_STATUSES,
     Agency,
@@ -53,6 +53,25 @@ class Recommendations(BaseModel):
     incident_id: str
     computed_at: datetime
     agencies: list[AgencyRecommendation]
+
+    def top(self, n: int) -> Recommendations:
+        """The same, keeping each agency's ``n`` best candidates plus every suggested unit."""
+        return self.model_copy(
+            update={
+                "agencies": [
+                    a.model_copy(
+                        update={
+                            "candidates": [
+                                c
+                                for i, c in enumerate(a.candidates)
+                                if i < n or c.unit_id in a.suggested
+                            ]
+                        }
+                    )
+                    for a in self.agencies
+                ]
+            }
+        )
 
 
 class Leg(BaseModel):
@@ -290,7 +309,7 @@ class Responder:
                         "version": unit.version + 1,
                     }
                 )
-                tx.put(keys.unit(unit.id), moved, moved.version)
+                stage_unit(tx, keys, moved)
                 tx.put(keys.assignment(unit.id), record, record.version)
                 assignments.append(
                     Assignment(

@@ -331,6 +331,34 @@ class Store:
         found = await self.get_many(Incident, [self.keys.incident(_s(i)) for i in ids])
         return [i for i in found if i is not None and i.status is not IncidentStatus.CLOSED]
 
+    async def merge_view(
+        self, call_key: str, cells: Sequence[str], *, lat: float, lon: float, radius_m: float
+    ) -> tuple[str | None, dict[str, str], list[Incident]]:
+        """What joint intake needs to decide on one call, read in one round trip.
+
+        Returns:
+            The incident already holding this call (a duplicate) or None; the change
+            counters of the cells around the call (the commit's guards); the open
+            incidents within ``radius_m``, nearest first.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.call_index, call_key)
+            pipe.hmget(self.keys.cell_versions, list(cells))
+            pipe.geosearch(
+                self.keys.open_geo, longitude=lon, latitude=lat, radius=radius_m, unit="m",
+                sort="ASC",
+            )  # fmt: skip
+            try:
+                seen, raw_versions, ids = await pipe.execute()
+            except ResponseError as exc:
+                raise StoreError(f"reading merge candidates failed: {exc}") from exc
+        versions = {
+            c: ("" if v is None else _s(v)) for c, v in zip(cells, raw_versions, strict=True)
+        }
+        found = await self.get_many(Incident, [self.keys.incident(_s(i)) for i in ids])
+        candidates = [i for i in found if i is not None and i.status is not IncidentStatus.CLOSED]
+        return (None if seen is None else _s(seen)), versions, candidates
+
     async def cell_versions(self, cells: Iterable[str]) -> dict[str, str]:
         cells = list(cells)
         raw = await self.redis.hmget(self.keys.cell_versions, cells)

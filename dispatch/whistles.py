@@ -96,7 +96,13 @@ class WhistleService:
         return [w for w in await self.store.get_many(machine.Whistle, keys) if w is not None]
 
     async def sound(
-        self, incident_id: str, who: Principal, *, forced: bool = False, reason: str | None = None
+        self,
+        incident_id: str,
+        who: Principal,
+        *,
+        forced: bool = False,
+        reason: str | None = None,
+        recommended: Recommendations | None = None,
     ) -> machine.Whistle:
         """Sound the whistle for an incident on behalf of a 120 or 119 dispatcher.
 
@@ -125,7 +131,8 @@ class WhistleService:
                 forced=forced,
                 reason=reason,
             )
-            recommended = await self._recommendations(incident)
+            if recommended is None or recommended.incident_id != incident.id:
+                recommended = await self._recommendations(incident)
             tx = self.store.tx()
             tx.expect_version(keys.incident(incident.id), incident.version)
             tx.expect_version(keys.whistle(whistle.id), 0)
@@ -256,7 +263,7 @@ class WhistleService:
                         "whistle_id": whistle.id,
                         "summons": effect.summons,
                         "incident": summary(incident),
-                        "recommended": extra,
+                        "recommended": extra.top(5) if extra is not None else None,
                     },
                 )
             elif isinstance(effect, machine.ScheduleTimer):
