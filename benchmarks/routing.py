@@ -4,9 +4,10 @@ Run by hand from the repository root (not part of the tests)::
 
     .venv/bin/python benchmarks/routing.py [--pairs 200] [--seed 0]
 
-Prints per-query median / p99 (ms) for ``route`` and ``travel_times_to`` (50 units) against
-networkx on the same weights and the same pairs, the speed-up, build / load times, and the
-memory taken by the loaded 50k graph. Every Router answer is checked against networkx.
+Prints per-query median / p99 (ms) for ``route``, ``travel_times_to`` (50 units) and
+``travel_times_from`` (50 destinations) against networkx on the same weights and the same
+pairs, the speed-up, build / load times, and the memory taken by the loaded 50k graph. Every
+Router answer is checked against networkx.
 """
 
 from __future__ import annotations
@@ -115,6 +116,27 @@ def bench(name: str, router: Router, pairs: int, seed: int, nx_runs: int) -> Non
     print(f"travel_times_to yishao   {_stats(ours_tt)}  ms ({UNITS} units, distances included)")
     print(f"travel_times_to networkx {_stats(theirs_tt)}  ms (one reverse Dijkstra per incident)")
     print(f"travel_times_to speed-up median x{np.median(theirs_tt) / np.median(ours_tt):.1f}")
+
+    # The mirror: one forward search from the scene to 50 destinations (same points).
+    it_f = iter(range(pairs))
+    ours_tf, results_f = _timed(
+        lambda: router.travel_times_from(latlon[(i := next(it_f))], unit_pts[i]), pairs
+    )
+    it_nf = iter(range(nx_runs))
+
+    def nx_tf() -> list[float]:
+        i = next(it_nf)
+        dist = nx.single_source_dijkstra_path_length(graph, int(incidents[i]), weight="weight")
+        return [dist[int(u)] for u in units[i]]
+
+    theirs_tf, nx_tfs = _timed(nx_tf, nx_runs)
+    for res, expected in zip(results_f, nx_tfs, strict=False):
+        assert np.allclose(res.duration_s, expected, rtol=1e-9, atol=1e-9)  # type: ignore[attr-defined]
+    print(
+        f"travel_times_from yishao   {_stats(ours_tf)}  ms ({UNITS} destinations, with distances)"
+    )
+    print(f"travel_times_from networkx {_stats(theirs_tf)}  ms (one Dijkstra per origin)")
+    print(f"travel_times_from speed-up median x{np.median(theirs_tf) / np.median(ours_tf):.1f}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

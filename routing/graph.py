@@ -115,6 +115,19 @@ class RoadGraph:
         return graph
 
 
+def _sort_merged_attributes(graph: nx.MultiDiGraph) -> None:
+    """Put the attribute lists that simplification merges into a fixed order.
+
+    osmnx builds them from sets, so their order follows Python's hash seed: the same file
+    built twice gave different road classes (and speeds) to some merged edges. Sorted
+    lists make a build reproducible.
+    """
+    for _, _, data in graph.edges(data=True):
+        for key, value in data.items():
+            if isinstance(value, list) and key != "geometry":
+                data[key] = sorted(value, key=str)
+
+
 def _first_highway(value: object) -> str:
     # Simplification merges ways of several classes into a list; the first is representative.
     if isinstance(value, list):
@@ -162,6 +175,7 @@ def build_from_nx(
     graph = ox.truncate.largest_component(graph, strongly=True)
     if graph.number_of_edges() == 0:
         raise GraphBuildError(f"{source}: no strongly connected road network")
+    _sort_merged_attributes(graph)
     progress("adding speeds")
     graph = ox.add_edge_speeds(
         graph, hwy_speeds=dict(speeds_kph or DEFAULT_SPEEDS_KPH), fallback=FALLBACK_SPEED_KPH

@@ -13,6 +13,7 @@ import pytest
 from routing import NORMAL, OffGraphError, Route, Router
 from routing.graph import haversine_m
 from routing.router import route_distance_check
+from routing.synthetic import synthetic_city
 
 
 def _pairs(router: Router, count: int, seed: int) -> list[tuple[int, int]]:
@@ -135,6 +136,74 @@ def test_travel_times_to_equals_per_origin_dijkstra(
     with pytest.raises(OffGraphError):
         shanghai.travel_times_to((0.0, 0.0), origins)
     assert shanghai.travel_times_to(dest, []).duration_s.shape == (0,)
+
+
+def test_travel_times_from_equals_per_destination_dijkstra(
+    shanghai: Router, shanghai_nx: nx.MultiDiGraph
+) -> None:
+    g = shanghai.graph
+    rng = np.random.default_rng(8)
+    nodes = rng.integers(0, g.node_count, 51)
+    scene = (float(g.node_lat[nodes[0]]), float(g.node_lon[nodes[0]]))
+    hospitals = [(float(g.node_lat[n]), float(g.node_lon[n])) for n in nodes[1:]]
+    result = shanghai.travel_times_from(scene, [*hospitals, (10.0, 10.0), scene])
+    assert result.origin is not None and result.destination is None
+    source = shanghai.node_index(result.origin.node_id)
+    for i, hospital in enumerate(hospitals):
+        target = shanghai.node_index(shanghai.snap(hospital).node_id)
+        assert result.duration_s[i] == pytest.approx(
+            nx.dijkstra_path_length(shanghai_nx, source, target), rel=1e-9, abs=1e-9
+        )
+        route = shanghai.route_nodes(source, target)
+        assert result.distance_m[i] == pytest.approx(route.distance_m, rel=1e-6, abs=1e-6)
+    assert math.isinf(result.duration_s[-2]) and math.isinf(result.distance_m[-2])
+    assert result.snap_distance_m[-2] > shanghai.max_snap_m
+    assert result.duration_s[-1] == 0.0 and result.distance_m[-1] == 0.0
+    with pytest.raises(OffGraphError):
+        shanghai.travel_times_from((0.0, 0.0), hospitals)
+    empty = shanghai.travel_times_from(scene, [])
+    assert empty.duration_s.shape == empty.distance_m.shape == (0,)
+
+
+@pytest.mark.parametrize("slack", [0.05, 1.0, 50.0])
+def test_one_to_many_is_exact_whatever_the_search_bound(slack: float) -> None:
+    # A tiny slack makes every bounded search miss (doubling, then unbounded); a huge one
+    # settles everything at once. The answers must not change.
+    router = Router(synthetic_city(40, seed=3))
+    router._engine.slack = slack
+    graph = router.graph.to_networkx(router.edge_time_s)
+    lengths = router.graph.to_networkx(router.graph.edge_length_m)
+    g = router.graph
+    rng = np.random.default_rng(12)
+    for _ in range(4):
+        root, *others = rng.integers(0, g.node_count, 21).tolist()
+        here = (float(g.node_lat[root]), float(g.node_lon[root]))
+        there = [(float(g.node_lat[n]), float(g.node_lon[n])) for n in others]
+        to = router.travel_times_to(here, there)
+        away = router.travel_times_from(here, there)
+        into = nx.single_source_dijkstra(graph.reverse(copy=False), root, weight="weight")[1]
+        out = nx.single_source_dijkstra(graph, root, weight="weight")[1]
+        for i, node in enumerate(others):
+            for result, path in ((to, into[node][::-1]), (away, out[node])):
+                expected = nx.path_weight(graph, path, "weight") if len(path) > 1 else 0.0
+                assert result.duration_s[i] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+                length = nx.path_weight(lengths, path, "weight") if len(path) > 1 else 0.0
+                # Equal-time ties are possible on the jittered grid only in theory; the check
+                # would then flag a different (equally fast) path.
+                assert result.distance_m[i] == pytest.approx(length, rel=1e-6, abs=1e-6)
+
+
+def test_path_sums_leave_nodes_outside_the_tree_infinite(small_city: Router) -> None:
+    engine = small_city._engine
+    root = 0
+    cost, pred = engine.search(root, [])  # nothing wanted: the first (small) bound stays
+    far = int(np.argmax(np.where(np.isfinite(cost), -1.0, 1.0)))
+    near = int(np.flatnonzero(np.isfinite(cost) & (cost > 0))[0])
+    assert math.isinf(cost[far])
+    sums = engine.path_sums(root, [far, near, root], pred, small_city.graph.edge_length_m)
+    assert math.isinf(sums[0]) and sums[2] == 0.0
+    expected = small_city.route_nodes(root, near).distance_m
+    assert sums[1] == pytest.approx(expected, rel=1e-9)
 
 
 def test_concurrent_queries_match_sequential(shanghai: Router) -> None:
