@@ -15,6 +15,7 @@ from dispatch.errors import ConfigError
 from dispatch.fleet import Fleet
 from dispatch.settings import Settings
 from routing.cli import graph_app, route
+from simulators.cli import drill
 
 T = TypeVar("T")
 
@@ -28,6 +29,7 @@ token_app = typer.Typer(help="Mint and check access tokens.", no_args_is_help=Tr
 app.add_typer(token_app, name="token")
 app.add_typer(graph_app, name="graph", help="Build and inspect road graphs.")
 app.command("route")(route)
+app.command("drill")(drill)
 
 
 def _settings() -> Settings:

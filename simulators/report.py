@@ -1,0 +1,177 @@
+"""The drill report: per-response records, per-signal records and the summary (pydantic, JSON).
+
+Definitions the summary uses:
+
+* **arrival** of a unit: its drive on the scene leg, from leaving (after turnout) to on scene;
+  a response's arrival is the mean over its units. ``mean_arrival_s_with`` / ``_without`` average
+  that over the *green-wave responses* (whistle sounded and the 122 coordinator's ack switched the
+  green wave on), each driven twice: with the green wave, and again on the same route, departing
+  at the same second, through the same fixed-time signals, with no priority requests.
+* **improved**: a response whose arrival with the green wave is shorter by at least 0.5 s.
+* **cross delay**: for each perturbation of a served signal (from the first second its phases or
+  queues leave the fixed-time plan until both are back), the queue integral of each cross
+  approach (an axis no priority was granted for) with priority minus the same integral under the
+  plan with the same arrivals: extra red seconds times the flow, queued vehicles discharging at
+  the saturation headway. ``cross_delay_added_pct`` is that sum over the cross approaches' fixed-
+  time uniform delay ``q r^2 / (2 (1 - q/s))`` per cycle times the whole cycles the perturbation
+  spans: the share of delay priority added to those approaches over those cycles.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dispatch.models import Agency, CallType, Centre, UnitType
+
+
+class AckRecord(BaseModel):
+    """One summons of a whistle and its answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agency: Agency
+    coordinator: str
+    tier: str
+    status: str
+    whistle_to_ack_s: float | None = Field(description="None: never acked")
+
+
+class LegRecord(BaseModel):
+    """One unit's drive (to the scene, or transporting to hospital), with and without."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unit_id: str
+    agency: Agency
+    unit_type: UnitType
+    leg: Literal["scene", "transport"]
+    dispatched_s: float = Field(description="sim second of assignment (scene) or leaving scene")
+    depart_s: float
+    distance_m: float
+    signals: int
+    planned_s: float = Field(description="the router's navigation time for the route")
+    drive_s_with: float
+    drive_s_without: float
+    dispatch_to_arrival_s: float = Field(description="assignment to arrival, with green wave")
+    stops_with: int
+    stops_without: int
+    signal_lost_s_with: float
+    signal_lost_s_without: float
+    greenwave: bool = Field(description="priority requests were sent for this leg")
+    greenwave_after_s: float | None = Field(
+        description="seconds after departure the requests started (negative: before leaving)"
+    )
+    requests_granted: int
+    requests_rejected: int
+
+
+class ResponseRecord(BaseModel):
+    """One incident: its calls, whistle, units and arrivals."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: str
+    source: str
+    call_types: list[CallType]
+    centres: list[Centre]
+    calls: int
+    priority: int
+    first_call_at: datetime
+    whistle: bool
+    call_to_whistle_s: float | None
+    acks: list[AckRecord]
+    escalations: int
+    greenwave_enabled_after_s: float | None = Field(description="whistle to green wave on")
+    legs: list[LegRecord]
+    missing: list[str] = Field(description="needed unit types no unit could be found for")
+    arrival_s_with: float | None
+    arrival_s_without: float | None
+    improved: bool | None
+
+
+class SignalRecord(BaseModel):
+    """One signal crossed by drill vehicles: waits with and without, and what priority cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    intersection_id: int
+    lat: float
+    lon: float
+    cycle_s: int
+    passes: int
+    lost_s_with: float
+    lost_s_without: float
+    saved_s: float
+    served: int
+    rejected: int
+    cross_delay_added_veh_s: float
+    cross_baseline_veh_s: float
+    extra_red_s_cross: int
+
+
+class GrantRecord(BaseModel):
+    """A priority window a controller executed (the last grant before it was served)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    intersection_id: int
+    request_id: str
+    inbound: str
+    outbound: str
+    green_from_s: float
+    green_to_s: float
+    importance: int
+
+
+class DrillSummary(BaseModel):
+    """Headline numbers (see the module docstring for definitions)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls: int
+    responses: int
+    whistles: int
+    greenwave_responses: int
+    escalations: int
+    legs: int
+    mean_arrival_s_with: float | None
+    mean_arrival_s_without: float | None
+    arrival_change_pct: float | None = Field(description="negative: faster with the green wave")
+    improved_share: float | None
+    mean_planned_s: float | None = Field(description="navigation time of the same scene legs")
+    mean_transport_s_with: float | None
+    mean_transport_s_without: float | None
+    mean_call_to_whistle_s: float | None
+    mean_whistle_to_ack_s: float | None
+    requests_granted: int = Field(description="requests the arbiter granted (at least once)")
+    requests_rejected: int = Field(
+        description="requests refused at least once: by the arbiter (a conflicting higher "
+        "priority) or by the controller (not safely green by the ETA)"
+    )
+    signals_served: int = Field(description="controller reports 'served' (vehicle got its green)")
+    grant_conflicts: int = Field(description="conflicting overlapping grants seen (must be 0)")
+    cross_delay_added_veh_s: float
+    cross_delay_added_pct: float | None
+    missing_units: int
+
+
+class DrillReport(BaseModel):
+    """Everything a drill produced; the same seed gives the same JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    drill_id: str
+    scenario: str
+    description: str
+    seed: int
+    mode: Literal["batch"] = "batch"
+    graph: dict[str, str | int]
+    start: datetime
+    duration_h: float
+    summary: DrillSummary
+    responses: list[ResponseRecord]
+    signals: list[SignalRecord]
+    grants: list[GrantRecord]

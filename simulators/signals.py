@@ -1,0 +1,677 @@
+"""Traffic signals: a fixed-time plan for every signal node, and a controller that honours priority.
+
+The plan (:class:`SignalTiming`) is two-phase: the major axis (north-south or east-west, from the
+busiest road at the node), its clearance (amber + all-red), the minor axis, its clearance.
+Approach legs map onto axes (:func:`axis_for`): N and S legs share the NS green, E and W the EW
+green. That is the same leg labelling the arbiter uses (``routing.greenwave.approach_label`` from
+the request's inbound bearing), so two movements the arbiter lets share a green always share one
+here too.
+
+:class:`SignalController` is a pure, step-able protocol object (python-websockets style): feed it
+:class:`PriorityGrant` / :class:`PriorityCancel` messages with :meth:`SignalController.receive`,
+move it to a time with :meth:`SignalController.advance`, read the signal with
+:meth:`SignalController.view` and collect its :class:`PriorityReport` messages with
+:meth:`SignalController.data_to_send`. It runs on the 1 s grid and never:
+
+* gives two axes green at once (one phase variable);
+* shortens a clearance interval (a clearance, once started, always runs its full length);
+* ends a green before the minimum green (hold only lengthens, an early cut stops at the minimum).
+
+A granted request is honoured by *holding* (extending) the current green of its axis through the
+window, or *advancing* the green (cutting the cross street's green at its minimum, then the
+clearance). A request that cannot be served by its ETA without breaking those rules is reported
+``rejected`` and changes nothing. After priority the controller returns to its plan within a few
+cycles by shortening or lengthening greens (never below the minimum, at most 1.5 x nominal).
+
+Queues are a fluid model per axis: arrivals at the approach's flow, discharge at the saturation
+flow (one vehicle per ``headway_s``) while green. A shadow copy of the queues runs under the pure
+fixed-time plan; the difference of the two queue integrals is the delay priority added (or saved)
+on each approach, kept per perturbation :class:`DelayEpisode`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from routing import RoadGraph
+from routing.greenwave import ApproachLabel
+
+from .clock import substream
+
+
+class Axis(StrEnum):
+    """The two greens of a two-phase intersection."""
+
+    NS = "NS"
+    EW = "EW"
+
+
+def axis_for(label: ApproachLabel) -> Axis:
+    """The axis whose green serves a vehicle entering by leg ``label``."""
+    return Axis.NS if label in (ApproachLabel.N, ApproachLabel.S) else Axis.EW
+
+
+def other_axis(axis: Axis) -> Axis:
+    """The crossing axis."""
+    return Axis.EW if axis is Axis.NS else Axis.NS
+
+
+class SignalTiming(BaseModel):
+    """One intersection's fixed-time plan and its traffic (all times whole seconds).
+
+    The cycle, from ``offset_s``: major green, major clearance, minor green, minor clearance.
+    Flows are peak-hour arrival rates per approach axis, set below capacity so that each green
+    clears the queue of the red before it (an undersaturated signal has a steady-state queue).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    intersection_id: int
+    major_axis: Axis
+    cycle_s: int = Field(ge=20)
+    major_green_s: int = Field(ge=1)
+    minor_green_s: int = Field(ge=1)
+    amber_s: int = Field(default=3, ge=0)
+    all_red_s: int = Field(default=2, ge=0)
+    offset_s: int = Field(ge=0)
+    min_green_s: int = Field(default=10, ge=1)
+    headway_s: float = Field(default=2.0, gt=0, description="saturation headway per vehicle")
+    startup_lost_s: float = Field(default=2.0, ge=0, description="first vehicle's reaction")
+    major_flow_vps: float = Field(ge=0, description="peak arrival flow on the major axis, veh/s")
+    minor_flow_vps: float = Field(ge=0, description="peak arrival flow on the minor axis, veh/s")
+
+    @property
+    def clearance_s(self) -> int:
+        """Amber plus all-red."""
+        return self.amber_s + self.all_red_s
+
+    def green_s(self, axis: Axis) -> int:
+        """Nominal green of an axis."""
+        return self.major_green_s if axis is self.major_axis else self.minor_green_s
+
+    def flow_vps(self, axis: Axis) -> float:
+        """Peak arrival flow of an axis (veh/s)."""
+        return self.major_flow_vps if axis is self.major_axis else self.minor_flow_vps
+
+    def _green_span(self, axis: Axis) -> tuple[int, int]:
+        """Start and end of the axis' green within the cycle."""
+        if axis is self.major_axis:
+            return 0, self.major_green_s
+        start = self.major_green_s + self.clearance_s
+        return start, start + self.minor_green_s
+
+    def plan_at(self, t: float) -> tuple[Axis, bool, int, int]:
+        """The planned phase at ``t``: ``(axis, in_clearance, start_s, end_s)``.
+
+        ``axis`` is the axis green (or, in a clearance, the axis just losing its green).
+        """
+        base = self.offset_s + math.floor((t - self.offset_s) / self.cycle_s) * self.cycle_s
+        tau = t - base
+        minor = other_axis(self.major_axis)
+        gm, clr = self.major_green_s, self.clearance_s
+        bounds = [
+            (self.major_axis, False, 0, gm),
+            (self.major_axis, True, gm, gm + clr),
+            (minor, False, gm + clr, gm + clr + self.minor_green_s),
+            (minor, True, gm + clr + self.minor_green_s, self.cycle_s),
+        ]
+        for axis, clear, lo, hi in bounds:
+            if tau < hi:
+                return axis, clear, base + lo, base + hi
+        return bounds[-1][0], True, base + bounds[-1][2], base + self.cycle_s  # float edge
+
+    def next_green_end(self, axis: Axis, not_before: float) -> int:
+        """The earliest planned end of an ``axis`` green at or after ``not_before``."""
+        _, end = self._green_span(axis)
+        k = math.ceil((not_before - self.offset_s - end) / self.cycle_s)
+        return self.offset_s + end + k * self.cycle_s
+
+    def queue_at(self, axis: Axis, t: float, flow_vps: float) -> float:
+        """Steady-state fixed-time queue (vehicles) of an axis at ``t`` (fluid model)."""
+        start, end = self._green_span(axis)
+        red = self.cycle_s - (end - start)
+        since_red = (t - self.offset_s - end) % self.cycle_s
+        if since_red < red:
+            return flow_vps * since_red
+        into_green = since_red - red
+        discharge = 1.0 / self.headway_s
+        return max(0.0, flow_vps * red - (discharge - flow_vps) * into_green)
+
+    def uniform_delay_per_cycle(self, axis: Axis, flow_vps: float) -> float:
+        """Fixed-time delay of an approach per cycle (veh*s): ``q r^2 / (2 (1 - q/s))``.
+
+        The integral of the fluid queue over one cycle (Webster's uniform-delay term times
+        the vehicles of a cycle).
+        """
+        start, end = self._green_span(axis)
+        red = self.cycle_s - (end - start)
+        ratio = flow_vps * self.headway_s
+        if ratio >= 1.0:
+            return math.inf
+        return flow_vps * red * red / (2.0 * (1.0 - ratio))
+
+
+# ----------------------------------------------------------------------------------- messages
+
+
+class PriorityGrant(BaseModel):
+    """Hold green for ``axis`` from ``green_from_s`` to ``green_to_s`` (a granted SRM window).
+
+    Sending a grant again with the same ``request_id`` replaces it (a re-timed request).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["grant"] = "grant"
+    request_id: str
+    intersection_id: int
+    axis: Axis
+    inbound: ApproachLabel
+    outbound: ApproachLabel
+    green_from_s: float
+    green_to_s: float
+    eta_s: float = Field(description="expected arrival; the grant is refused if not green by then")
+    importance: int = Field(ge=0, le=14)
+
+
+class PriorityCancel(BaseModel):
+    """Drop a grant (the vehicle passed, was re-routed, or the arbiter withdrew it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["cancel"] = "cancel"
+    request_id: str
+    intersection_id: int
+
+
+class PriorityReport(BaseModel):
+    """What the controller did with a grant (its SSM to the service)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["priority_report"] = "priority_report"
+    request_id: str
+    intersection_id: int
+    status: Literal["served", "rejected", "cancelled"]
+    at_s: float
+    green_s: int = Field(default=0, description="window seconds the axis was green")
+    missed_s: int = Field(default=0, description="window seconds the axis was not green")
+    reason: str = ""
+
+
+class DelayEpisode(BaseModel):
+    """One stretch during which priority moved the controller off its plan.
+
+    ``actual_veh_s`` and ``baseline_veh_s`` integrate each axis' queue over the episode with
+    and without priority (same arrivals); ``cycle_delay_veh_s`` is the axis' fixed-time uniform
+    delay per cycle, the denominator of the cross-street delay share.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    intersection_id: int
+    start_s: float
+    end_s: float
+    cycles: int
+    prioritised: list[Axis]
+    actual_veh_s: dict[Axis, float]
+    baseline_veh_s: dict[Axis, float]
+    cycle_delay_veh_s: dict[Axis, float]
+    extra_red_s: dict[Axis, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalView:
+    """What a vehicle at the stop line sees (the SPaT of one intersection at one second)."""
+
+    intersection_id: int
+    at_s: float
+    green_axis: Axis | None
+    queue_ns: float
+    queue_ew: float
+    headway_s: float
+    startup_lost_s: float
+
+    def is_green(self, axis: Axis) -> bool:
+        """Whether ``axis`` shows green (not amber, not red)."""
+        return self.green_axis is axis
+
+    def queue(self, axis: Axis) -> float:
+        """Vehicles queued on ``axis`` (fluid, so fractional)."""
+        return self.queue_ns if axis is Axis.NS else self.queue_ew
+
+
+@dataclass(slots=True)
+class _Held:
+    grant: PriorityGrant
+    accepted: bool
+    green_s: int = 0
+    missed_s: int = 0
+
+
+@dataclass(slots=True)
+class _Episode:
+    start: int
+    prioritised: set[Axis] = field(default_factory=set)
+    actual: dict[Axis, float] = field(default_factory=lambda: {Axis.NS: 0.0, Axis.EW: 0.0})
+    baseline: dict[Axis, float] = field(default_factory=lambda: {Axis.NS: 0.0, Axis.EW: 0.0})
+    extra_red: dict[Axis, int] = field(default_factory=lambda: {Axis.NS: 0, Axis.EW: 0})
+
+
+FlowFactor = Callable[[float], float]
+
+
+def _flat(_: float) -> float:
+    return 1.0
+
+
+class SignalController:
+    """One intersection's controller: fixed-time plan plus safe priority (see module docstring).
+
+    Args:
+        timing: the plan.
+        now_s: simulated second to start at (the state is the plan's at that second).
+        flow_factor: share of peak flow at a simulated second (time of day), in [0, 1].
+        max_lead_s: how far ahead of a granted window the green may start, to flush the queue
+            standing in front of the priority vehicle.
+        min_lead_s: the green starts at least this much before the window (ETAs from a route
+            estimate err early as often as late; a detector would see the vehicle coming).
+    """
+
+    def __init__(
+        self,
+        timing: SignalTiming,
+        *,
+        now_s: float,
+        flow_factor: FlowFactor = _flat,
+        max_lead_s: float = 20.0,
+        min_lead_s: float = 3.0,
+    ) -> None:
+        self.timing = timing
+        self.flow_factor = flow_factor
+        self.max_lead_s = max_lead_s
+        self.min_lead_s = min_lead_s
+        self.t = math.floor(now_s)
+        self._held: dict[str, _Held] = {}
+        self._outbox: list[PriorityReport] = []
+        self._episode: _Episode | None = None
+        self.episodes: list[DelayEpisode] = []
+        self.axis: Axis = timing.major_axis
+        self.clear = False
+        self.start = self.t
+        self.nominal_end = self.t
+        self.end = self.t
+        self.queue: dict[Axis, float] = {}
+        self.shadow: dict[Axis, float] = {}
+        self._sync(self.t)
+
+    # ------------------------------------------------------------------------------ public
+
+    def receive(self, message: PriorityGrant | PriorityCancel, now_s: float) -> None:
+        """Apply a grant or cancel at ``now_s`` (the controller first advances to it).
+
+        Raises:
+            ValueError: the message is for another intersection.
+        """
+        if message.intersection_id != self.timing.intersection_id:
+            raise ValueError(
+                f"message for {message.intersection_id} sent to {self.timing.intersection_id}"
+            )
+        self.advance(now_s)
+        self._apply(message)
+        # A hold or an early cut takes effect in the current second, not the next.
+        self._transition()
+
+    def _apply(self, message: PriorityGrant | PriorityCancel) -> None:
+        if isinstance(message, PriorityCancel):
+            held = self._held.pop(message.request_id, None)
+            if held is not None and held.accepted:
+                # A vehicle through on the early (queue-flush) green is served too.
+                served = held.green_s > 0 or self._green(held.grant.axis)
+                self._report(
+                    held,
+                    "served" if served else "cancelled",
+                    "vehicle through" if served else "cancelled before the window",
+                )
+            return
+        previous = self._held.get(message.request_id)
+        if message.green_to_s <= self.t:
+            self._held.pop(message.request_id, None)
+            if previous is None or not previous.accepted:
+                self._report(_Held(message, False), "rejected", "window already over")
+            return
+        if previous is not None and previous.accepted:
+            # A re-timed request keeps its place: dropping a grant mid-service would switch the
+            # green away in front of the vehicle, the one thing priority must never do.
+            previous.grant = message
+            return
+        earliest = self.earliest_green(message.axis)
+        if earliest <= message.eta_s:
+            self._held[message.request_id] = _Held(message, True)
+            return
+        self._held[message.request_id] = _Held(message, False)
+        if previous is None:
+            self._report(
+                self._held[message.request_id],
+                "rejected",
+                f"earliest safe green at +{earliest - self.t:.0f} s, after the ETA "
+                f"(+{message.eta_s - self.t:.0f} s)",
+            )
+
+    def advance(self, now_s: float) -> None:
+        """Run the controller up to second ``floor(now_s)`` (no-op for the past)."""
+        target = math.floor(now_s)
+        while self.t < target:
+            jump_to = self._jump_limit(target)
+            if jump_to > self.t:
+                self._sync(jump_to)
+            else:
+                self._step()
+
+    def view(self) -> SignalView:
+        """The signal as shown during the current second."""
+        return SignalView(
+            intersection_id=self.timing.intersection_id,
+            at_s=float(self.t),
+            green_axis=None if self.clear else self.axis,
+            queue_ns=self.queue[Axis.NS],
+            queue_ew=self.queue[Axis.EW],
+            headway_s=self.timing.headway_s,
+            startup_lost_s=self.timing.startup_lost_s,
+        )
+
+    def data_to_send(self) -> list[PriorityReport]:
+        """Reports produced since the last call (and forget them)."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def earliest_green(self, axis: Axis) -> float:
+        """Earliest second ``axis`` can be green without cutting a clearance or a minimum green."""
+        tm = self.timing
+        if not self.clear and self.axis is axis:
+            return float(self.t)
+        if self.clear and self.axis is not axis:
+            earliest = float(self.end)
+        elif not self.clear:
+            earliest = float(max(self.t, self.start + tm.min_green_s) + tm.clearance_s)
+        else:
+            earliest = float(self.end + tm.min_green_s + tm.clearance_s)
+        for held in self._held.values():
+            g = held.grant
+            if held.accepted and g.axis is not axis and g.green_to_s > self.t:
+                earliest = max(earliest, math.ceil(g.green_to_s) + tm.clearance_s)
+        return earliest
+
+    def finish(self) -> None:
+        """Close an open perturbation episode (call once at the end of a drill)."""
+        if self._episode is not None:
+            self._close_episode()
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _flow(self, axis: Axis, t: float) -> float:
+        return self.timing.flow_vps(axis) * self.flow_factor(t)
+
+    def _sync(self, t: int) -> None:
+        """Put the controller in its plan's state at ``t`` with steady-state queues."""
+        tm = self.timing
+        self.t = t
+        self.axis, self.clear, self.start, self.nominal_end = tm.plan_at(t)
+        self.end = self.nominal_end
+        for axis in Axis:
+            self.queue[axis] = self.shadow[axis] = tm.queue_at(axis, t, self._flow(axis, t))
+
+    def _jump_limit(self, target: int) -> int:
+        """How far the controller may jump analytically (``self.t`` when it must step)."""
+        if self._episode is not None:
+            return self.t
+        horizon = 2 * self.timing.cycle_s + self.max_lead_s
+        limit = target
+        for held in self._held.values():
+            if held.accepted:
+                limit = min(limit, math.floor(held.grant.green_from_s - horizon))
+        return limit if limit > self.t + 1 else self.t
+
+    def _lead(self, held: _Held) -> float:
+        # The queue standing now (plus a second of arrivals) must be gone when the vehicle
+        # reaches the stop line, so the green starts that many headways ahead of the window.
+        g = held.grant
+        queued = self.queue[g.axis] + (0.0 if self._green(g.axis) else self._flow(g.axis, self.t))
+        flush = self.timing.startup_lost_s + queued * self.timing.headway_s
+        return min(self.max_lead_s, max(self.min_lead_s, flush))
+
+    def _green(self, axis: Axis) -> bool:
+        return not self.clear and self.axis is axis
+
+    def _target_start(self, held: _Held) -> float:
+        """When the green for a grant should start: ahead of the window, after rival windows."""
+        g = held.grant
+        start = g.green_from_s - self._lead(held)
+        for other in self._held.values():
+            o = other.grant
+            if other.accepted and o.axis is not g.axis and o.green_to_s <= g.green_from_s:
+                start = max(start, o.green_to_s + self.timing.clearance_s)
+        return start
+
+    def _sync_end(self, axis: Axis, start: int) -> int:
+        """End of a green starting at ``start``: back onto the plan as soon as allowed."""
+        tm = self.timing
+        planned = tm.next_green_end(axis, start + tm.min_green_s)
+        if planned <= start + 1.5 * tm.green_s(axis):
+            return planned
+        return start + tm.min_green_s  # running behind the plan: catch up with short greens
+
+    def _effective_end(self) -> int:
+        """End of the current green after holds (own axis) and early cuts (cross axis)."""
+        tm = self.timing
+        end = self.nominal_end
+        cross = other_axis(self.axis)
+        for held in self._held.values():
+            g = held.grant
+            if held.accepted and g.axis is self.axis and g.green_to_s > self.t:
+                # Hold when the cross street could not get a full minimum green in between.
+                gap_end = end + 2 * tm.clearance_s + tm.min_green_s
+                if self._target_start(held) <= gap_end:
+                    end = max(end, math.ceil(g.green_to_s))
+        # An early cut for the cross street never undoes a hold (the arbiter put the rival
+        # windows a clearance apart) and never goes below the minimum green.
+        floor_end = max(end, self.start + tm.min_green_s, self.t)
+        if end == self.nominal_end:
+            floor_end = max(self.start + tm.min_green_s, self.t)
+        for held in self._held.values():
+            g = held.grant
+            if held.accepted and g.axis is cross and g.green_to_s > self.t:
+                cut = math.floor(self._target_start(held) - tm.clearance_s)
+                if cut < end:
+                    end = max(cut, floor_end)
+        return end
+
+    def _transition(self) -> None:
+        tm = self.timing
+        if not self.clear:
+            self.end = self._effective_end()
+            if self.t >= self.end:
+                self.clear, self.start, self.end = True, self.t, self.t + tm.clearance_s
+        elif self.t >= self.end:
+            self.axis = other_axis(self.axis)
+            self.clear, self.start = False, self.t
+            self.nominal_end = self._sync_end(self.axis, self.t)
+            self.end = self._effective_end()
+
+    def _step(self) -> None:
+        """Advance one second: phase, grants, queues, episode."""
+        # The state describes second t: account for it, then move to t + 1 and switch phases.
+        tm = self.timing
+        t = self.t
+        for held in self._held.values():
+            g = held.grant
+            if held.accepted and g.green_from_s <= t < g.green_to_s:
+                if self._green(g.axis):
+                    held.green_s += 1
+                else:
+                    held.missed_s += 1
+        plan_axis, plan_clear, _, plan_end = tm.plan_at(t)
+        discharge = 1.0 / tm.headway_s
+        for axis in Axis:
+            q = self._flow(axis, t)
+            self.queue[axis] = max(
+                0.0, self.queue[axis] + q - (discharge if self._green(axis) else 0.0)
+            )
+            plan_green = not plan_clear and plan_axis is axis
+            self.shadow[axis] = max(0.0, self.shadow[axis] + q - (discharge if plan_green else 0.0))
+        in_sync = (
+            plan_axis is self.axis
+            and plan_clear == self.clear
+            and plan_end == self.end
+            and all(abs(self.queue[a] - self.shadow[a]) < 1e-9 for a in Axis)
+        )
+        prioritised = {h.grant.axis for h in self._held.values() if h.accepted}
+        if not in_sync or (self._episode is not None and prioritised):
+            if self._episode is None:
+                self._episode = _Episode(start=t)
+            ep = self._episode
+            ep.prioritised |= prioritised
+            for axis in Axis:
+                ep.actual[axis] += self.queue[axis]
+                ep.baseline[axis] += self.shadow[axis]
+                if not plan_clear and plan_axis is axis and not self._green(axis):
+                    ep.extra_red[axis] += 1
+        elif self._episode is not None:
+            self._close_episode()
+        self.t = t + 1
+        for rid in [r for r, h in self._held.items() if h.grant.green_to_s < self.t]:
+            held = self._held.pop(rid)
+            if held.accepted:
+                self._report(held, "served", "window over")
+        self._transition()
+
+    def _close_episode(self) -> None:
+        ep = self._episode
+        assert ep is not None
+        tm = self.timing
+        cycles = max(1, math.ceil((self.t - ep.start) / tm.cycle_s))
+        self.episodes.append(
+            DelayEpisode(
+                intersection_id=tm.intersection_id,
+                start_s=float(ep.start),
+                end_s=float(self.t),
+                cycles=cycles,
+                prioritised=sorted(ep.prioritised),
+                actual_veh_s=dict(ep.actual),
+                baseline_veh_s=dict(ep.baseline),
+                cycle_delay_veh_s={
+                    a: tm.uniform_delay_per_cycle(a, self._flow(a, ep.start)) for a in Axis
+                },
+                extra_red_s=dict(ep.extra_red),
+            )
+        )
+        self._episode = None
+
+    def _report(
+        self, held: _Held, status: Literal["served", "rejected", "cancelled"], reason: str
+    ) -> None:
+        self._outbox.append(
+            PriorityReport(
+                request_id=held.grant.request_id,
+                intersection_id=self.timing.intersection_id,
+                status=status,
+                at_s=float(self.t),
+                green_s=held.green_s,
+                missed_s=held.missed_s,
+                reason=reason,
+            )
+        )
+
+
+# ------------------------------------------------------------------------------- plan making
+
+# Road classes by importance: the busiest road at a node sets its major axis, cycle and flows.
+_CLASS_RANK: Mapping[str, int] = {
+    "motorway": 7, "trunk": 6, "primary": 5, "secondary": 4, "tertiary": 3,
+    "motorway_link": 3, "trunk_link": 3, "primary_link": 3, "secondary_link": 2,
+    "tertiary_link": 2, "unclassified": 1, "residential": 1, "living_street": 0, "road": 1,
+}  # fmt: skip
+
+
+def _axis_of_bearing(bearing_deg: float) -> Axis:
+    b = bearing_deg % 180.0
+    return Axis.NS if b < 45.0 or b >= 135.0 else Axis.EW
+
+
+def make_timings(graph: RoadGraph, *, seed: int) -> dict[int, SignalTiming]:
+    """A seeded fixed-time plan for every signal node of a graph.
+
+    Major axis: the direction of the highest-class road entering the node. Cycle 60-150 s
+    (longer on bigger roads), major share of the green 50-70 %, minimum green 10 s, amber 3 s +
+    all-red 2 s, random offsets (no corridor coordination: the no-green-wave baseline is what
+    an emergency vehicle meets on uncoordinated signals). Flows give a degree of saturation of
+    0.5-0.85 at the peak, so every approach clears its queue each cycle.
+
+    Args:
+        graph: the compiled graph.
+        seed: drill seed (each node draws from its own stream: the plan of a node does not
+            depend on which other nodes exist).
+
+    Returns:
+        OSM node id -> plan.
+    """
+    names = [str(n) for n in graph.highway_names]
+    edge_rank = np.array([_CLASS_RANK.get(n, 1) for n in names], dtype=np.int64)[graph.edge_highway]
+    # Bearing of each edge's last segment: the direction a vehicle enters its head node.
+    hi = graph.geom_offsets[1:] - 1
+    lat1, lon1 = np.radians(graph.geom_lat[hi - 1]), np.radians(graph.geom_lon[hi - 1])
+    lat2, lon2 = np.radians(graph.geom_lat[hi]), np.radians(graph.geom_lon[hi])
+    x = np.sin(lon2 - lon1) * np.cos(lat2)
+    y = np.cos(lat1) * np.sin(lat2) - np.sin(lat1) * np.cos(lat2) * np.cos(lon2 - lon1)
+    bearing = np.degrees(np.arctan2(x, y)) % 360.0
+    signal_idx = np.flatnonzero(graph.node_signal)
+    best: dict[int, tuple[int, float, float]] = {}
+    for e in np.flatnonzero(graph.node_signal[graph.edge_v]).tolist():
+        v = int(graph.edge_v[e])
+        key = (int(edge_rank[e]), float(graph.edge_length_m[e]), float(bearing[e]))
+        if v not in best or key[:2] > best[v][:2]:
+            best[v] = key
+    out: dict[int, SignalTiming] = {}
+    for v in signal_idx.tolist():
+        osmid = int(graph.node_osmid[v])
+        rank, _, brg = best.get(v, (1, 0.0, 0.0))
+        rng = substream(seed, "signal", osmid)
+        lo = 60 + 12 * min(rank, 5)  # 60 s on small streets, up to 120 s on primary roads
+        cycle = rng.randint(lo, min(150, lo + 30))
+        clearance = 5
+        effective = cycle - 2 * clearance
+        share = rng.uniform(0.5, 0.7)
+        major = max(15, round(effective * share))
+        minor = effective - major
+        if minor < 15:
+            major, minor = effective - 15, 15
+        headway = 2.0
+        sat = 1.0 / headway
+        x_major = rng.uniform(0.55, 0.85)
+        x_minor = rng.uniform(0.5, 0.8)
+        out[osmid] = SignalTiming(
+            intersection_id=osmid,
+            major_axis=_axis_of_bearing(brg),
+            cycle_s=cycle,
+            major_green_s=major,
+            minor_green_s=minor,
+            offset_s=rng.randrange(cycle),
+            headway_s=headway,
+            major_flow_vps=x_major * sat * major / cycle,
+            minor_flow_vps=x_minor * sat * minor / cycle,
+        )
+    return out
+
+
+# Share of peak flow by local hour (0..23): quiet nights, morning and evening peaks.
+HOURLY_FLOW: tuple[float, ...] = (
+    0.25, 0.18, 0.15, 0.15, 0.2, 0.35, 0.6, 0.9, 1.0, 0.9, 0.8, 0.8,
+    0.8, 0.8, 0.8, 0.85, 0.95, 1.0, 1.0, 0.85, 0.7, 0.6, 0.45, 0.35,
+)  # fmt: skip
