@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dispatch.fleet import Fleet
+from dispatch.hub import Hub
 from dispatch.incidents import CallHandler
 from dispatch.intake import Intake
 from dispatch.plans import PlanTable
@@ -36,3 +37,4 @@ class Services:
     intake: Intake | None = None
     reactor: Reactor | None = None
     graph_name: str | None = None
+    hub: Hub | None = None

@@ -19,6 +19,9 @@ from redis.asyncio import Redis, RedisCluster
 from dispatch import __version__
 from dispatch.api.routes import router as api_router
 from dispatch.api.routes_dispatch import router as dispatch_router
+from dispatch.api.routes_snapshot import router as snapshot_router
+from dispatch.api.ws import install_handlers
+from dispatch.api.ws import router as ws_router
 from dispatch.constants import Keys
 from dispatch.errors import (
     AuthError,
@@ -29,6 +32,7 @@ from dispatch.errors import (
     StoreError,
 )
 from dispatch.fleet import Fleet
+from dispatch.hub import Hub, HubConfig
 from dispatch.incidents import CallHandler
 from dispatch.intake import Intake
 from dispatch.merge import MergePolicy
@@ -61,6 +65,7 @@ def create_app(
     *,
     clock: Callable[[], datetime] = _utcnow,
     run_workers: bool = True,
+    hub_config: HubConfig | None = None,
 ) -> FastAPI:
     """Build the service.
 
@@ -69,6 +74,7 @@ def create_app(
         clock: the time source every decision uses; tests and drills pass their own.
         run_workers: start the call consumer, the event reactor and the timer poller in the
             lifespan (tests may drive them by hand instead).
+        hub_config: websocket push tuning (default: ``YISHAO_WS_*`` variables).
     """
 
     @asynccontextmanager
@@ -115,6 +121,10 @@ def create_app(
         )
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
+        # The push hub runs on every instance (each serves its own websocket clients).
+        svc.hub = Hub(store, config=hub_config or HubConfig(), instance=name)
+        install_handlers(svc.hub, svc)
+        tasks.append(asyncio.create_task(svc.hub.run(stop), name="hub"))
         if run_workers:
             svc.reactor = Reactor(
                 store,
@@ -165,6 +175,8 @@ def create_app(
     )
     app.include_router(api_router)
     app.include_router(dispatch_router)
+    app.include_router(snapshot_router)
+    app.include_router(ws_router)
     _install_error_handlers(app)
     return app
 

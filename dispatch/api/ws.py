@@ -1,0 +1,320 @@
+"""``/ws``: the websocket edge of the hub. Authentication, client messages and close codes.
+
+Connect with ``/ws?token=T[&last_id=ID]`` or, where a client cannot put the token in the URL,
+send ``{"type": "auth", "token": T, "last_id": ID}`` as the first message (within
+``YISHAO_WS_AUTH_TIMEOUT_S``). The server then sends ``resync`` if it cannot replay from
+``last_id``, ``ready`` (``id`` = the position the client is at), the missed events, and then
+live events. Every server message is ``{type, id, ts, data}``; event messages also carry
+``incident_id`` and ``actor``, and their ``id`` is the event-log id to resume from (so is the
+``id`` of ``ready`` and ``heartbeat``; control messages have ``id`` null).
+
+Client messages (each validated; a bad one gets ``error``, the connection stays):
+
+- ``{"type": "subscribe", "agencies"?, "incidents"?, "bbox"?, "intersections"?, "compounds"?}``
+  replaces the client's filter (``subscribed``); beyond a signal or property token's scope: 4403.
+- ``{"type": "ack", "whistle_id": ...}``: a coordinator acks a summons (``ack.ok`` / ``error``).
+- ``{"type": "ping"}`` -> ``pong``.
+
+Any message may carry ``ref`` (echoed in the reply). Close codes:
+
+====  =============================================================================
+4401  token missing, bad or expired (also when it expires while connected)
+4403  the role may not send this message type, or a subscription beyond its scope
+4408  the client fell behind (its queue or replay buffer overflowed): reload
+      ``GET /api/snapshot`` and reconnect with its ``event_id`` as ``last_id``
+1011  the service failed; 1013 the hub is not ready (Redis down at start): retry
+====  =============================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, WebSocket
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from dispatch.auth import Principal, verify
+from dispatch.errors import (
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    StoreError,
+    YishaoError,
+)
+from dispatch.hub import Client, CloseReason, Hub, frame
+from dispatch.models import Role, Unit
+from dispatch.services import Services
+from dispatch.subscriptions import Subscription
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+CLOSE_CODES: dict[CloseReason, int] = {
+    CloseReason.SLOW: 4408,
+    CloseReason.EXPIRED: 4401,
+    CloseReason.FORBIDDEN: 4403,
+}
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TRY_AGAIN = 1013
+CLOSE_INTERNAL = 1011
+_ERROR_CODES: list[tuple[type[YishaoError], str]] = [
+    (ForbiddenError, "forbidden"),
+    (AuthError, "unauthorized"),
+    (NotFoundError, "not_found"),
+    (ConflictError, "conflict"),
+    (StoreError, "unavailable"),
+]
+
+
+class ClientMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    ref: str | None = Field(None, max_length=64, description="echoed in the reply")
+
+
+class AuthMessage(ClientMessage):
+    type: Literal["auth"]
+    token: str = Field(max_length=8192)
+    last_id: str | None = Field(None, max_length=64)
+
+
+class SubscribeMessage(ClientMessage, Subscription):
+    type: Literal["subscribe"]
+
+
+class AckMessage(ClientMessage):
+    type: Literal["ack"]
+    whistle_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,95}$")
+
+
+class PingMessage(ClientMessage):
+    type: Literal["ping"]
+
+
+class OutOfScope(ForbiddenError):
+    """A role or scope violation: the session ends with 4403 (not just an ``error`` reply)."""
+
+
+def install_handlers(hub: Hub, svc: Services) -> None:
+    """Register the built-in client messages (``subscribe``, ``ack``, ``ping``)."""
+
+    @hub.on("subscribe", SubscribeMessage)
+    async def subscribe(client: Client, msg: SubscribeMessage) -> None:
+        wanted = Subscription.model_validate(msg.model_dump(exclude={"type", "ref"}))
+        try:
+            client.audience.subscribe(wanted)
+        except ForbiddenError as exc:
+            raise OutOfScope(str(exc)) from exc
+        client.reply("subscribed", wanted.model_dump(mode="json", exclude_none=True), ref=msg.ref)
+
+    @hub.on("ack", AckMessage, roles=[Role.COORDINATOR])
+    async def ack(client: Client, msg: AckMessage) -> None:
+        whistle = await svc.whistles.ack(msg.whistle_id, client.principal)
+        mine = [s for s in whistle.summons if s.coordinator == client.principal.sub]
+        client.reply(
+            "ack.ok",
+            {"whistle_id": whistle.id, "summons": [s.model_dump(mode="json") for s in mine]},
+            ref=msg.ref,
+        )
+
+    @hub.on("ping", PingMessage)
+    async def ping(client: Client, msg: PingMessage) -> None:
+        client.reply("pong", {"position": client.hub.position}, ref=msg.ref)
+
+
+def _error(code: str, message: str, *, ref: str | None = None, **extra: Any) -> str:
+    body: dict[str, Any] = {"code": code, "message": message, **extra}
+    if ref is not None:
+        body["ref"] = ref
+    return frame("error", body)
+
+
+def _ref(obj: Any) -> str | None:
+    ref = obj.get("ref") if isinstance(obj, dict) else None
+    return ref if isinstance(ref, str) and len(ref) <= 64 else None
+
+
+async def handle_text(client: Client, text: str) -> None:
+    """Validate one client message and run its handler; every failure becomes a reply."""
+    hub = client.hub
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        client.offer(_error("bad_json", "messages are JSON objects with a string 'type'"))
+        return
+    ref = _ref(obj)
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    if not isinstance(kind, str):
+        client.offer(_error("bad_message", "messages are JSON objects with a string 'type'"))
+        return
+    handler = hub.handlers.get(kind)
+    if handler is None:
+        client.offer(
+            _error(
+                "unknown_type",
+                f"unknown message type {kind[:64]!r}",
+                ref=ref,
+                known=sorted(hub.handlers),
+            )
+        )
+        return
+    if not handler.allows(client.principal.role):
+        client.close(CloseReason.FORBIDDEN, f"a {client.principal.role.value} may not send {kind}")
+        return
+    try:
+        msg = handler.model.model_validate(obj)
+    except ValidationError as exc:
+        problems = [
+            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()[:10]
+        ]
+        client.offer(_error("invalid", f"invalid {kind} message", ref=ref, errors=problems))
+        return
+    try:
+        await handler.handle(client, msg)
+    except OutOfScope as exc:
+        client.close(CloseReason.FORBIDDEN, str(exc))
+    except YishaoError as exc:
+        code = next((c for t, c in _ERROR_CODES if isinstance(exc, t)), "error")
+        client.offer(_error(code, str(exc), ref=ref))
+    except Exception:
+        log.exception("handler of %s failed", kind)
+        client.offer(_error("internal", f"the {kind} message could not be handled", ref=ref))
+
+
+async def _authenticate(
+    websocket: WebSocket, svc: Services, hub: Hub
+) -> tuple[Principal, str | None] | None:
+    """The caller's principal and ``last_id``, from the query or a first ``auth`` message.
+
+    Closes with 4401 and returns None when the token is missing, bad or expired.
+    """
+    token = websocket.query_params.get("token")
+    last_id = websocket.query_params.get("last_id")
+    deadline = time.monotonic() + hub.config.auth_timeout_s
+    while token is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            await _close(websocket, CLOSE_UNAUTHORIZED, "no auth message in time", hub)
+            return None
+        try:
+            message = await asyncio.wait_for(websocket.receive(), timeout=remaining)
+        except TimeoutError:
+            continue
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        obj: Any = None
+        with contextlib.suppress(orjson.JSONDecodeError, TypeError):
+            obj = orjson.loads(text) if text is not None else None
+        try:
+            auth = AuthMessage.model_validate(obj)
+        except ValidationError:
+            await websocket.send_text(
+                _error("auth_required", 'first send {"type": "auth", "token": ...}', ref=_ref(obj))
+            )
+            continue
+        token, last_id = auth.token, auth.last_id if auth.last_id is not None else last_id
+    try:
+        return verify(svc.settings.secret, token), last_id
+    except AuthError as exc:
+        await _close(websocket, CLOSE_UNAUTHORIZED, str(exc), hub)
+        return None
+
+
+async def _close(websocket: WebSocket, code: int, reason: str, hub: Hub) -> None:
+    if websocket.application_state is not WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+        await asyncio.wait_for(
+            websocket.close(code=code, reason=reason[:120]), timeout=hub.config.close_timeout_s
+        )
+
+
+async def _prime(svc: Services, client: Client) -> None:
+    """What the role rule must know before the first event: summoned incidents, the unit's job."""
+    role, sub = client.principal.role, client.principal.sub
+    if role is Role.COORDINATOR:
+        for whistle in await svc.whistles.open_whistles():
+            if any(s.coordinator == sub for s in whistle.summons):
+                client.audience.summoned.add(whistle.incident_id)
+    elif role is Role.TERMINAL:
+        unit = await svc.store.get(Unit, svc.store.keys.unit(sub))
+        if unit is not None:
+            client.audience.assigned_incident = unit.incident_id
+
+
+async def _send_loop(
+    websocket: WebSocket, client: Client, last_id: str | None, svc: Services
+) -> None:
+    await _prime(svc, client)
+    await client.hub.catch_up(client, last_id, websocket.send_text)
+    queue = client.queue
+    while True:
+        await websocket.send_text(await queue.get())
+
+
+async def _receive_loop(websocket: WebSocket, client: Client) -> None:
+    while client.reason is None:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            client.offer(_error("bad_message", "send text frames of JSON"))
+            continue
+        await handle_text(client, text)
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """The one push endpoint (see the module docstring for the protocol and close codes)."""
+    svc: Services = websocket.app.state.services
+    hub = svc.hub
+    await websocket.accept()
+    if hub is None:
+        await websocket.close(CLOSE_INTERNAL, "push is not running on this instance")
+        return
+    auth = await _authenticate(websocket, svc, hub)
+    if auth is None:
+        return
+    principal, last_id = auth
+    try:
+        await asyncio.wait_for(hub.ready.wait(), timeout=hub.config.auth_timeout_s)
+    except TimeoutError:
+        await _close(websocket, CLOSE_TRY_AGAIN, "event log unavailable; retry", hub)
+        return
+    client = hub.attach(principal)
+    tasks = [
+        asyncio.create_task(_send_loop(websocket, client, last_id, svc)),
+        asyncio.create_task(_receive_loop(websocket, client)),
+        asyncio.create_task(client.done.wait()),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        hub.detach(client)
+    failures = [
+        r
+        for r in results
+        if isinstance(r, BaseException)
+        and not isinstance(r, asyncio.CancelledError | WebSocketDisconnect | OSError)
+    ]
+    for exc in failures:
+        log.error("websocket session of %s failed", principal.sub, exc_info=exc)
+    code = CLOSE_CODES.get(client.reason) if client.reason else None
+    if code is None and failures:
+        code = CLOSE_INTERNAL
+    if code is not None:
+        await _close(websocket, code, client.detail or (client.reason or "error"), hub)
