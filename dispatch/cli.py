@@ -72,6 +72,9 @@ def serve(
         log_level=log_level,
         ws_ping_interval=10,
         ws_ping_timeout=10,
+        # Each event is serialised once for every screen; per-client compression would
+        # redo the work per socket (and browsers on a LAN gain little from it).
+        ws_per_message_deflate=False,
     )
 
 

@@ -11,9 +11,11 @@ from dispatch.hub import Hub
 from dispatch.incidents import CallHandler
 from dispatch.intake import Intake
 from dispatch.plans import PlanTable
+from dispatch.positions import PositionDesk
 from dispatch.reactor import Reactor
 from dispatch.response import Responder
 from dispatch.settings import Settings
+from dispatch.signals import SignalDesk
 from dispatch.store import AnyRedis, Store
 from dispatch.timers import Timers
 from dispatch.whistles import WhistleService
@@ -33,6 +35,8 @@ class Services:
     whistles: WhistleService
     clock: Callable[[], datetime]
     instance: str
+    signals: SignalDesk | None = None
+    positions: PositionDesk | None = None
     router: Router | None = None
     intake: Intake | None = None
     reactor: Reactor | None = None

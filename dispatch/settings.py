@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     auto_whistle: bool = False
     auto_assign_whistle: bool = False
     timer_poll_ms: int = Field(250, ge=10)
+    # Screens get one frame of moved units per interval, not a message per fix.
+    position_frame_s: float = Field(1.0, gt=0, le=10)
     token_ttl_s: int = Field(12 * 3600, ge=1)
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from dispatch.api.routes_dispatch import router as dispatch_router
 from dispatch.api.routes_snapshot import router as snapshot_router
 from dispatch.api.ws import install_handlers
 from dispatch.api.ws import router as ws_router
+from dispatch.api.ws_live import PositionFeed, install_live_handlers
 from dispatch.constants import Keys
 from dispatch.errors import (
     AuthError,
@@ -37,10 +38,12 @@ from dispatch.incidents import CallHandler
 from dispatch.intake import Intake
 from dispatch.merge import MergePolicy
 from dispatch.plans import PlanTable
+from dispatch.positions import PositionDesk
 from dispatch.reactor import Reactor
 from dispatch.response import Responder
 from dispatch.services import Services
 from dispatch.settings import Settings
+from dispatch.signals import SignalDesk
 from dispatch.store import AnyRedis, Store
 from dispatch.timers import Timers
 from dispatch.whistles import WhistleService
@@ -104,6 +107,9 @@ def create_app(
             clock=clock,
             ack_timeout_s=settings.whistle_ack_timeout_s,
         )
+        signals = SignalDesk(store, clock=clock)
+        positions = PositionDesk(store, fleet, responder, signals, clock=clock)
+        responder.activation = positions.activate
         svc = Services(
             settings=settings,
             redis=redis,
@@ -117,6 +123,8 @@ def create_app(
             clock=clock,
             instance=name,
             router=router,
+            signals=signals,
+            positions=positions,
             graph_name=settings.graph.name if settings.graph else None,
         )
         stop = asyncio.Event()
@@ -124,7 +132,12 @@ def create_app(
         # The push hub runs on every instance (each serves its own websocket clients).
         svc.hub = Hub(store, config=hub_config or HubConfig(), instance=name)
         install_handlers(svc.hub, svc)
+        install_live_handlers(
+            svc.hub, positions=positions, signals=signals, fleet=fleet, clock=clock
+        )
+        feed = PositionFeed(store, svc.hub, fleet, interval_s=settings.position_frame_s)
         tasks.append(asyncio.create_task(svc.hub.run(stop), name="hub"))
+        tasks.append(asyncio.create_task(feed.run(stop), name="position-feed"))
         if run_workers:
             svc.reactor = Reactor(
                 store,
