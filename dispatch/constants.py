@@ -164,6 +164,14 @@ class Keys:
     def greenwave(self, intersection_id: str) -> str:
         return f"{self.tag}:greenwave:{intersection_id}"
 
+    def report(self, drill_id: str) -> str:
+        """Hash of one drill report: info, json, html."""
+        return f"{self.tag}:report:{drill_id}"
+
+    @property
+    def report_index(self) -> str:
+        return f"{self.tag}:reports"
+
     def lock(self, name: str) -> str:
         return f"{self.tag}:lock:{name}"
 

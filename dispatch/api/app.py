@@ -19,6 +19,7 @@ from redis.asyncio import Redis, RedisCluster
 from dispatch import __version__
 from dispatch.api.routes import router as api_router
 from dispatch.api.routes_dispatch import router as dispatch_router
+from dispatch.api.routes_reports import router as reports_router
 from dispatch.api.routes_snapshot import router as snapshot_router
 from dispatch.api.ws import install_handlers
 from dispatch.api.ws import router as ws_router
@@ -189,6 +190,7 @@ def create_app(
     app.include_router(api_router)
     app.include_router(dispatch_router)
     app.include_router(snapshot_router)
+    app.include_router(reports_router)
     app.include_router(ws_router)
     _install_error_handlers(app)
     return app

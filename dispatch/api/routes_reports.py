@@ -1,0 +1,107 @@
+"""Drill reports: the drill uploads its JSON and HTML; screens read them back.
+
+The service does not import the simulators (they talk to it only through its interfaces):
+the drill renders its own page and stores it here, so ``/reports/{drill_id}`` works on any
+instance and survives restarts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from dispatch.api.deps import Svc, require
+from dispatch.auth import Principal, verify
+from dispatch.errors import NotFoundError
+from dispatch.models import Role
+
+router = APIRouter()
+MAX_HTML = 8 * 1024 * 1024
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
+
+Reader = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.COORDINATOR, Role.OBSERVER))]
+Writer = Annotated[Principal, Depends(require())]
+
+
+class ReportUpload(BaseModel):
+    summary: dict[str, Any]
+    report: dict[str, Any]
+    html: str = Field(max_length=MAX_HTML)
+
+
+class ReportInfo(BaseModel):
+    id: str
+    stored_at: datetime
+    stored_by: str
+    summary: dict[str, Any]
+
+
+@router.put("/api/reports/{drill_id}", response_model=ReportInfo, tags=["drills"])
+async def put_report(drill_id: str, body: ReportUpload, svc: Svc, who: Writer) -> ReportInfo:
+    """Store a drill's report (admin tokens; the drill mints one)."""
+    _check(drill_id)
+    keys = svc.store.keys
+    info = ReportInfo(
+        id=drill_id, stored_at=datetime.now(UTC), stored_by=who.sub, summary=body.summary
+    )
+    async with svc.redis.pipeline(transaction=False) as pipe:
+        pipe.hset(
+            keys.report(drill_id),
+            mapping={
+                "info": info.model_dump_json(),
+                "json": orjson.dumps(body.report).decode(),
+                "html": body.html,
+            },
+        )
+        pipe.zadd(keys.report_index, {drill_id: info.stored_at.timestamp()})
+        await pipe.execute()
+    return info
+
+
+@router.get("/api/reports", response_model=list[ReportInfo], tags=["drills"])
+async def list_reports(svc: Svc, who: Reader) -> list[ReportInfo]:
+    keys = svc.store.keys
+    ids: Any = await svc.redis.zrevrange(keys.report_index, 0, 99)
+    out: list[ReportInfo] = []
+    for raw_id in ids:
+        raw = await svc.redis.hget(keys.report(_s(raw_id)), "info")
+        if raw is not None:
+            out.append(ReportInfo.model_validate_json(raw))
+    return out
+
+
+@router.get("/api/reports/{drill_id}", tags=["drills"])
+async def get_report(drill_id: str, svc: Svc, who: Reader) -> Any:
+    _check(drill_id)
+    raw = await svc.redis.hget(svc.store.keys.report(drill_id), "json")
+    if raw is None:
+        raise NotFoundError(f"no report {drill_id}")
+    return orjson.loads(raw)
+
+
+@router.get("/reports/{drill_id}", response_class=HTMLResponse, tags=["drills"])
+async def report_page(
+    drill_id: str, svc: Svc, token: Annotated[str, Query(description="a bearer token")] = ""
+) -> HTMLResponse:
+    """The drill's HTML page; a browser passes its token as ``?token=``."""
+    verify(svc.settings.secret, token).require(Role.DISPATCHER, Role.COORDINATOR, Role.OBSERVER)
+    _check(drill_id)
+    raw = await svc.redis.hget(svc.store.keys.report(drill_id), "html")
+    if raw is None:
+        raise NotFoundError(f"no report {drill_id}")
+    return HTMLResponse(_s(raw))
+
+
+def _check(drill_id: str) -> None:
+    if not re.match(_ID, drill_id):
+        raise NotFoundError(f"no report {drill_id[:64]!r}")
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
