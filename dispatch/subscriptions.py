@@ -12,8 +12,9 @@ Role rules (a client's subscription can only narrow them, never widen):
   their token subject), then every event of an incident they were summoned to.
 - ``terminal`` (token subject = unit id): events about their unit (``data.unit_id`` or
   ``data.unit.id``) and ``incident.*`` events of the incident the unit is assigned to.
-- ``signal`` (token scope = intersection ids): only the green-wave messages ``greenwave.request``,
-  ``.update``, ``.cancel`` and ``.status`` whose ``data.intersection_id`` is in scope.
+- ``signal`` (token scope = intersection ids, or ``*`` for the 122 signal-control gateway that
+  serves the whole district): only the green-wave messages ``greenwave.request``, ``.update``,
+  ``.cancel`` and ``.status`` whose ``data.intersection_id`` is in scope.
 - ``property`` (token scope = compound ids): events of incidents whose ``compound_id`` is in
   scope (from the event's own ``data.incident`` or the hub's incident cache).
 
@@ -41,6 +42,8 @@ SIGNAL_TYPES = frozenset(
     {"greenwave.request", "greenwave.update", "greenwave.cancel", "greenwave.status"}
 )
 SEE_ALL = frozenset({Role.DISPATCHER, Role.OBSERVER, Role.ADMIN})
+# Scope entry of the 122 signal-control gateway: every intersection of the district.
+ALL_INTERSECTIONS = "*"
 _MAX_IDS = 2_000
 
 
@@ -251,7 +254,7 @@ def check_scope(role: Role, scope: Iterable[str], sub: Subscription) -> None:
             compounds, outside its token scope.
     """
     allowed = set(scope)
-    if role is Role.SIGNAL and sub.intersections is not None:
+    if role is Role.SIGNAL and sub.intersections is not None and ALL_INTERSECTIONS not in allowed:
         extra = set(sub.intersections) - allowed
         if extra:
             raise ForbiddenError(f"intersections outside your scope: {sorted(extra)[:10]}")
@@ -311,7 +314,9 @@ class Audience:
                 and ev.type.startswith("incident.")
             )
         if role is Role.SIGNAL:
-            return ev.type in SIGNAL_TYPES and ev.intersection_id in self.scope
+            return ev.type in SIGNAL_TYPES and (
+                ev.intersection_id in self.scope or ALL_INTERSECTIONS in self.scope
+            )
         if role is Role.PROPERTY:
             return ev.compound_id is not None and ev.compound_id in self.scope
         return False

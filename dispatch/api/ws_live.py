@@ -25,7 +25,7 @@ from dispatch.models import AwareDatetime, Latitude, Longitude, Position, Role, 
 from dispatch.positions import PositionDesk, position_entry
 from dispatch.signals import SignalDesk, SignalReport
 from dispatch.store import Store
-from dispatch.subscriptions import SEE_ALL
+from dispatch.subscriptions import ALL_INTERSECTIONS, SEE_ALL
 from routing.arbiter import SignalStatus
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ def install_live_handlers(
 
     @hub.on("signal_status", SignalStatusMessage, roles=[Role.SIGNAL])
     async def on_signal_status(client: Client, msg: SignalStatusMessage) -> None:
-        if str(msg.intersection_id) not in client.principal.scope:
+        scope = client.principal.scope
+        if str(msg.intersection_id) not in scope and ALL_INTERSECTIONS not in scope:
             raise OutOfScope(f"intersection {msg.intersection_id} is not in your scope")
         decision = await signals.report(
             SignalReport(

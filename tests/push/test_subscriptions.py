@@ -31,6 +31,8 @@ def ev(type: str, incident_id: str | None = "I1", known: IncidentInfo | None = N
         (Role.SIGNAL, "s", ["7"], ev("greenwave.update", intersection_id=7), True),
         (Role.SIGNAL, "s", ["7"], ev("greenwave.update", intersection_id=8), False),
         (Role.SIGNAL, "s", ["7"], ev("greenwave.planned", intersection_id=7), False),
+        (Role.SIGNAL, "gw", ["*"], ev("greenwave.request", intersection_id=123456), True),
+        (Role.SIGNAL, "gw", ["*"], ev("incident.created", intersection_id=None), False),
         (Role.PROPERTY, "p", ["C1"], ev("assignment.created", known=PLACE), True),
         (Role.PROPERTY, "p", ["C2"], ev("assignment.created", known=PLACE), False),
         (Role.PROPERTY, "p", ["C1"], ev("roster.updated", None), False),
