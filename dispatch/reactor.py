@@ -45,7 +45,6 @@ class Reactor:
         consumer: str,
         clock: Callable[[], datetime],
         auto_whistle: bool,
-        auto_assign: bool,
         reclaim_idle_ms: int = 30_000,
     ) -> None:
         self.store = store
@@ -54,7 +53,6 @@ class Reactor:
         self.consumer = consumer
         self.clock = clock
         self.auto_whistle = auto_whistle
-        self.auto_assign = auto_assign
         self.reclaim_idle_ms = reclaim_idle_ms
         self.reacted = 0
 

@@ -21,7 +21,7 @@ from dispatch.auth import Principal
 from dispatch.errors import ConflictError, ForbiddenError, NotFoundError, StoreError
 from dispatch.fleet import Fleet
 from dispatch.models import AGENCY_CENTRE, Incident, Role
-from dispatch.response import Recommendations, Responder
+from dispatch.response import AssignmentRequest, Recommendations, Responder
 from dispatch.store import Store, Tx, VersionConflict
 from dispatch.timers import Timers
 
@@ -75,6 +75,7 @@ class WhistleService:
         *,
         clock: Callable[[], datetime],
         ack_timeout_s: float,
+        auto_assign: bool = False,
     ) -> None:
         self.store = store
         self.fleet = fleet
@@ -82,6 +83,7 @@ class WhistleService:
         self.timers = timers
         self.clock = clock
         self.ack_timeout_s = ack_timeout_s
+        self.auto_assign = auto_assign
         timers.on(TIMER_KIND, self._on_timer)
 
     async def get(self, whistle_id: str) -> machine.Whistle:
@@ -161,6 +163,8 @@ class WhistleService:
             except VersionConflict:
                 continue
             log.info("whistle %s sounded by %s (%s)", whistle.id, who.sub, centre.value)
+            if self.auto_assign and recommended is not None:
+                await self._assign_top_units(incident.id, recommended, actor=who.sub)
             return whistle
         raise StoreError(f"incident {incident_id} kept changing; try again")
 
@@ -225,6 +229,23 @@ class WhistleService:
                 await self.responder.activate_all(incident.id, now=now)
             return new
         raise StoreError(f"whistle {whistle_id} kept changing; try again")
+
+    async def _assign_top_units(
+        self, incident_id: str, recommended: Recommendations, *, actor: str
+    ) -> None:
+        """Send the top suggested unit of every agency at once (the auto-assign setting).
+
+        A unit taken by another incident in the meantime is skipped, not fatal: the
+        dispatcher sees the gap in the recommendations and fills it.
+        """
+        for agency in recommended.agencies:
+            if not agency.suggested:
+                continue
+            request = AssignmentRequest(unit_ids=[agency.suggested[0]])
+            try:
+                await self.responder.assign(incident_id, request, actor=f"auto:{actor}")
+            except (ConflictError, NotFoundError) as exc:
+                log.warning("whistle auto-assign for %s: %s", incident_id, exc)
 
     async def _version(self, whistle_id: str) -> int:
         raw = await self.store.redis.hget(self.store.keys.whistle(whistle_id), "v")

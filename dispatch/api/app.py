@@ -107,6 +107,7 @@ def create_app(
             timers,
             clock=clock,
             ack_timeout_s=settings.whistle_ack_timeout_s,
+            auto_assign=settings.auto_assign_whistle,
         )
         signals = SignalDesk(store, clock=clock)
         positions = PositionDesk(store, fleet, responder, signals, clock=clock)
@@ -147,7 +148,6 @@ def create_app(
                 consumer=name,
                 clock=clock,
                 auto_whistle=settings.auto_whistle,
-                auto_assign=settings.auto_assign_whistle,
                 reclaim_idle_ms=settings.reclaim_idle_ms,
             )
             tasks.append(asyncio.create_task(svc.reactor.run(stop), name="reactor"))

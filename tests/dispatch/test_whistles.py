@@ -261,7 +261,6 @@ async def test_reactor_recommends_and_sounds_automatically(
         consumer="r1",
         clock=stack.clock,
         auto_whistle=True,
-        auto_assign=False,
     )
     await reactor.ensure_group()
     incident_id = await drowning(stack)
@@ -276,3 +275,35 @@ async def test_reactor_recommends_and_sounds_automatically(
     assert types.count("whistle.sounded") == 1
     whistle = await stack.whistles.get(f"W-{incident_id}")
     assert whistle.sounded_by == "auto:120"
+
+
+async def test_auto_assign_sends_the_top_unit_of_every_agency(
+    store: Store, clock: FakeClock, shanghai_router: Router
+) -> None:
+    stack = make_stack(store, clock, shanghai_router)
+    stack.whistles.auto_assign = True
+    await roster(stack)
+    for n, (uid, agency, utype) in enumerate(
+        [
+            ("A1", Agency.EMS, UnitType.AMBULANCE),
+            ("A2", Agency.EMS, UnitType.AMBULANCE),
+            ("F1", Agency.FIRE, UnitType.FIRE_RESCUE),
+            ("T1", Agency.TRAFFIC, UnitType.TRAFFIC_POLICE_CAR),
+        ]
+    ):
+        node = 300 + 700 * n
+        lat, lon = (
+            float(shanghai_router.graph.node_lat[node]),
+            float(shanghai_router.graph.node_lon[node]),
+        )
+        await stack.fleet.put_unit(
+            FleetUnit(id=uid, agency=agency, type=utype, lat=lat, lon=lon), actor="t"
+        )
+    incident_id = await drowning(stack)
+    recs = await stack.responder.recommend(incident_id)
+    await stack.whistles.sound(incident_id, who(Role.DISPATCHER, Agency.EMS, "disp-120"))
+    incident = await stack.responder.incident(incident_id)
+    assigned = {a.unit_id for a in incident.assignments}
+    expected = {a.suggested[0] for a in recs.agencies if a.suggested}
+    assert assigned == expected and len(assigned) >= 2
+    assert all(a.assigned_by == "auto:disp-120" for a in incident.assignments)
