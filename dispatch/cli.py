@@ -86,7 +86,9 @@ def token_mint(
     ],
     agency: Annotated[str, typer.Option(help="police, traffic, ems, fire, property.")],
     sub: Annotated[str, typer.Option(help="Subject: a person, unit or controller id.")],
-    ttl_s: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 12 * 3600,
+    ttl_s: Annotated[
+        int | None, typer.Option(help="Lifetime in seconds (default YISHAO_TOKEN_TTL_S, 12 h).")
+    ] = None,
     scope: Annotated[
         list[str] | None,
         typer.Option(help="Scope item (intersection, compound, unit); repeatable."),
@@ -102,7 +104,8 @@ def token_mint(
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
-    typer.echo(mint(settings.secret, role=r, agency=a, sub=sub, ttl_s=ttl_s, scope=scope or ()))
+    ttl = settings.token_ttl_s if ttl_s is None else ttl_s
+    typer.echo(mint(settings.secret, role=r, agency=a, sub=sub, ttl_s=ttl, scope=scope or ()))
 
 
 @token_app.command("check")

@@ -171,26 +171,3 @@ class Keys:
     @property
     def report_index(self) -> str:
         return f"{self.tag}:reports"
-
-    def lock(self, name: str) -> str:
-        return f"{self.tag}:lock:{name}"
-
-
-EVENT_TYPES = (
-    "incident.created",
-    "incident.call_added",
-    "incident.merged",
-    "incident.split",
-    "incident.updated",
-    "incident.closed",
-    "call.dead_lettered",
-    "unit.updated",
-    "assignment.created",
-    "route.planned",
-    "greenwave.planned",
-    "whistle.sounded",
-    "whistle.summons",
-    "whistle.ack",
-    "whistle.escalated",
-    "whistle.greenwave_enabled",
-)

@@ -468,6 +468,48 @@ class Responder:
             return len(records)
         raise StoreError(f"incident {incident_id} kept changing; try again")
 
+    async def close_incident(self, incident_id: str, *, actor: str, reason: str) -> Incident:
+        """Close an incident: off the open lists (no call merges into it any more).
+
+        Units keep their assignment until their crews report available; the whistle, if
+        any, is closed by the caller (its pending summons stood down).
+
+        Raises:
+            NotFoundError: no such incident. ConflictError: already closed.
+        """
+        keys = self.store.keys
+        for _ in range(8):
+            incident = await self.incident(incident_id)
+            if incident.status is IncidentStatus.CLOSED:
+                raise ConflictError(f"incident {incident_id} is already closed")
+            now = self.clock()
+            closed = incident.model_copy(
+                update={
+                    "status": IncidentStatus.CLOSED,
+                    "updated_at": now,
+                    "version": incident.version + 1,
+                }
+            )
+            tx = self.store.tx()
+            tx.expect_version(keys.incident(incident.id), incident.version)
+            tx.put(keys.incident(incident.id), closed, closed.version)
+            tx.zrem(keys.open_incidents, incident.id)
+            tx.zrem(keys.open_geo, incident.id)
+            tx.srem(keys.greenwave_incidents, incident.id)
+            tx.event(
+                "incident.closed",
+                actor=actor,
+                ts=now,
+                incident_id=incident.id,
+                data={"incident": closed, "reason": reason},
+            )
+            try:
+                await self.store.commit(tx)
+            except VersionConflict:
+                continue
+            return closed
+        raise StoreError(f"incident {incident_id} kept changing; try again")
+
     async def activate_all(self, incident_id: str, *, now: datetime) -> int:
         """Send the first signal requests of every protected unit of an incident."""
         if self.activation is None:

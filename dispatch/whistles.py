@@ -220,6 +220,14 @@ class WhistleService:
             tx.put(keys.whistle(whistle_id), new, version + 1)
             if new.closed_at is not None:
                 tx.zrem(keys.open_whistles, whistle_id)
+                if current.closed_at is None:
+                    tx.event(
+                        "whistle.closed",
+                        actor=actor,
+                        ts=now,
+                        incident_id=incident.id,
+                        data={"whistle_id": whistle_id},
+                    )
             await self._apply(tx, new, effects, incident, actor=actor, now=now, before=current)
             try:
                 await self.store.commit(tx)

@@ -139,6 +139,21 @@ async def split(incident_id: str, body: SplitRequest, svc: Svc, who: Dispatcher)
     return SplitResult(original=original, new=new)
 
 
+class CloseRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/incidents/{incident_id}/close", response_model=Incident, tags=["incidents"])
+async def close_incident(
+    incident_id: str, body: CloseRequest, svc: Svc, who: Dispatcher
+) -> Incident:
+    """Close an incident (its whistle too); later calls nearby open a new one."""
+    closed = await svc.responder.close_incident(incident_id, actor=who.sub, reason=body.reason)
+    if closed.whistle_id is not None:
+        await svc.whistles.close(closed.whistle_id, actor=who.sub)
+    return closed
+
+
 class WhistleRequest(BaseModel):
     force: bool = False
     reason: str | None = Field(None, max_length=500)

@@ -307,3 +307,22 @@ async def test_auto_assign_sends_the_top_unit_of_every_agency(
     expected = {a.suggested[0] for a in recs.agencies if a.suggested}
     assert assigned == expected and len(assigned) >= 2
     assert all(a.assigned_by == "auto:disp-120" for a in incident.assignments)
+
+
+async def test_closing_an_incident_closes_its_whistle_and_stops_merging(stack: Stack) -> None:
+    await roster(stack)
+    incident_id = await drowning(stack)
+    whistle = await stack.whistles.sound(incident_id, who(Role.DISPATCHER, Agency.EMS, "disp-120"))
+    closed = await stack.responder.close_incident(incident_id, actor="disp-120", reason="rescued")
+    assert closed.status.value == "closed"
+    await stack.whistles.close(whistle.id, actor="disp-120")
+    assert (await stack.whistles.get(whistle.id)).closed_at is not None
+    assert await stack.whistles.open_whistles() == []
+    stack.clock.advance(60)
+    assert await stack.timers.fire_due() == 0  # every pending ack timer was cancelled
+    with pytest.raises(ConflictError, match="already closed"):
+        await stack.responder.close_incident(incident_id, actor="x", reason="again")
+    # A new call at the same spot is a new emergency.
+    assert await drowning(stack, n=2) != incident_id
+    types = [e.type for e in await stack.store.events_for_incident(incident_id)]
+    assert "incident.closed" in types and "whistle.closed" in types
