@@ -11,6 +11,7 @@ from the south leg (``inbound.label == "S"``) and, going on north, leaves by the
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -300,6 +301,51 @@ def _route_profile(route: Route) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return xy, time_at, dist_at, coords
 
 
+class _RouteGeometry:
+    """What :func:`locate_on_route` needs of a route, computed once per :class:`Route` object.
+
+    A vehicle is re-planned every few seconds on the same route (a re-plan's plan keeps the
+    same ``Route`` object), and rebuilding the profile was most of a re-plan's cost. All arrays
+    are read-only; the values are exactly those :func:`_route_profile` gives.
+    """
+
+    __slots__ = ("a", "ab", "coords", "cos_lat0", "dist_at", "length2", "time_at", "xy")
+
+    def __init__(self, route: Route) -> None:
+        xy, time_at, dist_at, coords = _route_profile(route)
+        lat0 = float(np.mean(coords[:, 1]))
+        self.cos_lat0 = np.cos(np.radians(lat0))
+        self.xy, self.time_at, self.dist_at, self.coords = xy, time_at, dist_at, coords
+        self.a = xy[:-1]
+        self.ab = xy[1:] - self.a
+        self.length2 = np.maximum(np.einsum("ij,ij->i", self.ab, self.ab), 1e-12)
+        for arr in (xy, time_at, dist_at, coords, self.ab, self.length2):
+            arr.setflags(write=False)
+
+
+# id(route) -> (weak reference to it, its geometry). The weak reference's callback drops the
+# entry when the route is freed, so an id reused by a later object never finds a stale entry
+# (and a lookup checks the referent as well). Routes are frozen models: their polyline and
+# edges are not expected to change in place; a changed route must be a new object.
+_GEOMETRY: dict[int, tuple[weakref.ref[Route], _RouteGeometry]] = {}
+
+
+def _route_geometry(route: Route) -> _RouteGeometry:
+    key = id(route)
+    hit = _GEOMETRY.get(key)
+    if hit is not None and hit[0]() is route:
+        return hit[1]
+    geometry = _RouteGeometry(route)
+
+    def forget(ref: weakref.ref[Route], key: int = key) -> None:
+        entry = _GEOMETRY.get(key)
+        if entry is not None and entry[0] is ref:
+            del _GEOMETRY[key]
+
+    _GEOMETRY[key] = (weakref.ref(route, forget), geometry)
+    return geometry
+
+
 def locate_on_route(
     route: Route, position: tuple[float, float], *, min_progress_s: float = 0.0
 ) -> tuple[float, float, float]:
@@ -316,16 +362,11 @@ def locate_on_route(
     """
     if len(route.coordinates) < 2:
         return 0.0, 0.0, 0.0
-    xy, time_at, dist_at, coords = _route_profile(route)
-    lat0 = float(np.mean(coords[:, 1]))
-    p = (
-        np.array([np.radians(position[1]) * np.cos(np.radians(lat0)), np.radians(position[0])])
-        * 6_371_008.8
-    )
-    a, b = xy[:-1], xy[1:]
-    ab = b - a
-    length2 = np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)
-    t = np.clip(np.einsum("ij,ij->i", p - a, ab) / length2, 0.0, 1.0)
+    geo = _route_geometry(route)
+    time_at, dist_at = geo.time_at, geo.dist_at
+    p = np.array([np.radians(position[1]) * geo.cos_lat0, np.radians(position[0])]) * 6_371_008.8
+    a, ab = geo.a, geo.ab
+    t = np.clip(np.einsum("ij,ij->i", p - a, ab) / geo.length2, 0.0, 1.0)
     foot = a + ab * t[:, None]
     dist = np.hypot(*(foot - p).T)
     dist[time_at[1:] < min_progress_s] = np.inf  # segments wholly behind the last known progress

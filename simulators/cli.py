@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from routing import Router, RoutingError, sample_graph_path
 
 from .drill import run_batch
-from .html import render_html
+from .html import render_html, signal_names
 from .scenarios import ScenarioError, builtin_names, load_scenario
 
 _err = Console(stderr=True)
@@ -105,7 +105,8 @@ def drill(
             raise typer.Exit(code=1) from exc
     elapsed = time.perf_counter() - started
     if out is not None:
-        out.write_text(render_html(report), encoding="utf-8")
+        names = signal_names(router.graph, (sig.intersection_id for sig in report.signals))
+        out.write_text(render_html(report, signal_names=names), encoding="utf-8")
     if as_json:
         typer.echo(report.model_dump_json())
     else:

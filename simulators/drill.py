@@ -211,6 +211,7 @@ class _Engine:
         self.cfg = config
         self.progress = progress
         self.clock = SimClock(scenario.start)
+        self._flow_memo: dict[float, float] = {}
         g = router.graph
         self.signal_nodes = frozenset(int(x) for x in g.node_osmid[g.node_signal].tolist())
         self.timings: dict[int, SignalTiming] = make_timings(g, seed=seed)
@@ -297,7 +298,12 @@ class _Engine:
         return ctrl
 
     def flow_factor(self, t: float) -> float:
-        return HOURLY_FLOW[int(self.clock.hour_of_day(t)) % 24]
+        # Memoised: controllers ask for every second they step (always whole seconds, so the
+        # memo holds at most one entry per simulated second of the drill).
+        factor = self._flow_memo.get(t)
+        if factor is None:
+            factor = self._flow_memo[t] = HOURLY_FLOW[int(self.clock.hour_of_day(t)) % 24]
+        return factor
 
     def lookup(self, iid: int, at_s: float) -> SignalView:
         ctrl = self.controller(iid, at_s)
@@ -329,6 +335,7 @@ class _Engine:
     def send_requests(self, leg: _Leg, requests: Sequence[SignalRequest], now_s: float) -> None:
         """Requests through the arbiter; changed decisions on to the controllers."""
         thr = self.cfg.update_threshold_s
+        now_at = self.clock.at(now_s)
         for req in requests:
             iid = req.intersection_id
             if iid not in self.timings:
@@ -349,7 +356,7 @@ class _Engine:
             else:
                 leg.sent[iid] = window
             state = self.intersections.get(iid) or IntersectionState(intersection_id=iid)
-            new = self.arbiter.decide(state, req, now=self.clock.at(now_s))
+            new = self.arbiter.decide(state, req, now=now_at)
             self.intersections[iid] = new
             self.forward(state, new, now_s)
 
@@ -556,6 +563,7 @@ class _Engine:
             kind=kind,
             signal_delay_s=self.router.profile.signal_delay_s,
             signal_nodes=self.signal_nodes,
+            emit_positions=False,  # on_tick reads status changes and signals passed only
         )
         leg = _Leg(
             len(self.legs), unit_id, incident_id, kind, route, now, depart, requester, vehicle

@@ -63,6 +63,10 @@ def other_axis(axis: Axis) -> Axis:
     return Axis.EW if axis is Axis.NS else Axis.NS
 
 
+# Iterating the enum class is slow; the controller's per-second step iterates this instead.
+_AXES: tuple[Axis, Axis] = (Axis.NS, Axis.EW)
+
+
 class SignalTiming(BaseModel):
     """One intersection's fixed-time plan and its traffic (all times whole seconds).
 
@@ -310,6 +314,18 @@ class SignalController:
         self.end = self.t
         self.queue: dict[Axis, float] = {}
         self.shadow: dict[Axis, float] = {}
+        # Constants of the plan, precomputed for the per-second step (same values as the
+        # timing's own methods give: plan_at's phase bounds, flow_vps, the discharge rate).
+        minor = other_axis(timing.major_axis)
+        gm, clr = timing.major_green_s, timing.clearance_s
+        self._phases: tuple[tuple[Axis, bool, int, int], ...] = (
+            (timing.major_axis, False, 0, gm),
+            (timing.major_axis, True, gm, gm + clr),
+            (minor, False, gm + clr, gm + clr + timing.minor_green_s),
+            (minor, True, gm + clr + timing.minor_green_s, timing.cycle_s),
+        )
+        self._peak_flow = {a: timing.flow_vps(a) for a in _AXES}
+        self._discharge = 1.0 / timing.headway_s
         self._sync(self.t)
 
     # ------------------------------------------------------------------------------ public
@@ -417,21 +433,34 @@ class SignalController:
     # ------------------------------------------------------------------------------ internals
 
     def _flow(self, axis: Axis, t: float) -> float:
-        return self.timing.flow_vps(axis) * self.flow_factor(t)
+        return self._peak_flow[axis] * self.flow_factor(t)
+
+    def _plan_at(self, t: int) -> tuple[Axis, bool, int, int]:
+        """:meth:`SignalTiming.plan_at` with the phase bounds precomputed."""
+        tm = self.timing
+        base = tm.offset_s + math.floor((t - tm.offset_s) / tm.cycle_s) * tm.cycle_s
+        tau = t - base
+        for axis, clear, lo, hi in self._phases:
+            if tau < hi:
+                return axis, clear, base + lo, base + hi
+        last = self._phases[-1]
+        return last[0], True, base + last[2], base + tm.cycle_s  # float edge
 
     def _sync(self, t: int) -> None:
         """Put the controller in its plan's state at ``t`` with steady-state queues."""
         tm = self.timing
         self.t = t
-        self.axis, self.clear, self.start, self.nominal_end = tm.plan_at(t)
+        self.axis, self.clear, self.start, self.nominal_end = self._plan_at(t)
         self.end = self.nominal_end
-        for axis in Axis:
+        for axis in _AXES:
             self.queue[axis] = self.shadow[axis] = tm.queue_at(axis, t, self._flow(axis, t))
 
     def _jump_limit(self, target: int) -> int:
         """How far the controller may jump analytically (``self.t`` when it must step)."""
         if self._episode is not None:
             return self.t
+        if not self._held:
+            return target if target > self.t + 1 else self.t
         horizon = 2 * self.timing.cycle_s + self.max_lead_s
         limit = target
         for held in self._held.values():
@@ -470,12 +499,15 @@ class SignalController:
 
     def _effective_end(self) -> int:
         """End of the current green after holds (own axis) and early cuts (cross axis)."""
+        live = [h for h in self._held.values() if h.accepted and h.grant.green_to_s > self.t]
+        if not live:
+            return self.nominal_end  # nothing to hold for or cut for
         tm = self.timing
         end = self.nominal_end
         cross = other_axis(self.axis)
-        for held in self._held.values():
+        for held in live:
             g = held.grant
-            if held.accepted and g.axis is self.axis and g.green_to_s > self.t:
+            if g.axis is self.axis:
                 # Hold when the cross street could not get a full minimum green in between.
                 gap_end = end + 2 * tm.clearance_s + tm.min_green_s
                 if self._target_start(held) <= gap_end:
@@ -485,9 +517,9 @@ class SignalController:
         floor_end = max(end, self.start + tm.min_green_s, self.t)
         if end == self.nominal_end:
             floor_end = max(self.start + tm.min_green_s, self.t)
-        for held in self._held.values():
+        for held in live:
             g = held.grant
-            if held.accepted and g.axis is cross and g.green_to_s > self.t:
+            if g.axis is cross:
                 cut = math.floor(self._target_start(held) - tm.clearance_s)
                 if cut < end:
                     end = max(cut, floor_end)
@@ -508,48 +540,55 @@ class SignalController:
     def _step(self) -> None:
         """Advance one second: phase, grants, queues, episode."""
         # The state describes second t: account for it, then move to t + 1 and switch phases.
-        tm = self.timing
+        # (The hot loop of a drill: the arithmetic is exactly the plain one, in the same order,
+        # with the plan's constants precomputed and the flow factor asked once per second.)
         t = self.t
-        for held in self._held.values():
+        clear, current = self.clear, self.axis
+        held_all = self._held
+        for held in held_all.values():
             g = held.grant
             if held.accepted and g.green_from_s <= t < g.green_to_s:
-                if self._green(g.axis):
+                if not clear and current is g.axis:
                     held.green_s += 1
                 else:
                     held.missed_s += 1
-        plan_axis, plan_clear, _, plan_end = tm.plan_at(t)
-        discharge = 1.0 / tm.headway_s
-        for axis in Axis:
-            q = self._flow(axis, t)
-            self.queue[axis] = max(
-                0.0, self.queue[axis] + q - (discharge if self._green(axis) else 0.0)
-            )
-            plan_green = not plan_clear and plan_axis is axis
-            self.shadow[axis] = max(0.0, self.shadow[axis] + q - (discharge if plan_green else 0.0))
+        plan_axis, plan_clear, _, plan_end = self._plan_at(t)
+        discharge = self._discharge
+        factor = self.flow_factor(t)
+        queue, shadow, peak = self.queue, self.shadow, self._peak_flow
+        for axis in _AXES:
+            q = peak[axis] * factor
+            x = queue[axis] + q - (discharge if not clear and current is axis else 0.0)
+            queue[axis] = x if x > 0.0 else 0.0  # max(0.0, x)
+            y = shadow[axis] + q - (discharge if not plan_clear and plan_axis is axis else 0.0)
+            shadow[axis] = y if y > 0.0 else 0.0
         in_sync = (
-            plan_axis is self.axis
-            and plan_clear == self.clear
+            plan_axis is current
+            and plan_clear == clear
             and plan_end == self.end
-            and all(abs(self.queue[a] - self.shadow[a]) < 1e-9 for a in Axis)
+            and abs(queue[Axis.NS] - shadow[Axis.NS]) < 1e-9
+            and abs(queue[Axis.EW] - shadow[Axis.EW]) < 1e-9
         )
-        prioritised = {h.grant.axis for h in self._held.values() if h.accepted}
-        if not in_sync or (self._episode is not None and prioritised):
-            if self._episode is None:
-                self._episode = _Episode(start=t)
-            ep = self._episode
-            ep.prioritised |= prioritised
-            for axis in Axis:
-                ep.actual[axis] += self.queue[axis]
-                ep.baseline[axis] += self.shadow[axis]
-                if not plan_clear and plan_axis is axis and not self._green(axis):
-                    ep.extra_red[axis] += 1
-        elif self._episode is not None:
-            self._close_episode()
+        ep = self._episode
+        if not in_sync or ep is not None:
+            prioritised = {h.grant.axis for h in held_all.values() if h.accepted}
+            if not in_sync or prioritised:
+                if ep is None:
+                    ep = self._episode = _Episode(start=t)
+                ep.prioritised |= prioritised
+                for axis in _AXES:
+                    ep.actual[axis] += queue[axis]
+                    ep.baseline[axis] += shadow[axis]
+                    if not plan_clear and plan_axis is axis and (clear or current is not axis):
+                        ep.extra_red[axis] += 1
+            else:
+                self._close_episode()
         self.t = t + 1
-        for rid in [r for r, h in self._held.items() if h.grant.green_to_s < self.t]:
-            held = self._held.pop(rid)
-            if held.accepted:
-                self._report(held, "served", "window over")
+        if held_all:
+            for rid in [r for r, h in held_all.items() if h.grant.green_to_s < self.t]:
+                held = held_all.pop(rid)
+                if held.accepted:
+                    self._report(held, "served", "window over")
         self._transition()
 
     def _close_episode(self) -> None:

@@ -137,3 +137,39 @@ def test_new_route_cancels_dropped_updates_kept_requests_new(
     assert by_kind[RequestType.UPDATE] == old_ids & new_ids
     assert by_kind[RequestType.REQUEST] == new_ids - old_ids
     assert old_ids - new_ids and new_ids - old_ids, "the test routes must differ"
+
+
+def test_route_geometry_is_cached_per_route_object(long_route: Route) -> None:
+    import gc
+
+    from routing import greenwave as gw
+
+    fix = _point_at(long_route, 120.0)
+    first = gw.locate_on_route(long_route, fix, min_progress_s=30.0)
+    geometry = gw._route_geometry(long_route)
+    assert gw._route_geometry(long_route) is geometry  # built once, reused by every re-plan
+    assert not geometry.time_at.flags.writeable
+    # Same answer as from a fresh profile of an equal but distinct Route object.
+    twin = Route.model_validate(long_route.model_dump())
+    assert gw.locate_on_route(twin, fix, min_progress_s=30.0) == first
+    assert gw._route_geometry(twin) is not geometry
+    key = id(twin)
+    assert key in gw._GEOMETRY
+    del twin
+    gc.collect()
+    assert key not in gw._GEOMETRY  # the entry goes with its route
+
+
+def test_replan_reuses_the_route_geometry(long_route: Route) -> None:
+    from routing import greenwave as gw
+
+    plan = plan_green_wave(long_route, departure=T0, requester=FIRE).plan
+    a = replan_from_position(
+        plan, position=_point_at(long_route, 60.0), now=T0 + timedelta(seconds=60)
+    )
+    geometry = gw._route_geometry(a.plan.route)
+    b = replan_from_position(
+        a.plan, position=_point_at(long_route, 90.0), now=T0 + timedelta(seconds=90)
+    )
+    assert b.plan.route is long_route and gw._route_geometry(b.plan.route) is geometry
+    assert b.plan.progress_s >= a.plan.progress_s

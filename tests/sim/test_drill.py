@@ -215,3 +215,20 @@ def test_cli_batch_json_and_live_error(small_city: Router, tmp_path: Path) -> No
     live = runner.invoke(app, ["drill", "--scenario", "mixed-day"])
     assert live.exit_code == 2
     assert "live mode needs --url of a running service" in live.output
+
+
+def test_html_report_names_signals_and_labels_axes(small_city: Router) -> None:
+    from simulators.html import signal_names
+
+    report = run_batch(small_city, mini(), 7)
+    ids = [s.intersection_id for s in report.signals]
+    names = signal_names(small_city.graph, ids)
+    page = render_html(report, signal_names=names)
+    assert page == render_html(report, signal_names=names)  # same report, same bytes
+    assert "http" not in page and "<script" not in page
+    assert "responses</text>" in page and "arrival time, minutes" in page
+    assert "Cost to cross traffic" in page and "q·r²/(2(1−q/s))" in page
+    for name in list(names.values())[:3]:
+        assert any(part in page for part in name.split(" × "))
+    # Without names it still renders, by OSM id.
+    assert "<svg" in render_html(report)

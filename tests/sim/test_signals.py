@@ -162,3 +162,18 @@ def test_never_cuts_clearance_or_minimum_green(
             assert runs[i + 1][0] == other_axis(runs[i - 1][0] or Axis.NS), runs
         if i and g is not None and runs[i - 1][0] is not None:
             raise AssertionError(f"green switched without clearance: {runs}")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cycle=st.integers(min_value=40, max_value=150),
+    share=st.floats(min_value=0.3, max_value=0.7),
+    offset=st.integers(min_value=0, max_value=149),
+)
+def test_controller_phase_table_matches_the_plan(cycle: int, share: float, offset: int) -> None:
+    # The controller's precomputed phase bounds (its per-second hot path) say what plan_at says.
+    major = max(10, min(cycle - 20, round((cycle - 10) * share)))
+    tm = timing(cycle=cycle, major=major, offset=offset % cycle)
+    ctrl = SignalController(tm, now_s=0)
+    for t in range(-cycle, 3 * cycle):
+        assert ctrl._plan_at(t) == tm.plan_at(t)
