@@ -23,6 +23,17 @@ flushed before, between and after; db 0 and 15 are refused)::
 Clients connect without permessage-deflate (``compression=None``), as a console that wants
 low latency should; with deflate each message is compressed once per client.
 
+Positions mode (``--mode positions``; helpers in ``benchmarks/_fanout_positions.py``): ``--units``
+(2,000) units registered through ``PUT /api/units/{id}``, one terminal websocket each spread
+over ``--terminal-procs`` processes, each sending ``position`` at 1 Hz (seeded jitter, ``at``
+with +08:00); consoles time every unit entry of every ``positions`` frame (receipt - ``at``,
+also minus ``--frame-s``); whistles as above; service CPU/RSS, Redis CPU (``INFO cpu``), the
+clients' and the whole machine's CPU ("other processes" = the rest: a busy shared box shows
+there). ``--graph`` sets YISHAO_GRAPH, ``--py-spy DIR`` records the services (raw stacks),
+``YISHAO_BENCH_LOG_DIR`` keeps the services' logs::
+
+    .venv/bin/python benchmarks/fanout.py --mode positions --instances 1,2 --duration 20
+
 Hook for positions (issue 5, part 2): ``Load.extra_producers`` takes more coroutines run during
 the steady phase (e.g. 2,000 units at 1 Hz posting ``position`` messages from terminal
 sockets), and ``Screens.on_message`` is where position frames would be timed.
@@ -56,6 +67,15 @@ from websockets.exceptions import ConnectionClosed
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._fanout_positions import (  # noqa: E402
+    HIST_MS,
+    PositionTiming,
+    hist_pct,
+    merge_hist,
+    register_units,
+    terminal_worker,
+    unit_id,
+)
 from dispatch.auth import mint  # noqa: E402
 from dispatch.constants import Keys  # noqa: E402
 from dispatch.models import Agency, Role  # noqa: E402
@@ -105,7 +125,14 @@ class Service:
         return float("nan")
 
 
-def start_services(n: int, redis_url: str, log_level: str) -> list[Service]:
+def start_services(
+    n: int,
+    redis_url: str,
+    log_level: str,
+    *,
+    graph: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> list[Service]:
     out = []
     for i in range(n):
         port = free_port()
@@ -117,16 +144,24 @@ def start_services(n: int, redis_url: str, log_level: str) -> list[Service]:
             "YISHAO_INSTANCE": f"bench-{i}",
         }
         env.pop("YISHAO_GRAPH", None)
+        if graph is not None:
+            env["YISHAO_GRAPH"] = str(graph)
+        env.update(extra_env or {})
+        log_dir = os.environ.get("YISHAO_BENCH_LOG_DIR")
+        stderr: Any = None if log_level in {"info", "debug"} else subprocess.DEVNULL
+        if log_dir:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            stderr = (Path(log_dir) / f"fanout-{n}x-{i}-{port}.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "dispatch.cli", "serve", "--port", str(port),
              "--log-level", log_level],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=None if log_level in {"info", "debug"} else subprocess.DEVNULL,
+            stderr=stderr,
         )  # fmt: skip
         out.append(Service(proc, port))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + (120 if graph is not None else 60)
     for svc in out:
         while True:
             with contextlib.suppress(httpx.HTTPError):
@@ -164,9 +199,25 @@ class Screens:
     summons: dict[str, dict[str, float]] = field(default_factory=dict)
     summons_waiters: dict[str, asyncio.Event] = field(default_factory=dict)
     counting: bool = False
+    # Positions mode: frames timed, and every message counted, inside [window[0], window[1]].
+    positions: PositionTiming | None = None
+    window: Any = None
+    all_messages: int = 0
+    all_bytes: int = 0
 
     def on_message(self, raw: str | bytes, coordinator: str | None) -> None:
         now = time.time()
+        if self.window is not None and self.window[0] <= now <= self.window[1]:
+            self.all_messages += 1
+            self.all_bytes += len(raw)
+            if self.positions is not None and raw[:20] in (
+                '{"type":"positions",',
+                b'{"type":"positions",',
+            ):
+                self.positions.on_frame(raw if isinstance(raw, str) else raw.decode(), now)
+                return
+        if raw[:20] in ('{"type":"positions",', b'{"type":"positions",'):
+            return  # outside the window: not parsed
         msg = orjson.loads(raw)
         kind = msg["type"]
         if kind == "incident.updated":
@@ -183,8 +234,9 @@ class Screens:
     async def run(self, url: str, coordinator: str | None, started: asyncio.Event) -> None:
         try:
             async with connect(
-                url, compression=None, proxy=None, open_timeout=30, max_queue=256
-            ) as ws:
+                url, compression=None, proxy=None, open_timeout=60, max_queue=256,
+                max_size=8 * 2**20,
+            ) as ws:  # fmt: skip
                 await self._ready(ws)
                 started.set()
                 async for raw in ws:
@@ -200,12 +252,17 @@ class Screens:
             pass
 
 
-def console_worker(urls: list[str], ready: Any, stop: Any, results: Any) -> None:
+def console_worker(
+    urls: list[str], ready: Any, stop: Any, results: Any, window: Any = None
+) -> None:
     """A process of console sockets (the receiving side needs more than one core's worth of
     Python at high rates); reports its screens' figures when ``stop`` is set."""
 
     async def go() -> None:
         screens = Screens(counting=True)
+        if window is not None:
+            screens.window, screens.positions = window, PositionTiming()
+        cpu = [0.0, 0.0]
         started = [asyncio.Event() for _ in urls]
         tasks = [
             asyncio.create_task(screens.run(u, None, e)) for u, e in zip(urls, started, strict=True)
@@ -213,7 +270,15 @@ def console_worker(urls: list[str], ready: Any, stop: Any, results: Any) -> None
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), timeout=60)
         ready.put(len(urls))
         # A process-wide event, not an asyncio one: wait for it on a thread.
-        await asyncio.to_thread(stop.wait)
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+            now = time.time()
+            if window is None or not window[0]:
+                continue
+            if not cpu[0] and now >= window[0]:
+                cpu[0] = time.process_time()
+            if not cpu[1] and now >= window[1]:
+                cpu[1] = time.process_time()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -223,10 +288,22 @@ def console_worker(urls: list[str], ready: Any, stop: Any, results: Any) -> None
                 "messages": screens.messages,
                 "bytes": screens.bytes,
                 "cut": screens.cut,
+                "all_messages": screens.all_messages,
+                "all_bytes": screens.all_bytes,
+                "positions": screens.positions.figures() if screens.positions else None,
+                "cpu_s_window": cpu[1] - cpu[0] if cpu[0] and cpu[1] else float("nan"),
             }
         )
 
-    asyncio.run(go())
+    if window is None:
+        asyncio.run(go())  # as the events mode always ran
+        return
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        asyncio.run(go())
+    else:
+        uvloop.run(go())
 
 
 # -- load -------------------------------------------------------------------------------------
@@ -319,7 +396,12 @@ async def sound_whistles(
             waiter = screens.summons_waiters.setdefault(incident_id, asyncio.Event())
             url = f"{services[n % len(services)].url}/api/incidents/{incident_id}/whistle"
             t0 = time.time()
-            r = await http.post(url, headers=ems)
+            try:
+                r = await http.post(url, headers=ems)
+            except httpx.HTTPError as exc:
+                print(f"whistle {incident_id}: {type(exc).__name__} {exc}", file=sys.stderr)
+                out.append(float("inf"))
+                continue
             if r.status_code != 201:
                 print(f"whistle {incident_id}: {r.status_code} {r.text}", file=sys.stderr)
                 out.append(float("inf"))
@@ -452,7 +534,314 @@ async def run_config(args: argparse.Namespace, instances: int) -> dict[str, Any]
         await redis.aclose()
 
 
+# -- positions mode ---------------------------------------------------------------------------
+def _status_kb(pid: int, field_name: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    return sum(parts) - idle, sum(parts)
+
+
+async def _redis_cpu(redis: Redis) -> float:
+    info = await redis.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def _start_py_spy(services: list[Service], out_dir: Path, seconds: float) -> list[Any]:
+    """``py-spy record`` each service for the measuring window (flamegraph + raw stacks)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for n, svc in enumerate(services):
+        for fmt, ext in (("raw", "txt"),):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(spy),
+                        "record",
+                        "-p",
+                        str(svc.proc.pid),
+                        "-d",
+                        str(int(seconds)),
+                        "-r",
+                        "50",
+                        "--nonblocking",
+                        "-f",
+                        fmt,
+                        "-o",
+                        str(out_dir / f"service-{len(services)}x-{n}.{ext}"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+    return procs
+
+
+async def run_positions(args: argparse.Namespace, instances: int) -> dict[str, Any]:
+    """2,000 terminals at 1 Hz, consoles timing position frames, whistles at the same time."""
+    redis = Redis.from_url(args.redis_url)
+    await redis.flushdb()
+    frame_s = args.frame_s
+    extra_env = {"YISHAO_POSITION_FRAME_S": str(frame_s)}
+    services = start_services(
+        instances, args.redis_url, args.log_level, graph=args.graph, extra_env=extra_env
+    )
+    screens = Screens()
+    tasks: list[asyncio.Task[None]] = []
+    procs: list[Any] = []
+    spies: list[Any] = []
+    try:
+        admin_tok = token(Role.ADMIN, Agency.POLICE, "bench-admin")
+        reg_s = await register_units(services[0].url, admin_tok, args.units, args.seed)
+        incident_ids = await prepare_whistles(services, args.whistles)
+        duty = await on_duty(services[0])
+        coordinators = duty + [
+            f"coord-{a}-{i}" for a in ("traffic", "ems", "fire") for i in range(20)
+        ]
+        coordinators = list(dict.fromkeys(coordinators))[: args.coordinators]
+        agencies = {"traffic": Agency.TRAFFIC, "ems": Agency.EMS, "fire": Agency.FIRE}
+        rnd = random.Random(args.seed)
+        urls = []
+        for i in range(args.consoles):
+            svc = services[i % instances]
+            tok = token(Role.DISPATCHER, rnd.choice(list(agencies.values())), f"console-{i}")
+            urls.append(f"ws://127.0.0.1:{svc.port}/ws?token={tok}")
+        ctx = mp.get_context("spawn")
+        window = ctx.Array("d", 2, lock=False)  # consoles: [start, end]
+        times = ctx.Array("d", 3, lock=False)  # terminals: [go, start, end]
+        ready_q, results_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+        term_q, term_results = ctx.Queue(), ctx.Queue()
+        consoles = [
+            ctx.Process(
+                target=console_worker,
+                args=(urls[k :: args.client_procs], ready_q, stop, results_q, window),
+            )
+            for k in range(args.client_procs)
+        ]
+        procs.extend(consoles)
+        for proc in consoles:
+            proc.start()
+        loop = asyncio.get_running_loop()
+        for _ in consoles:
+            await loop.run_in_executor(None, ready_q.get, True, 120)
+        t_conn = time.monotonic()
+        units = []
+        for i in range(args.units):
+            svc = services[i % instances]
+            tok = token(Role.TERMINAL, Agency.EMS, unit_id(i))
+            units.append((i, f"ws://127.0.0.1:{svc.port}/ws?token={tok}"))
+        terminals = [
+            ctx.Process(
+                target=terminal_worker,
+                args=(units[k :: args.terminal_procs], args.seed, times, term_q, term_results),
+            )
+            for k in range(args.terminal_procs)
+        ]
+        procs.extend(terminals)
+        for proc in terminals:
+            proc.start()
+        connected = failed = 0
+        for _ in terminals:
+            _tag, ok, bad = await loop.run_in_executor(None, term_q.get, True, 180)
+            connected, failed = connected + ok, failed + bad
+        connect_s = time.monotonic() - t_conn
+        started: list[asyncio.Event] = []
+        for i, name in enumerate(coordinators):
+            svc = services[i % instances]
+            tok = token(Role.COORDINATOR, agencies[name.split("-")[1]], name)
+            ev = asyncio.Event()
+            started.append(ev)
+            url = f"ws://127.0.0.1:{svc.port}/ws?token={tok}"
+            tasks.append(asyncio.create_task(screens.run(url, name, ev)))
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), timeout=60)
+        rss_idle = [s.rss_mb() for s in services]
+        # Go: units start within the next second; measure after the warm-up.
+        go = time.time() + 0.5
+        start, end = go + args.warmup, go + args.warmup + args.duration
+        window[0], window[1] = start, end
+        times[1], times[2] = start, end
+        times[0] = go
+        producer = (
+            asyncio.create_task(produce(redis, args.rate, end - time.time()))
+            if args.rate > 0
+            else None
+        )
+        await asyncio.sleep(max(0.0, start - time.time()))
+        cpu0 = [s.cpu_s() for s in services]
+        rcpu0 = await _redis_cpu(redis)
+        mcpu0 = _machine_cpu()
+        main0 = time.process_time()
+        t0 = time.monotonic()
+        if args.py_spy:
+            spies = _start_py_spy(services, Path(args.py_spy), args.duration)
+        spacing = max(0.0, args.duration * 0.8 / max(1, args.whistles) - 0.01)
+        whistle_lat = await sound_whistles(services, screens, incident_ids, spacing)
+        rss_peak = [0.0] * len(services)
+        while time.time() < end:
+            rss_peak = [max(p, s.rss_mb()) for p, s in zip(rss_peak, services, strict=True)]
+            await asyncio.sleep(min(0.5, max(0.0, end - time.time())))
+        elapsed = time.monotonic() - t0
+        cpu = [(s.cpu_s() - c) / elapsed * 100 for s, c in zip(services, cpu0, strict=True)]
+        redis_cpu = (await _redis_cpu(redis) - rcpu0) / elapsed * 100
+        mcpu1 = _machine_cpu()
+        machine_pct = (mcpu1[0] - mcpu0[0]) / max(1, mcpu1[1] - mcpu0[1]) * 100 * os.cpu_count()
+        main_cpu = (time.process_time() - main0) / elapsed * 100
+        rss = [s.rss_mb() for s in services]
+        rss_peak = [max(p, r) for p, r in zip(rss_peak, rss, strict=True)]
+        produced = await producer if producer is not None else 0
+        term: list[dict[str, Any]] = [
+            await loop.run_in_executor(None, term_results.get, True, 60) for _ in terminals
+        ]
+        await asyncio.sleep(0.5)
+        stop.set()
+        parts = [await loop.run_in_executor(None, results_q.get, True, 60) for _ in consoles]
+        for proc in procs:
+            proc.join(timeout=10)
+        for spy in spies:
+            spy.wait(timeout=30)
+        hist = [0] * HIST_MS
+        ack_hist = [0] * HIST_MS
+        frames = entries = pbytes = all_msgs = all_bytes = 0
+        pmax = 0.0
+        frame_units: list[int] = []
+        cut: dict[int, int] = {}
+        for part in parts:
+            pos = part["positions"]
+            merge_hist(hist, pos["hist"])
+            frames += pos["frames"]
+            entries += pos["entries"]
+            pbytes += pos["bytes"]
+            pmax = max(pmax, pos["max_ms"])
+            frame_units.extend(pos["frame_units"])
+            all_msgs += part["all_messages"]
+            all_bytes += part["all_bytes"]
+            for code, n in part["cut"].items():
+                cut[code] = cut.get(code, 0) + n
+        sent = sum(t["sent_in_window"] for t in term)
+        for t in term:
+            merge_hist(ack_hist, t["ack_hist"])
+        p50, p99 = hist_pct(hist, 0.5), hist_pct(hist, 0.99)
+        result = {
+            "mode": "positions",
+            "instances": instances,
+            "graph": str(args.graph) if args.graph else None,
+            "units": args.units,
+            "terminals_connected": connected,
+            "terminals_failed": failed,
+            "terminal_procs": args.terminal_procs,
+            "consoles": args.consoles,
+            "client_procs": args.client_procs,
+            "coordinators": len(coordinators),
+            "frame_s": frame_s,
+            "duration_s": args.duration,
+            "setup_s": {"register_units": round(reg_s, 1), "connect": round(connect_s, 1)},
+            "fixes_sent_per_s": sent / elapsed,
+            "fix_ack_ms": {
+                "p50": hist_pct(ack_hist, 0.5),
+                "p99": hist_pct(ack_hist, 0.99),
+                "n": sum(ack_hist),
+            },
+            "terminal_errors": {k: v for t in term for k, v in t["error_codes"].items()},
+            "terminal_closed": {str(k): v for t in term for k, v in t["closed"].items()},
+            "events_produced": produced,
+            "position_frames": frames,
+            "frame_units_median": pct([float(x) for x in frame_units], 0.5) if frame_units else 0,
+            "frame_kb_mean": pbytes / max(1, frames) / 1024,
+            "position_entries": entries,
+            "position_entries_expected": round(sent * (args.consoles - sum(cut.values()))),
+            "position_ms": {
+                "p50": p50,
+                "p99": p99,
+                "max": pmax,
+                "p50_minus_frame": p50 - frame_s * 1000,
+                "p99_minus_frame": p99 - frame_s * 1000,
+            },
+            "console_messages_per_s": all_msgs / elapsed,
+            "console_bytes_per_s": all_bytes / elapsed,
+            "closed": cut,
+            "summons_ms": {
+                "n": len(whistle_lat),
+                "p50": pct(whistle_lat, 0.5) * 1000,
+                "p99": pct(whistle_lat, 0.99) * 1000,
+                "max": max(whistle_lat, default=float("nan")) * 1000,
+            },
+            "service_cpu_pct": [round(c, 1) for c in cpu],
+            "service_rss_mb": [round(r, 1) for r in rss],
+            "service_rss_idle_mb": [round(r, 1) for r in rss_idle],
+            "service_rss_peak_mb": [round(r, 1) for r in rss_peak],
+            "redis_cpu_pct": round(redis_cpu, 1),
+            "client_cpu_pct": {
+                "terminals": round(sum(t["cpu_s_window"] for t in term) / elapsed * 100, 1),
+                "consoles": round(sum(p["cpu_s_window"] for p in parts) / elapsed * 100, 1),
+                "main": round(main_cpu, 1),
+            },
+            "machine_cpu_pct": round(machine_pct, 1),
+        }
+        ours = sum(cpu) + redis_cpu + sum(result["client_cpu_pct"].values())
+        # Whatever else ran on the box (colleagues' jobs): read it before comparing runs.
+        result["other_cpu_pct"] = round(machine_pct - ours, 1)
+        return result
+    finally:
+        for spy in spies:
+            if spy.poll() is None:
+                spy.terminate()
+        stop_procs(procs)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stop_services(services)
+        await redis.flushdb()
+        await redis.aclose()
+
+
+def stop_procs(procs: list[Any]) -> None:
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+
+
+def show_positions(r: dict[str, Any]) -> str:
+    lat, sm, ack = r["position_ms"], r["summons_ms"], r["fix_ack_ms"]
+    return (
+        f"{r['instances']} instance(s), graph {r['graph'] or 'none'}, {r['units']} terminals "
+        f"({r['terminals_connected']} connected, {r['terminals_failed']} failed), "
+        f"{r['consoles']} consoles + {r['coordinators']} coordinators, frame {r['frame_s']} s, "
+        f"{r['duration_s']:.0f} s measured\n"
+        f"  terminals: {r['fixes_sent_per_s']:,.0f} fixes/s, position.ok p50 {ack['p50']:.0f} ms "
+        f"p99 {ack['p99']:.0f} ms, errors {r['terminal_errors']}, closed {r['terminal_closed']}\n"
+        f"  consoles: {r['position_frames']:,} frames (median {r['frame_units_median']:.0f} units, "
+        f"{r['frame_kb_mean']:.0f} KB), entries {r['position_entries']:,}/"
+        f"{r['position_entries_expected']:,}, {r['console_messages_per_s']:,.0f} msg/s, "
+        f"{r['console_bytes_per_s'] / 1e6:.2f} MB/s, closed {r['closed']}\n"
+        f"  position-to-screen p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, "
+        f"max {lat['max']:.0f} ms; minus the frame interval: p50 {lat['p50_minus_frame']:.0f} ms, "
+        f"p99 {lat['p99_minus_frame']:.0f} ms\n"
+        f"  summons (POST -> all 3 coordinators): n={sm['n']} p50 {sm['p50']:.1f} ms, "
+        f"p99 {sm['p99']:.1f} ms, max {sm['max']:.1f} ms\n"
+        f"  service CPU {r['service_cpu_pct']} % of a core, RSS {r['service_rss_mb']} MB "
+        f"(idle {r['service_rss_idle_mb']}, peak {r['service_rss_peak_mb']}), "
+        f"Redis CPU {r['redis_cpu_pct']} %\n"
+        f"  clients CPU {r['client_cpu_pct']} %, whole machine {r['machine_cpu_pct']} % "
+        f"(of {os.cpu_count()} cores), other processes {r['other_cpu_pct']} %"
+    )
+
+
 def show(r: dict[str, Any]) -> str:
+    if r.get("mode") == "positions":
+        return show_positions(r)
     lat, sm = r["latency_ms"], r["summons_ms"]
     return (
         f"{r['instances']} instance(s), {r['consoles']} consoles + {r['coordinators']} "
@@ -473,7 +862,18 @@ def main() -> None:
     p.add_argument("--instances", default="1,2", help="comma-separated, e.g. 1,2")
     p.add_argument("--consoles", type=int, default=200)
     p.add_argument("--coordinators", type=int, default=50)
-    p.add_argument("--rate", type=float, default=500.0, help="events per second")
+    p.add_argument("--mode", choices=["events", "positions"], default="events")
+    p.add_argument(
+        "--rate", type=float, default=None,
+        help="events per second (default 500 in events mode, 0 in positions mode)",
+    )  # fmt: skip
+    p.add_argument("--units", type=int, default=2000, help="positions mode: terminals")
+    p.add_argument("--terminal-procs", type=int, default=3, help="processes for terminals")
+    p.add_argument("--frame-s", type=float, default=1.0, help="YISHAO_POSITION_FRAME_S")
+    p.add_argument("--warmup", type=float, default=5.0, help="positions mode: seconds")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--graph", type=Path, default=None, help="YISHAO_GRAPH for the services")
+    p.add_argument("--py-spy", default=None, help="directory: py-spy record the services")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of steady load")
     p.add_argument("--whistles", type=int, default=50)
     p.add_argument("--client-procs", type=int, default=2, help="processes for console sockets")
@@ -486,9 +886,14 @@ def main() -> None:
         p.error("loopback Redis only, and never db 0 or 15")
     if not 1 <= args.duration <= 120 or not 0 <= args.consoles <= 2000:
         p.error("bounded runs only: --duration 1..120, --consoles 0..2000")
+    if not 0 <= args.units <= 5000 or not 0 <= args.warmup <= 30:
+        p.error("bounded runs only: --units 0..5000, --warmup 0..30")
+    if args.rate is None:
+        args.rate = 500.0 if args.mode == "events" else 0.0
+    runner = run_positions if args.mode == "positions" else run_config
     results = []
     for n in [int(x) for x in args.instances.split(",") if x]:
-        r = asyncio.run(run_config(args, n))
+        r = asyncio.run(runner(args, n))
         results.append(r)
         print(show(r), file=sys.stderr if args.json else sys.stdout, flush=True)
     if args.json:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 from pydantic import BaseModel
@@ -86,20 +87,69 @@ class PositionDesk:
         self.clock = clock
         self.retime_s = retime_s
         self.config = config or GreenWaveConfig()
+        self._queue: list[tuple[str, Position, asyncio.Future[Fix]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def record(self, unit_id: str, pos: Position, *, eta_s: float | None = None) -> None:
+        """Record one fix (latest position and the live-map stream)."""
+        await self._record_many([(unit_id, pos, eta_s)])
+
+    async def _record_many(self, fixes: Sequence[tuple[str, Position, float | None]]) -> None:
         keys = self.store.keys
-        body = pos.model_dump_json()
-        fields: dict[str, str] = {"unit_id": unit_id, "position": body}
-        if eta_s is not None:
-            fields["eta_s"] = f"{eta_s:.1f}"
         async with self.store.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.positions, unit_id, body)
-            pipe.xadd(keys.position_stream, fields, maxlen=POSITION_STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            for unit_id, pos, eta_s in fixes:
+                body = pos.model_dump_json()
+                fields: dict[Any, Any] = {"unit_id": unit_id, "position": body}
+                if eta_s is not None:
+                    fields["eta_s"] = f"{eta_s:.1f}"
+                pipe.hset(keys.positions, unit_id, body)
+                pipe.xadd(
+                    keys.position_stream, fields, maxlen=POSITION_STREAM_MAXLEN, approximate=True
+                )
             await pipe.execute()
 
     async def handle(self, unit_id: str, pos: Position) -> Fix:
-        """Take one fix: record it and re-time or re-route the unit's green wave."""
+        """Take one fix: record it and re-time or re-route the unit's green wave.
+
+        Fixes from all terminals of this instance are gathered for one event-loop turn and
+        handled together: two thousand terminals at 1 Hz would otherwise be four thousand
+        awaited Redis round trips a second and exhaust the connection pool.
+        """
+        future: asyncio.Future[Fix] = asyncio.get_running_loop().create_future()
+        self._queue.append((unit_id, pos, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the other fixes that arrived in this turn join the batch
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                results = await self._handle_batch([(u, p) for u, p, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - each waiting terminal gets the error
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), fix in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(fix)
+
+    async def _handle_batch(self, batch: Sequence[tuple[str, Position]]) -> list[Fix]:
+        driving = await self.responder.driving([u for u, _ in batch])
+        idle = [(u, p, None) for u, p in batch if u not in driving]
+        if idle:
+            await self._record_many(idle)
+        results: list[Fix] = []
+        for unit_id, pos in batch:
+            if unit_id in driving:
+                results.append(await self._handle_driving(unit_id, pos))
+            else:
+                results.append(Fix(unit_id=unit_id))
+        return results
+
+    async def _handle_driving(self, unit_id: str, pos: Position) -> Fix:
         record = await self.responder.assignment_of(unit_id)
         leg = record.leg() if record is not None else None
         if record is None or leg is None:

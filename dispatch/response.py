@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
@@ -407,6 +407,16 @@ class Responder:
         if record is not None:
             self._cache[unit_id] = record
         return record
+
+    async def driving(self, unit_ids: Sequence[str]) -> set[str]:
+        """Which of these units hold an assignment record (one round trip for all)."""
+        if not unit_ids:
+            return set()
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for unit_id in unit_ids:
+                pipe.exists(self.store.keys.assignment(unit_id))
+            found = await pipe.execute()
+        return {u for u, n in zip(unit_ids, found, strict=True) if n}
 
     def forget(self, unit_id: str) -> None:
         """Drop a cached record after this instance changed it."""

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Set when YISHAO_REDIS_URL names a node of a Redis Cluster.
     redis_cluster: bool = False
+    redis_pool_size: int = Field(64, ge=2, le=10_000)
+    redis_pool_timeout_s: float = Field(5.0, gt=0)
     namespace: str = Field(DEFAULT_NAMESPACE, pattern=r"^[a-z0-9_-]{1,32}$")
     secret: str = DEV_SECRET
     graph: Path | None = None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 from dispatch import __version__
 from dispatch.api.routes import router as api_router
@@ -83,10 +83,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A blocking pool: under a burst, a request waits for a free connection (up to
+        # redis_pool_timeout_s) instead of failing at once with "Too many connections".
         redis: AnyRedis = (
-            RedisCluster.from_url(settings.redis_url)
+            RedisCluster.from_url(settings.redis_url, max_connections=settings.redis_pool_size)
             if settings.redis_cluster
-            else Redis.from_url(settings.redis_url, health_check_interval=30)
+            else Redis.from_pool(
+                BlockingConnectionPool.from_url(
+                    settings.redis_url,
+                    max_connections=settings.redis_pool_size,
+                    timeout=settings.redis_pool_timeout_s,
+                    health_check_interval=30,
+                )
+            )
         )
         keys = Keys(settings.namespace)
         store = Store(redis, keys)

@@ -185,9 +185,29 @@ async def handle_text(client: Client, text: str) -> None:
     except YishaoError as exc:
         code = next((c for t, c in _ERROR_CODES if isinstance(exc, t)), "error")
         client.offer(_error(code, str(exc), ref=ref))
-    except Exception:
-        log.exception("handler of %s failed", kind)
+    except Exception as exc:  # noqa: BLE001 - logged (rate-limited); the socket must live
+        _log_failure(kind, exc)
         client.offer(_error("internal", f"the {kind} message could not be handled", ref=ref))
+
+
+# A failure that hits every message (Redis gone) must not write a traceback per message:
+# one full traceback per message type and error type a minute, then a count.
+_LOG_EVERY_S = 60.0
+_last_logged: dict[tuple[str, str], float] = {}
+_suppressed: dict[tuple[str, str], int] = {}
+
+
+def _log_failure(kind: str, exc: Exception) -> None:
+    key = (kind, type(exc).__name__)
+    now = time.monotonic()
+    if now - _last_logged.get(key, -_LOG_EVERY_S) >= _LOG_EVERY_S:
+        skipped = _suppressed.pop(key, 0)
+        _last_logged[key] = now
+        log.error(
+            "handler of %s failed (%d similar failures not logged)", kind, skipped, exc_info=exc
+        )
+    else:
+        _suppressed[key] = _suppressed.get(key, 0) + 1
 
 
 async def _authenticate(

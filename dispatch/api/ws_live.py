@@ -150,15 +150,21 @@ class PositionFeed:
                         unit_id, pos, eta = position_entry(fields)
                     except (KeyError, ValueError):
                         continue
-                    self._moved[unit_id] = {
+                    # Six decimals is 0.1 m; absent fields are left out: the frame goes to
+                    # every screen each second, so its size is the feed's cost.
+                    unit: dict[str, Any] = {
                         "unit_id": unit_id,
-                        "lat": pos.lat,
-                        "lon": pos.lon,
+                        "lat": round(pos.lat, 6),
+                        "lon": round(pos.lon, 6),
                         "at": pos.at,
-                        "speed_kph": pos.speed_kph,
-                        "heading_deg": pos.heading_deg,
-                        "eta_s": eta,
                     }
+                    if pos.speed_kph is not None:
+                        unit["speed_kph"] = round(pos.speed_kph, 1)
+                    if pos.heading_deg is not None:
+                        unit["heading_deg"] = round(pos.heading_deg)
+                    if eta is not None:
+                        unit["eta_s"] = eta
+                    self._moved[unit_id] = unit
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
