@@ -33,17 +33,10 @@ from dispatch.models import (
 from dispatch.recommend import AgencyRecommendation, Travel, origin_for, rank_units
 from dispatch.store import Store, Tx, VersionConflict
 from routing import OffGraphError, Route, Router
-from routing.greenwave import GreenWavePlan, Requester, VehicleRole, plan_green_wave
+from routing.greenwave import ROLE_BY_AGENCY, GreenWavePlan, Requester, plan_green_wave
 
 log = logging.getLogger(__name__)
 
-ROLE_FOR_AGENCY: dict[Agency, VehicleRole] = {
-    Agency.POLICE: VehicleRole.POLICE,
-    Agency.TRAFFIC: VehicleRole.POLICE,
-    Agency.EMS: VehicleRole.AMBULANCE,
-    Agency.FIRE: VehicleRole.FIRE,
-    Agency.PROPERTY: VehicleRole.POLICE,
-}
 # Planning the transport leg before the crew reaches the patient needs a guess of the time on
 # scene; the plan is re-timed from live positions once the ambulance is actually transporting.
 ON_SCENE_ESTIMATE_S = 600.0
@@ -120,7 +113,7 @@ def requester_for(unit: Unit, incident: Incident) -> Requester:
     return Requester(
         agency=unit.agency.value,
         unit_id=unit.id,
-        role=ROLE_FOR_AGENCY[unit.agency],
+        role=ROLE_BY_AGENCY[unit.agency.value],
         incident_priority=incident.priority,
     )
 

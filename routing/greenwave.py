@@ -12,7 +12,7 @@ from the south leg (``inbound.label == "S"``) and, going on north, leaves by the
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -36,6 +36,17 @@ class VehicleRole(StrEnum):
     POLICE = "police"
     FIRE = "fire"
     AMBULANCE = "ambulance"
+
+
+# The J2735 role each responding agency's vehicles request priority as. Traffic police and
+# property security teams ask as police; keyed by agency name so routing needs no dispatch types.
+ROLE_BY_AGENCY: Mapping[str, VehicleRole] = {
+    "police": VehicleRole.POLICE,
+    "traffic": VehicleRole.POLICE,
+    "ems": VehicleRole.AMBULANCE,
+    "fire": VehicleRole.FIRE,
+    "property": VehicleRole.POLICE,
+}
 
 
 class ApproachLabel(StrEnum):

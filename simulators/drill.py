@@ -53,12 +53,12 @@ from routing.arbiter import (
 )
 from routing.graph import haversine_m
 from routing.greenwave import (
+    ROLE_BY_AGENCY,
     GreenWaveConfig,
     GreenWavePlan,
     Requester,
     RequestType,
     SignalRequest,
-    VehicleRole,
     plan_green_wave,
     replan_from_position,
 )
@@ -93,13 +93,6 @@ from .vehicles import SignalPassed, StatusChange, VehicleSim
 
 Progress = Callable[[float, str], None]
 
-ROLE_FOR_AGENCY: dict[Agency, VehicleRole] = {
-    Agency.POLICE: VehicleRole.POLICE,
-    Agency.TRAFFIC: VehicleRole.POLICE,
-    Agency.EMS: VehicleRole.AMBULANCE,
-    Agency.FIRE: VehicleRole.FIRE,
-    Agency.PROPERTY: VehicleRole.POLICE,
-}
 # Incidents whose patient an ambulance takes to hospital whatever the severity.
 _PATIENT_TYPES = frozenset(
     {
@@ -535,7 +528,7 @@ class _Engine:
         requester = Requester(
             agency=unit.agency.value,
             unit_id=unit.id,
-            role=ROLE_FOR_AGENCY[unit.agency],
+            role=ROLE_BY_AGENCY[unit.agency.value],
             incident_priority=inc.priority,
         )
         leg = self.new_leg(unit.id, inc.id, "scene", route, now, depart, requester)
