@@ -41,14 +41,10 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -58,25 +54,36 @@ from typing import Any
 
 import numpy as np
 import orjson
+from _common import (
+    ROOT,
+    Service,
+    Stat,
+    as_str,
+    check_redis_url,
+    consumer_names,
+    cpu_delta,
+    cpu_snapshot,
+    group_names,
+    http_json,
+    last_entry_id,
+    mint_token,
+    other_cpu_seconds,
+    start_service,
+    stop_services,
+    tail_stream,
+    wait_healthy,
+)
 from redis.asyncio import Redis
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make ``dispatch`` and ``routing`` importable
-    sys.path.insert(0, str(ROOT))
-
-from dispatch.auth import mint  # noqa: E402
-from dispatch.constants import CONSUMER_GROUP, Keys  # noqa: E402
-from dispatch.models import Agency, Role  # noqa: E402
-from dispatch.reactor import REACTOR_GROUP  # noqa: E402
-from routing import Router, build_graph_file  # noqa: E402
-from routing.build import shared_osm_dir  # noqa: E402
-from routing.graph import RoadGraph, haversine_m, save  # noqa: E402
-from routing.synthetic import synthetic_city  # noqa: E402
+from dispatch.constants import CONSUMER_GROUP, Keys
+from dispatch.models import Agency, Role
+from dispatch.reactor import REACTOR_GROUP
+from routing import Router, build_graph_file
+from routing.build import shared_osm_dir
+from routing.graph import RoadGraph, haversine_m, save
+from routing.synthetic import synthetic_city
 
 DEFAULT_URL = "redis://127.0.0.1:6379/12"
-FORBIDDEN_DBS = {0, 15}  # 0: demos and `make run`; 15: the test suite
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-BENCH_SECRET = "bench-dispatch-secret-0123456789abcdefgh"  # 40 chars, never a real secret
 GOAL_P99_MS = 50.0
 INSTANCE = "bench-dispatch"
 MERGE_DISTANCE_M = 300.0  # the service's default merge radius: calls farther apart never merge
@@ -107,68 +114,11 @@ ROSTER: dict[str, Any] = {
 SUMMONSES_PER_WHISTLE = len(ROSTER["rules"])
 STAGES = ("incident.created", "incident.recommended", "whistle.sounded", "last whistle.summons")
 _GRAPH_LOG = re.compile(r"road graph (\S+): (\d+) nodes, (\d+) signals, loaded in ([\d.]+) s")
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (nan when empty)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-@dataclass
-class Stat:
-    n: int = 0
-    p50_ms: float = math.nan
-    p90_ms: float = math.nan
-    p99_ms: float = math.nan
-    max_ms: float = math.nan
-
-    @classmethod
-    def of(cls, ms: Sequence[float]) -> Stat:
-        return cls(
-            n=len(ms),
-            p50_ms=round(percentile(ms, 50), 2),
-            p90_ms=round(percentile(ms, 90), 2),
-            p99_ms=round(percentile(ms, 99), 2),
-            max_ms=round(max(ms), 2) if ms else math.nan,
-        )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (its threads included), from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-        return (int(rest[11]) + int(rest[12])) / _TICKS
-    except (OSError, IndexError, ValueError):
-        return math.nan
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (every process, every core), from /proc/stat."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            parts = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return math.nan
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-    steal = parts[7] if len(parts) > 7 else 0
-    return (sum(parts[:8]) - idle - steal) / _TICKS
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def tree_state() -> str:
     """The commit under test and how many tracked files differ from it (the tree may be live)."""
     try:
@@ -186,21 +136,8 @@ def tree_state() -> str:
     return f"{head}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
 
 
-def check_url(url: str) -> None:
-    parts = urllib.parse.urlparse(url)
-    if parts.hostname not in LOOPBACK:
-        raise SystemExit(f"refusing {url}: loopback Redis only")
-    db = int((parts.path or "/0").lstrip("/") or 0)
-    if db in FORBIDDEN_DBS:
-        raise SystemExit(f"refusing Redis DB {db} (0 and 15 are not ours to flush)")
-
-
 def _ms_of_id(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,112 +282,22 @@ def baseline(
 # --------------------------------------------------------------------------------------------
 # The service process
 # --------------------------------------------------------------------------------------------
-@dataclass
-class Service:
-    port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+def start_dispatch_service(redis_url: str, graph: Path, log_dir: Path, log_level: str) -> Service:
+    """The service on ``graph`` with the automatic whistle, logging to ``serve-<graph>.log``."""
+    return start_service(
+        INSTANCE, redis_url, log_level=log_level, log_path=log_dir / f"serve-{graph.stem}.log",
+        extra_env={"YISHAO_GRAPH": str(graph), "YISHAO_AUTO_WHISTLE": "true"},
+    )  # fmt: skip
 
 
-def start_service(redis_url: str, graph: Path, log_dir: Path, log_level: str) -> Service:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("YISHAO_")}
-    env.update(
-        {
-            "YISHAO_ENV": "test",
-            "YISHAO_SECRET": BENCH_SECRET,
-            "YISHAO_REDIS_URL": redis_url,
-            "YISHAO_GRAPH": str(graph),
-            "YISHAO_AUTO_WHISTLE": "true",
-            "YISHAO_INSTANCE": INSTANCE,
-        }
-    )
-    log_path = log_dir / f"serve-{graph.stem}.log"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dispatch.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                log_level,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return Service(port=port, proc=proc, log_path=log_path)
-
-
-def stop_service(svc: Service, timeout: float = 10.0) -> int | None:
-    """SIGTERM, wait; SIGKILL if it does not exit in time. Returns the exit code."""
-    if svc.proc.poll() is None:
-        svc.proc.send_signal(signal.SIGTERM)
-        try:
-            svc.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            svc.proc.kill()
-            svc.proc.wait(timeout=5)
-    return svc.proc.returncode
-
-
-def http(
-    method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 5.0
-) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-
-
-async def wait_ready(svc: Service, r: Redis, keys: Keys, limit_s: float) -> dict[str, Any]:
+async def wait_ready(svc: Service, r: Redis, keys: Keys, limit_s: float) -> None:
     """Health ok with the graph loaded, the intake consumer and the reactor group in place."""
-    deadline = time.monotonic() + limit_s
-    base = f"http://127.0.0.1:{svc.port}"
-    while time.monotonic() < deadline:
-        if svc.proc.poll() is not None:
-            raise RuntimeError(
-                f"service exited with {svc.proc.returncode}:\n{svc.log_text()[-2000:]}"
-            )
-        try:
-            status, health = await asyncio.to_thread(
-                http, "GET", base + "/api/health", None, None, 1.0
-            )
-        except (OSError, ValueError):
-            status, health = 0, None
-        if status == 200 and isinstance(health, dict) and health.get("status") == "ok":
-            try:
-                consumers: Any = await r.xinfo_consumers(keys.calls, CONSUMER_GROUP)
-                groups: Any = await r.xinfo_groups(keys.events)
-            except Exception:
-                consumers, groups = [], []
-            if INSTANCE in {_s(c["name"]) for c in consumers} and REACTOR_GROUP in {
-                _s(g["name"]) for g in groups
-            }:
-                return health
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"service not ready after {limit_s:.0f} s:\n{svc.log_text()[-2000:]}")
+
+    async def consuming() -> bool:
+        consumers = await consumer_names(r, keys.calls, CONSUMER_GROUP)
+        return INSTANCE in consumers and REACTOR_GROUP in await group_names(r, keys.events)
+
+    await wait_healthy([svc], limit_s, consuming)
 
 
 async def reactor_idle(r: Redis, keys: Keys, limit_s: float) -> None:
@@ -458,13 +305,12 @@ async def reactor_idle(r: Redis, keys: Keys, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         groups: Any = await r.xinfo_groups(keys.events)
-        last: Any = await r.xrevrange(keys.events, count=1)
-        last_id = _s(last[0][0]) if last else "0-0"
+        last_id = await last_entry_id(r, keys.events)
         for g in groups:
             if (
-                _s(g["name"]) == REACTOR_GROUP
+                as_str(g["name"]) == REACTOR_GROUP
                 and int(g["pending"]) == 0
-                and _s(g["last-delivered-id"]) == last_id
+                and as_str(g["last-delivered-id"]) == last_id
             ):
                 return
         await asyncio.sleep(0.05)
@@ -556,31 +402,25 @@ async def run_calls(
     producer = Redis.from_url(url)
     reader_conn = Redis.from_url(url)
     stop = asyncio.Event()
-    last: Any = await reader_conn.xrevrange(keys.events, count=1)
-    start_id = _s(last[0][0]) if last else "0-0"
+    start_id = await last_entry_id(reader_conn, keys.events)
 
     def finished() -> bool:
         mine = [t for t in tracks.values() if t.call_id in wanted]
         return len(mine) >= len(wanted) and all(t.done() for t in mine)
 
     async def reader() -> None:
-        cursor = start_id
-        while not stop.is_set():
-            resp: Any = await reader_conn.xread({keys.events: cursor}, count=1000, block=100)
-            if not resp:
-                continue
-            now = time.perf_counter()
-            for entry_id, raw in resp[0][1]:
-                cursor = _s(entry_id)
-                kind = _s(raw.get(b"type", b""))
+        async for now, entries in tail_stream(reader_conn, keys.events, start_id, stop):
+            for entry_id, raw in entries:
+                cursor = as_str(entry_id)
+                kind = as_str(raw.get(b"type", b""))
                 types[kind] += 1
                 sizes.setdefault(kind, []).append(len(raw.get(b"data", b"")))
-                incident = _s(raw.get(b"incident_id", b""))
+                incident = as_str(raw.get(b"incident_id", b""))
                 if not incident:
                     continue
                 t = tracks.setdefault(incident, Track())
                 id_ms = _ms_of_id(cursor)
-                ts_ms = datetime.fromisoformat(_s(raw[b"ts"])).timestamp() * 1000
+                ts_ms = datetime.fromisoformat(as_str(raw[b"ts"])).timestamp() * 1000
                 if kind == "incident.created":
                     t.created, t.created_id_ms = now, id_ms
                     data = orjson.loads(raw.get(b"data", b"{}"))
@@ -606,7 +446,7 @@ async def run_calls(
             fields: Any = make_call(call_id, n, spot)
             before = time.perf_counter()
             entry_id = await producer.xadd(keys.calls, fields)
-            sent[call_id] = (before, _ms_of_id(_s(entry_id)))
+            sent[call_id] = (before, _ms_of_id(as_str(entry_id)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(reading), timeout=drain_s)
     finally:
@@ -676,16 +516,6 @@ def summarise(
     return stats, steps, dict(missing)
 
 
-async def cpu_snapshot(pid: int, r: Redis) -> dict[str, float]:
-    info: Any = await r.info("cpu")
-    return {
-        "service": cpu_seconds(pid),
-        "redis-server": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
-        "bench (this process)": time.process_time(),
-        "machine (all processes)": machine_busy_seconds(),
-    }
-
-
 def start_py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
     exe = Path(sys.executable).with_name("py-spy")
     if not exe.exists():
@@ -751,28 +581,30 @@ async def bench_graph(case: GraphCase, args: argparse.Namespace, log_dir: Path) 
     spy: subprocess.Popen[bytes] | None = None
     try:
         t0 = time.perf_counter()
-        svc = start_service(args.redis_url, case.path, log_dir, args.log_level)
+        svc = start_dispatch_service(args.redis_url, case.path, log_dir, args.log_level)
         await wait_ready(svc, r, keys, limit_s=120)
         ready_s = time.perf_counter() - t0
         found = _GRAPH_LOG.search(svc.log_text())
         graph_log = found.group(0) if found else "(no graph line in the service log)"
         print(f"  service ready in {ready_s:.2f} s; log: {graph_log}")
 
-        token = mint(BENCH_SECRET, role=Role.ADMIN, agency=Agency.POLICE, sub="bench", ttl_s=3600)
+        token = mint_token(Role.ADMIN, Agency.POLICE, "bench")
         base_url = f"http://127.0.0.1:{svc.port}/api"
         t0 = time.perf_counter()
         for unit in units:
             status, body = await asyncio.to_thread(
-                http, "PUT", f"{base_url}/units/{unit['id']}", unit, token
+                http_json, "PUT", f"{base_url}/units/{unit['id']}", unit, token
             )
             if status != 200:
                 raise RuntimeError(f"PUT unit {unit['id']}: {status} {body}")
         units_load_s = time.perf_counter() - t0
-        status, body = await asyncio.to_thread(http, "PUT", f"{base_url}/rosters", ROSTER, token)
+        status, body = await asyncio.to_thread(
+            http_json, "PUT", f"{base_url}/rosters", ROSTER, token
+        )
         if status != 204:
             raise RuntimeError(f"PUT rosters: {status} {body}")
         status, duty = await asyncio.to_thread(
-            http, "GET", f"{base_url}/rosters/today", None, token
+            http_json, "GET", f"{base_url}/rosters/today", None, token
         )
         if status != 200 or duty.get("missing"):
             raise RuntimeError(f"roster not in force: {status} {duty}")
@@ -789,14 +621,13 @@ async def bench_graph(case: GraphCase, args: argparse.Namespace, log_dir: Path) 
         send_s = len(measured) / args.rate
         if args.py_spy:
             spy = start_py_spy(svc.proc.pid, log_dir / f"py-spy-{case.name}.txt", send_s + 1)
-        before = await cpu_snapshot(svc.proc.pid, r)
+        before = await cpu_snapshot(r, {"service": svc.proc.pid})
         sent, tracks, types, sizes = await run_calls(
             args.redis_url, keys, measured, prefix="call", rate=args.rate, drain_s=args.drain_s
         )
-        after = await cpu_snapshot(svc.proc.pid, r)
-        cpu = {k: round(after[k] - before[k], 2) for k in before}
-        ours = sum(v for k, v in cpu.items() if k != "machine (all processes)")
-        cpu["other processes"] = round(cpu["machine (all processes)"] - ours, 2)
+        after = await cpu_snapshot(r, {"service": svc.proc.pid})
+        cpu = cpu_delta(before, after, 2)
+        cpu["other processes"] = other_cpu_seconds(cpu)
         profile_top: list[tuple[str, float]] = []
         profile_self: list[tuple[str, float]] = []
         if spy is not None:
@@ -846,7 +677,7 @@ async def bench_graph(case: GraphCase, args: argparse.Namespace, log_dir: Path) 
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(spy.wait, 5)
         if svc is not None:
-            code = await asyncio.to_thread(stop_service, svc)
+            (code,) = await asyncio.to_thread(stop_services, [svc])
             if code not in (0, None, -signal.SIGTERM):
                 print(f"  service exited with {code}; log {svc.log_path}")
         with contextlib.suppress(Exception):
@@ -941,7 +772,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--profile-top", type=int, default=25)
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
-    check_url(args.redis_url)
+    check_redis_url(args.redis_url)
     if not (0 < args.rate <= 200 and 0 < args.calls <= 2000 and 0 < args.units <= 5000):
         raise SystemExit("--rate, --calls or --units out of the benchmark's bounds")
     print(f"service code: {tree_state()}")

@@ -43,12 +43,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import multiprocessing as mp
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -60,14 +58,25 @@ from typing import Any
 
 import httpx
 import orjson
+from _common import (
+    Service,
+    free_port,
+    percentile_high,
+    proc_stat_cpu,
+    redis_cpu_seconds,
+    redis_url_problem,
+    rss_bytes,
+    run_async,
+    start_service,
+    stop_services,
+    wait_healthy,
+)
+from _common import mint_token as token
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks._fanout_positions import (  # noqa: E402
+from benchmarks._fanout_positions import (
     HIST_MS,
     PositionTiming,
     hist_pct,
@@ -76,56 +85,38 @@ from benchmarks._fanout_positions import (  # noqa: E402
     terminal_worker,
     unit_id,
 )
-from dispatch.auth import mint  # noqa: E402
-from dispatch.constants import Keys  # noqa: E402
-from dispatch.models import Agency, Role  # noqa: E402
+from dispatch.constants import Keys
+from dispatch.models import Agency, Role
 
-SECRET = "bench-fanout-secret-0123456789abcdefghij"  # 40 characters
-assert len(SECRET) == 40
 KEYS = Keys()
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def token(role: Role, agency: Agency, sub: str) -> str:
-    return mint(SECRET, role=role, agency=agency, sub=sub, ttl_s=3600)
+AGENCIES = {"traffic": Agency.TRAFFIC, "ems": Agency.EMS, "fire": Agency.FIRE}
 
 
 # -- service processes ------------------------------------------------------------------------
-@dataclass
-class Service:
-    proc: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+def rss_mb(svc: Service) -> float:
+    return rss_bytes(svc.proc.pid) / 2**20
 
 
-def start_services(
+def launch_services(n: int, redis_url: str, log_level: str, env: dict[str, str]) -> list[Service]:
+    """``n`` services, not waited for. Their logs go to ``YISHAO_BENCH_LOG_DIR`` if set, else
+    stderr to the terminal at info/debug level (and nowhere otherwise)."""
+    log_dir = os.environ.get("YISHAO_BENCH_LOG_DIR")
+    if log_dir:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        port = free_port()
+        path = Path(log_dir) / f"fanout-{n}x-{i}-{port}.log" if log_dir else None
+        out.append(
+            start_service(
+                f"bench-{i}", redis_url, port=port, log_level=log_level, log_path=path,
+                extra_env=env, stderr_to_terminal=log_level in {"info", "debug"},
+            )
+        )  # fmt: skip
+    return out
+
+
+async def start_services(
     n: int,
     redis_url: str,
     log_level: str,
@@ -133,57 +124,17 @@ def start_services(
     graph: Path | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> list[Service]:
-    out = []
-    for i in range(n):
-        port = free_port()
-        env = {
-            **os.environ,
-            "YISHAO_ENV": "test",
-            "YISHAO_SECRET": SECRET,
-            "YISHAO_REDIS_URL": redis_url,
-            "YISHAO_INSTANCE": f"bench-{i}",
-        }
-        env.pop("YISHAO_GRAPH", None)
-        if graph is not None:
-            env["YISHAO_GRAPH"] = str(graph)
-        env.update(extra_env or {})
-        log_dir = os.environ.get("YISHAO_BENCH_LOG_DIR")
-        stderr: Any = None if log_level in {"info", "debug"} else subprocess.DEVNULL
-        if log_dir:
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
-            stderr = (Path(log_dir) / f"fanout-{n}x-{i}-{port}.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dispatch.cli", "serve", "--port", str(port),
-             "--log-level", log_level],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )  # fmt: skip
-        out.append(Service(proc, port))
-    deadline = time.monotonic() + (120 if graph is not None else 60)
-    for svc in out:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{svc.url}/api/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline or svc.proc.poll() is not None:
-                stop_services(out)
-                raise RuntimeError(f"service on {svc.port} did not start")
-            time.sleep(0.1)
+    """``n`` healthy services (stopped again if they do not come up)."""
+    env = dict(extra_env or {})
+    if graph is not None:
+        env["YISHAO_GRAPH"] = str(graph)
+    out = launch_services(n, redis_url, log_level, env)
+    try:
+        await wait_healthy(out, 120 if graph is not None else 60)
+    except (RuntimeError, TimeoutError):
+        stop_services(out, timeout=15)
+        raise
     return out
-
-
-def stop_services(services: list[Service]) -> None:
-    for svc in services:
-        if svc.proc.poll() is None:
-            svc.proc.terminate()
-    for svc in services:
-        try:
-            svc.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            svc.proc.kill()
-            svc.proc.wait()
 
 
 # -- screens ----------------------------------------------------------------------------------
@@ -295,15 +246,7 @@ def console_worker(
             }
         )
 
-    if window is None:
-        asyncio.run(go())  # as the events mode always ran
-        return
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        asyncio.run(go())
-    else:
-        uvloop.run(go())
+    run_async(go(), uvloop=window is not None)  # the events mode has always run on asyncio's
 
 
 # -- load -------------------------------------------------------------------------------------
@@ -424,27 +367,76 @@ async def on_duty(service: Service) -> list[str]:
         return [d["primary"] for d in r.json()["duty"]]
 
 
+async def coordinator_names(services: list[Service], count: int) -> list[str]:
+    """``count`` coordinators: the ones on duty first, then the rest of the roster."""
+    duty = await on_duty(services[0])
+    names = duty + [f"coord-{a}-{i}" for a in ("traffic", "ems", "fire") for i in range(20)]
+    return list(dict.fromkeys(names))[:count]
+
+
+def console_urls(
+    services: list[Service], count: int, choose: Callable[[list[Agency]], Agency]
+) -> list[str]:
+    """Websocket URLs of ``count`` dispatcher consoles, round robin over the services, each of
+    the agency ``choose`` picks."""
+    urls = []
+    for i in range(count):
+        svc = services[i % len(services)]
+        tok = token(Role.DISPATCHER, choose(list(AGENCIES.values())), f"console-{i}")
+        urls.append(f"ws://127.0.0.1:{svc.port}/ws?token={tok}")
+    return urls
+
+
+async def open_coordinators(
+    screens: Screens,
+    services: list[Service],
+    coordinators: list[str],
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    """One socket per coordinator (round robin over the services), its task added to
+    ``tasks``; returns once every one is ready."""
+    started: list[asyncio.Event] = []
+    for i, name in enumerate(coordinators):
+        svc = services[i % len(services)]
+        tok = token(Role.COORDINATOR, AGENCIES[name.split("-")[1]], name)
+        ev = asyncio.Event()
+        started.append(ev)
+        url = f"ws://127.0.0.1:{svc.port}/ws?token={tok}"
+        tasks.append(asyncio.create_task(screens.run(url, name, ev)))
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), timeout=60)
+
+
+def summons_figures(whistle_lat: list[float]) -> dict[str, float]:
+    """Whistle POST -> all three coordinators' summons: n, p50, p99, max in ms."""
+    return {
+        "n": len(whistle_lat),
+        "p50": percentile_high(whistle_lat, 50) * 1000,
+        "p99": percentile_high(whistle_lat, 99) * 1000,
+        "max": max(whistle_lat, default=float("nan")) * 1000,
+    }
+
+
+async def close_all(tasks: list[asyncio.Task[None]], services: list[Service], redis: Redis) -> None:
+    """Cancel the coordinator sockets, stop the services, flush and close the benchmark's Redis."""
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    stop_services(services, timeout=15)
+    await redis.flushdb()
+    await redis.aclose()
+
+
 async def run_config(args: argparse.Namespace, instances: int) -> dict[str, Any]:
     redis = Redis.from_url(args.redis_url)
     await redis.flushdb()
-    services = start_services(instances, args.redis_url, args.log_level)
+    services = await start_services(instances, args.redis_url, args.log_level)
     screens = Screens()
     tasks: list[asyncio.Task[None]] = []
     procs: list[Any] = []
     try:
         incident_ids = await prepare_whistles(services, args.whistles)
-        duty = await on_duty(services[0])
-        coordinators = duty + [
-            f"coord-{a}-{i}" for a in ("traffic", "ems", "fire") for i in range(20)
-        ]
-        coordinators = list(dict.fromkeys(coordinators))[: args.coordinators]
-        agencies = {"traffic": Agency.TRAFFIC, "ems": Agency.EMS, "fire": Agency.FIRE}
-        started: list[asyncio.Event] = []
-        urls = []
-        for i in range(args.consoles):
-            svc = services[i % instances]
-            tok = token(Role.DISPATCHER, random.choice(list(agencies.values())), f"console-{i}")
-            urls.append(f"ws://127.0.0.1:{svc.port}/ws?token={tok}")
+        coordinators = await coordinator_names(services, args.coordinators)
+        urls = console_urls(services, args.consoles, random.choice)
         ctx = mp.get_context("spawn")
         ready_q, results_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
         procs = [
@@ -458,16 +450,9 @@ async def run_config(args: argparse.Namespace, instances: int) -> dict[str, Any]
         loop = asyncio.get_running_loop()
         for _ in procs:
             await loop.run_in_executor(None, ready_q.get, True, 90)
-        for i, name in enumerate(coordinators):
-            svc = services[i % instances]
-            tok = token(Role.COORDINATOR, agencies[name.split("-")[1]], name)
-            ev = asyncio.Event()
-            started.append(ev)
-            url = f"ws://127.0.0.1:{svc.port}/ws?token={tok}"
-            tasks.append(asyncio.create_task(screens.run(url, name, ev)))
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), timeout=60)
+        await open_coordinators(screens, services, coordinators, tasks)
         await asyncio.sleep(0.5)
-        cpu0 = [s.cpu_s() for s in services]
+        cpu0 = [s.cpu_seconds() for s in services]
         t0 = time.monotonic()
         load = Load(args.rate, args.duration)
         producer = asyncio.create_task(produce(redis, load.rate, load.duration_s))
@@ -479,8 +464,8 @@ async def run_config(args: argparse.Namespace, instances: int) -> dict[str, Any]
             await t
         await asyncio.sleep(1.0)  # let the tail arrive
         elapsed = time.monotonic() - t0
-        cpu = [(s.cpu_s() - c) / elapsed * 100 for s, c in zip(services, cpu0, strict=True)]
-        rss = [s.rss_mb() for s in services]
+        cpu = [(s.cpu_seconds() - c) / elapsed * 100 for s, c in zip(services, cpu0, strict=True)]
+        rss = [rss_mb(s) for s in services]
         stop.set()
         for _ in procs:
             part = await loop.run_in_executor(None, results_q.get, True, 60)
@@ -506,17 +491,12 @@ async def run_config(args: argparse.Namespace, instances: int) -> dict[str, Any]
             "messages_per_s": screens.messages / elapsed,
             "bytes_per_s": screens.bytes / elapsed,
             "latency_ms": {
-                "p50": pct(lat, 0.5) * 1000,
-                "p99": pct(lat, 0.99) * 1000,
+                "p50": percentile_high(lat, 50) * 1000,
+                "p99": percentile_high(lat, 99) * 1000,
                 "max": max(lat, default=float("nan")) * 1000,
             },
             "closed": screens.cut,
-            "summons_ms": {
-                "n": len(whistle_lat),
-                "p50": pct(whistle_lat, 0.5) * 1000,
-                "p99": pct(whistle_lat, 0.99) * 1000,
-                "max": max(whistle_lat, default=float("nan")) * 1000,
-            },
+            "summons_ms": summons_figures(whistle_lat),
             "service_cpu_pct": [round(c, 1) for c in cpu],
             "service_rss_mb": [round(r, 1) for r in rss],
         }
@@ -526,32 +506,15 @@ async def run_config(args: argparse.Namespace, instances: int) -> dict[str, Any]
             if proc.is_alive():
                 proc.terminate()
                 proc.join(timeout=5)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        stop_services(services)
-        await redis.flushdb()
-        await redis.aclose()
+        await close_all(tasks, services, redis)
 
 
 # -- positions mode ---------------------------------------------------------------------------
-def _status_kb(pid: int, field_name: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _machine_cpu() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    parts = proc_stat_cpu()
     idle = parts[3] + parts[4]
     return sum(parts) - idle, sum(parts)
-
-
-async def _redis_cpu(redis: Redis) -> float:
-    info = await redis.info("cpu")
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 def _start_py_spy(services: list[Service], out_dir: Path, seconds: float) -> list[Any]:
@@ -591,7 +554,7 @@ async def run_positions(args: argparse.Namespace, instances: int) -> dict[str, A
     await redis.flushdb()
     frame_s = args.frame_s
     extra_env = {"YISHAO_POSITION_FRAME_S": str(frame_s)}
-    services = start_services(
+    services = await start_services(
         instances, args.redis_url, args.log_level, graph=args.graph, extra_env=extra_env
     )
     screens = Screens()
@@ -602,18 +565,8 @@ async def run_positions(args: argparse.Namespace, instances: int) -> dict[str, A
         admin_tok = token(Role.ADMIN, Agency.POLICE, "bench-admin")
         reg_s = await register_units(services[0].url, admin_tok, args.units, args.seed)
         incident_ids = await prepare_whistles(services, args.whistles)
-        duty = await on_duty(services[0])
-        coordinators = duty + [
-            f"coord-{a}-{i}" for a in ("traffic", "ems", "fire") for i in range(20)
-        ]
-        coordinators = list(dict.fromkeys(coordinators))[: args.coordinators]
-        agencies = {"traffic": Agency.TRAFFIC, "ems": Agency.EMS, "fire": Agency.FIRE}
-        rnd = random.Random(args.seed)
-        urls = []
-        for i in range(args.consoles):
-            svc = services[i % instances]
-            tok = token(Role.DISPATCHER, rnd.choice(list(agencies.values())), f"console-{i}")
-            urls.append(f"ws://127.0.0.1:{svc.port}/ws?token={tok}")
+        coordinators = await coordinator_names(services, args.coordinators)
+        urls = console_urls(services, args.consoles, random.Random(args.seed).choice)
         ctx = mp.get_context("spawn")
         window = ctx.Array("d", 2, lock=False)  # consoles: [start, end]
         times = ctx.Array("d", 3, lock=False)  # terminals: [go, start, end]
@@ -653,16 +606,8 @@ async def run_positions(args: argparse.Namespace, instances: int) -> dict[str, A
             _tag, ok, bad = await loop.run_in_executor(None, term_q.get, True, 180)
             connected, failed = connected + ok, failed + bad
         connect_s = time.monotonic() - t_conn
-        started: list[asyncio.Event] = []
-        for i, name in enumerate(coordinators):
-            svc = services[i % instances]
-            tok = token(Role.COORDINATOR, agencies[name.split("-")[1]], name)
-            ev = asyncio.Event()
-            started.append(ev)
-            url = f"ws://127.0.0.1:{svc.port}/ws?token={tok}"
-            tasks.append(asyncio.create_task(screens.run(url, name, ev)))
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), timeout=60)
-        rss_idle = [s.rss_mb() for s in services]
+        await open_coordinators(screens, services, coordinators, tasks)
+        rss_idle = [rss_mb(s) for s in services]
         # Go: units start within the next second; measure after the warm-up.
         go = time.time() + 0.5
         start, end = go + args.warmup, go + args.warmup + args.duration
@@ -675,8 +620,8 @@ async def run_positions(args: argparse.Namespace, instances: int) -> dict[str, A
             else None
         )
         await asyncio.sleep(max(0.0, start - time.time()))
-        cpu0 = [s.cpu_s() for s in services]
-        rcpu0 = await _redis_cpu(redis)
+        cpu0 = [s.cpu_seconds() for s in services]
+        rcpu0 = await redis_cpu_seconds(redis)
         mcpu0 = _machine_cpu()
         main0 = time.process_time()
         t0 = time.monotonic()
@@ -686,15 +631,15 @@ async def run_positions(args: argparse.Namespace, instances: int) -> dict[str, A
         whistle_lat = await sound_whistles(services, screens, incident_ids, spacing)
         rss_peak = [0.0] * len(services)
         while time.time() < end:
-            rss_peak = [max(p, s.rss_mb()) for p, s in zip(rss_peak, services, strict=True)]
+            rss_peak = [max(p, rss_mb(s)) for p, s in zip(rss_peak, services, strict=True)]
             await asyncio.sleep(min(0.5, max(0.0, end - time.time())))
         elapsed = time.monotonic() - t0
-        cpu = [(s.cpu_s() - c) / elapsed * 100 for s, c in zip(services, cpu0, strict=True)]
-        redis_cpu = (await _redis_cpu(redis) - rcpu0) / elapsed * 100
+        cpu = [(s.cpu_seconds() - c) / elapsed * 100 for s, c in zip(services, cpu0, strict=True)]
+        redis_cpu = (await redis_cpu_seconds(redis) - rcpu0) / elapsed * 100
         mcpu1 = _machine_cpu()
         machine_pct = (mcpu1[0] - mcpu0[0]) / max(1, mcpu1[1] - mcpu0[1]) * 100 * os.cpu_count()
         main_cpu = (time.process_time() - main0) / elapsed * 100
-        rss = [s.rss_mb() for s in services]
+        rss = [rss_mb(s) for s in services]
         rss_peak = [max(p, r) for p, r in zip(rss_peak, rss, strict=True)]
         produced = await producer if producer is not None else 0
         term: list[dict[str, Any]] = [
@@ -753,7 +698,7 @@ async def run_positions(args: argparse.Namespace, instances: int) -> dict[str, A
             "terminal_closed": {str(k): v for t in term for k, v in t["closed"].items()},
             "events_produced": produced,
             "position_frames": frames,
-            "frame_units_median": pct([float(x) for x in frame_units], 0.5) if frame_units else 0,
+            "frame_units_median": float(percentile_high(frame_units, 50)) if frame_units else 0,
             "frame_kb_mean": pbytes / max(1, frames) / 1024,
             "position_entries": entries,
             "position_entries_expected": round(sent * (args.consoles - sum(cut.values()))),
@@ -767,12 +712,7 @@ async def run_positions(args: argparse.Namespace, instances: int) -> dict[str, A
             "console_messages_per_s": all_msgs / elapsed,
             "console_bytes_per_s": all_bytes / elapsed,
             "closed": cut,
-            "summons_ms": {
-                "n": len(whistle_lat),
-                "p50": pct(whistle_lat, 0.5) * 1000,
-                "p99": pct(whistle_lat, 0.99) * 1000,
-                "max": max(whistle_lat, default=float("nan")) * 1000,
-            },
+            "summons_ms": summons_figures(whistle_lat),
             "service_cpu_pct": [round(c, 1) for c in cpu],
             "service_rss_mb": [round(r, 1) for r in rss],
             "service_rss_idle_mb": [round(r, 1) for r in rss_idle],
@@ -794,12 +734,7 @@ async def run_positions(args: argparse.Namespace, instances: int) -> dict[str, A
             if spy.poll() is None:
                 spy.terminate()
         stop_procs(procs)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        stop_services(services)
-        await redis.flushdb()
-        await redis.aclose()
+        await close_all(tasks, services, redis)
 
 
 def stop_procs(procs: list[Any]) -> None:
@@ -880,10 +815,9 @@ def main() -> None:
     p.add_argument("--log-level", default="warning")
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     args = p.parse_args()
-    host = args.redis_url.split("//", 1)[1].split("/", 1)
-    db = host[1] if len(host) > 1 else "0"
-    if host[0].split(":")[0] not in {"127.0.0.1", "localhost"} or db in {"", "0", "15"}:
-        p.error("loopback Redis only, and never db 0 or 15")
+    problem = redis_url_problem(args.redis_url)
+    if problem is not None:
+        p.error(problem)
     if not 1 <= args.duration <= 120 or not 0 <= args.consoles <= 2000:
         p.error("bounded runs only: --duration 1..120, --consoles 0..2000")
     if not 0 <= args.units <= 5000 or not 0 <= args.warmup <= 30:

@@ -34,39 +34,41 @@ import os
 import platform
 import pstats
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
+from _common import (
+    Service,
+    Stat,
+    as_str,
+    check_redis_url,
+    consumer_names,
+    cpu_delta,
+    cpu_snapshot,
+    last_entry_id,
+    other_cpu_seconds,
+    redis_cpu_seconds,
+    run_async,
+    start_service,
+    stop_services,
+    tail_stream,
+    wait_healthy,
+)
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make ``dispatch`` importable
-    sys.path.insert(0, str(ROOT))
-
-from dispatch.codec import call_from_fields  # noqa: E402
-from dispatch.constants import CONSUMER_GROUP, Keys  # noqa: E402
-
-T = TypeVar("T")
+from dispatch.codec import call_from_fields
+from dispatch.constants import CONSUMER_GROUP, Keys
 
 DEFAULT_URL = "redis://127.0.0.1:6379/14"
-FORBIDDEN_DBS = {0, 15}  # 0: demos and `make run`; 15: the test suite
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-BENCH_SECRET = "bench-only-secret-0123456789abcdefghijkl"  # 40 chars, never a real secret
 SCRATCH_STREAM = "bench:scratch:xadd"
 GOAL_RATE_PER_INSTANCE = 1000.0
 INTAKE_EVENTS = {b"incident.created", b"incident.merged"}
@@ -184,178 +186,41 @@ class Report:
     goals: dict[str, Any] = field(default_factory=dict)
 
 
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list (nan when empty)."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
 # --------------------------------------------------------------------------------------------
 # Processes and CPU
 # --------------------------------------------------------------------------------------------
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process, from /proc/<pid>/stat."""
+def created_logged(inst: Service) -> int:
+    """How many ``created incident`` lines an instance logged (its share of the work)."""
     try:
-        import psutil  # type: ignore[import-untyped]
-
-        t = psutil.Process(pid).cpu_times()
-        return float(t.user + t.system)
-    except ImportError:
-        pass
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    # Fields after "(comm)": state is index 0, utime is field 14 (index 11), stime 15 (12).
-    return (int(rest[11]) + int(rest[12])) / _TICKS
+        with open(inst.log_path or "", encoding="utf-8", errors="replace") as f:
+            return sum(1 for line in f if " created incident " in line)
+    except OSError:
+        return -1
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (every process, every core), from /proc/stat."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            parts = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return math.nan
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)  # idle + iowait
-    steal = parts[7] if len(parts) > 7 else 0
-    return (sum(parts[:8]) - idle - steal) / _TICKS
-
-
-def other_cpu(cpu: dict[str, float]) -> float:
-    """CPU seconds of processes other than ours in a phase: noise from the shared machine."""
-    ours = sum(v for k, v in cpu.items() if k != "machine (all processes)")
-    return round(cpu.get("machine (all processes)", math.nan) - ours, 2)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Instance:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def cpu(self) -> float:
-        try:
-            return cpu_seconds(self.proc.pid)
-        except (OSError, IndexError, ValueError):
-            return math.nan
-
-    def created_logged(self) -> int:
-        """How many ``created incident`` lines this instance logged (its share of the work)."""
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return sum(1 for line in f if " created incident " in line)
-        except OSError:
-            return -1
-
-
-def start_instance(name: str, redis_url: str, log_dir: Path, log_level: str) -> Instance:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("YISHAO_")}
-    env.update(
-        {
-            "YISHAO_ENV": "test",
-            "YISHAO_SECRET": BENCH_SECRET,
-            "YISHAO_REDIS_URL": redis_url,
-            "YISHAO_INSTANCE": name,
-            "PYTHONUNBUFFERED": "0",
-        }
-    )
-    log_path = log_dir / f"{name}.log"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dispatch.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                log_level,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return Instance(name=name, port=port, proc=proc, log_path=log_path)
-
-
-def stop_instance(inst: Instance, timeout: float = 10.0) -> int | None:
-    """SIGTERM, wait; SIGKILL if it does not exit in time. Returns the exit code."""
-    if inst.proc.poll() is None:
-        inst.proc.send_signal(signal.SIGTERM)
-        try:
-            inst.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            inst.proc.kill()
-            inst.proc.wait(timeout=5)
-    return inst.proc.returncode
-
-
-def _health(port: int) -> dict[str, Any] | None:
-    url = f"http://127.0.0.1:{port}/api/health"
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as resp:
-            body: dict[str, Any] = json.loads(resp.read())
-            return body
-    except (OSError, urllib.error.URLError, ValueError):
-        return None
-
-
-async def wait_ready(instances: list[Instance], r: Redis, keys: Keys, limit_s: float) -> None:
+async def wait_ready(instances: list[Service], r: Redis, keys: Keys, limit_s: float) -> None:
     """Every /api/health answers and every instance is a consumer of the group."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        for inst in instances:
-            if inst.proc.poll() is not None:
-                tail = inst.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{inst.name} exited with {inst.proc.returncode}:\n{tail}")
-        healthy = [await asyncio.to_thread(_health, i.port) for i in instances]
-        if all(h is not None and h.get("status") == "ok" for h in healthy):
-            try:
-                consumers: Any = await r.xinfo_consumers(keys.calls, CONSUMER_GROUP)
-                names = {_s(c["name"]) for c in consumers}
-            except Exception:
-                names = set()
-            if {i.name for i in instances} <= names:
-                return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"instances not ready after {limit_s:.0f} s")
+
+    async def all_consuming() -> bool:
+        names = await consumer_names(r, keys.calls, CONSUMER_GROUP)
+        return {i.name for i in instances} <= names
+
+    await wait_healthy(instances, limit_s, all_consuming)
 
 
 class CpuMeter:
     """CPU seconds of each instance, of Redis (INFO cpu) and of this process, per phase."""
 
-    def __init__(self, instances: list[Instance], r: Redis) -> None:
+    def __init__(self, instances: list[Service], r: Redis) -> None:
         self.instances = instances
         self.r = r
 
     async def snapshot(self) -> dict[str, float]:
-        out = {i.name: i.cpu() for i in self.instances}
-        info: Any = await self.r.info("cpu")
-        out["redis-server"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-        out["bench (this process)"] = time.process_time()
-        out["machine (all processes)"] = machine_busy_seconds()
-        return out
+        return await cpu_snapshot(self.r, {i.name: i.proc.pid for i in self.instances})
 
     @staticmethod
     def delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-        return {k: round(b[k] - a[k], 3) for k in a}
+        return cpu_delta(a, b, 3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,11 +284,6 @@ async def _ceiling_once(r: Redis, count: int, fields: dict[str, str]) -> Ceiling
 # --------------------------------------------------------------------------------------------
 # Latency: a paced producer and a reader of the event log
 # --------------------------------------------------------------------------------------------
-async def last_event_id(r: Redis, keys: Keys) -> str:
-    last: Any = await r.xrevrange(keys.events, count=1)
-    return _s(last[0][0]) if last else "0-0"
-
-
 async def measure_latency(
     url: str,
     r: Redis,
@@ -442,20 +302,14 @@ async def measure_latency(
     wanted = {cid for cid, _ in calls}
     sent: dict[str, float] = {}
     got: dict[str, float] = {}
-    start_id = await last_event_id(r, keys)
+    start_id = await last_entry_id(r, keys.events)
     reader_conn = Redis.from_url(url)
     producer = Redis.from_url(url)
     stop = asyncio.Event()
 
     async def reader() -> None:
-        last = start_id
-        while not stop.is_set():
-            resp: Any = await reader_conn.xread({keys.events: last}, count=1000, block=100)
-            if not resp:
-                continue
-            now = time.perf_counter()
-            for entry_id, raw in resp[0][1]:
-                last = _s(entry_id)
+        async for now, entries in tail_stream(reader_conn, keys.events, start_id, stop):
+            for _entry_id, raw in entries:
                 if raw.get(b"type") not in INTAKE_EVENTS:
                     continue  # e.g. the reactor's incident.recommended
                 data = orjson.loads(raw.get(b"data", b"{}"))
@@ -492,10 +346,9 @@ async def measure_latency(
     result.sent = len(sent)
     result.received = len(lat)
     result.send_rate = round(len(sent) / send_s, 1) if send_s > 0 else math.nan
-    result.p50_ms = round(percentile(lat, 50), 2)
-    result.p90_ms = round(percentile(lat, 90), 2)
-    result.p99_ms = round(percentile(lat, 99), 2)
-    result.max_ms = round(lat[-1], 2) if lat else math.nan
+    stat = Stat.of(lat)
+    result.p50_ms, result.p90_ms = stat.p50_ms, stat.p90_ms
+    result.p99_ms, result.max_ms = stat.p99_ms, stat.max_ms
     result.cpu_s = CpuMeter.delta(before, after)
     return result
 
@@ -508,7 +361,7 @@ async def measure_burst(
     r: Redis,
     keys: Keys,
     factory: CallFactory,
-    instances: list[Instance],
+    instances: list[Service],
     meter: CpuMeter,
     *,
     calls: int,
@@ -520,7 +373,7 @@ async def measure_burst(
     # The call index is written by the same Lua commit as the incident and its event; the event
     # log itself also carries other instances' workers' events (the reactor's), so count this.
     base = int(await r.hlen(keys.call_index))
-    logged_before = {i.name: i.created_logged() for i in instances}
+    logged_before = {i.name: created_logged(i) for i in instances}
     target = base + calls
     samples: list[tuple[float, int]] = []
     produced_at = math.nan
@@ -571,7 +424,7 @@ async def measure_burst(
     if lo is not None and hi is not None and hi[0] > lo[0]:
         result.steady_calls_per_s = round((hi[1] - lo[1]) / (hi[0] - lo[0]), 1)
     result.cpu_s = CpuMeter.delta(before, after)
-    logged_after = {i.name: i.created_logged() for i in instances}
+    logged_after = {i.name: created_logged(i) for i in instances}
     result.per_instance_created = {k: logged_after[k] - logged_before[k] for k in logged_before}
     return result
 
@@ -605,12 +458,17 @@ async def run_config(
     result = ConfigResult(instances=k)
     await r.flushdb()
     factory = CallFactory()
-    instances: list[Instance] = []
+    instances: list[Service] = []
     try:
         for n in range(k):
+            name = f"bench-{n + 1}"
             instances.append(
-                start_instance(f"bench-{n + 1}", args.redis_url, log_dir, args.log_level)
-            )
+                start_service(
+                    name, args.redis_url, log_level=args.log_level,
+                    log_path=log_dir / f"{name}.log",
+                    extra_env={"PYTHONUNBUFFERED": "0"},  # any non-empty value: unbuffered
+                )
+            )  # fmt: skip
         meter = CpuMeter(instances, r)
         await wait_ready(instances, r, keys, limit_s=30)
         start_cpu = await meter.snapshot()
@@ -655,8 +513,7 @@ async def run_config(
             if inst.proc.poll() is not None:
                 result.checks[f"{inst.name} exited early"] = inst.proc.returncode
     finally:
-        for inst in instances:
-            code = stop_instance(inst)
+        for inst, code in zip(instances, stop_services(instances), strict=True):
             if code not in (0, None, -signal.SIGTERM):
                 console.log(f"  {inst.name} exit code {code} (log: {inst.log_path})")
         await r.flushdb()
@@ -668,7 +525,7 @@ async def _wait_idle(r: Redis, keys: Keys, limit_s: float) -> bool:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         groups: Any = await r.xinfo_groups(keys.calls)
-        g = next((g for g in groups if _s(g["name"]) == CONSUMER_GROUP), None)
+        g = next((g for g in groups if as_str(g["name"]) == CONSUMER_GROUP), None)
         if g is not None and int(g.get("pending") or 0) == 0 and int(g.get("lag") or 0) == 0:
             return True
         await asyncio.sleep(0.05)
@@ -676,10 +533,10 @@ async def _wait_idle(r: Redis, keys: Keys, limit_s: float) -> bool:
 
 
 async def _checks(
-    r: Redis, keys: Keys, factory: CallFactory, instances: list[Instance]
+    r: Redis, keys: Keys, factory: CallFactory, instances: list[Service]
 ) -> dict[str, Any]:
     groups: Any = await r.xinfo_groups(keys.calls)
-    g: dict[str, Any] = next((g for g in groups if _s(g["name"]) == CONSUMER_GROUP), {})
+    g: dict[str, Any] = next((g for g in groups if as_str(g["name"]) == CONSUMER_GROUP), {})
     calls_total = int(await r.xlen(keys.calls))
     types: dict[str, int] = {}
     last = "-"
@@ -690,9 +547,9 @@ async def _checks(
         if not chunk:
             break
         for entry_id, raw in chunk:
-            t = _s(raw.get(b"type", b""))
+            t = as_str(raw.get(b"type", b""))
             types[t] = types.get(t, 0) + 1
-            last = _s(entry_id)
+            last = as_str(entry_id)
     created = types.pop("incident.created", 0)
     merged = types.pop("incident.merged", 0)
     return {
@@ -737,8 +594,7 @@ async def run_profile(args: argparse.Namespace, r: Redis, keys: Keys, console: C
                 for flds in entries[start : start + 1000]:
                     pipe.xadd(keys.calls, flds)  # type: ignore[arg-type]
                 await pipe.execute()
-        info: Any = await r.info("cpu")
-        redis0 = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        redis0 = await redis_cpu_seconds(r)
         c0, t0 = time.process_time(), time.perf_counter()
         if profiler is not None:
             profiler.enable()
@@ -747,8 +603,7 @@ async def run_profile(args: argparse.Namespace, r: Redis, keys: Keys, console: C
         if profiler is not None:
             profiler.disable()
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
-        info = await r.info("cpu")
-        redis_cpu = float(info["used_cpu_user"]) + float(info["used_cpu_sys"]) - redis0
+        redis_cpu = await redis_cpu_seconds(r) - redis0
         console.log(
             f"{label}: {intake.stats.processed} calls in {dt:.2f} s = "
             f"{intake.stats.processed / dt:.0f} calls/s; Python CPU {dc / n * 1e6:.0f} us/call, "
@@ -794,7 +649,7 @@ def render(report: Report, console: Console) -> None:
             goal = ""
             if lat.rate_target <= 100:
                 goal = "OK" if lat.p99_ms < GOAL_P99_MS else f"FAIL (goal p99 < {GOAL_P99_MS} ms)"
-            noise = other_cpu(lat.cpu_s)
+            noise = other_cpu_seconds(lat.cpu_s)
             t.add_row(
                 k,
                 f"latency at {lat.rate_target:.0f}/s (sent {lat.send_rate}/s, "
@@ -817,7 +672,7 @@ def render(report: Report, console: Console) -> None:
             )
             cpu = ", ".join(f"{name} {sec:.1f}" for name, sec in b.cpu_s.items())
             t.add_row(k, "burst CPU seconds", cpu, _cpu_per_call(b))
-            noise = other_cpu(b.cpu_s) / b.seconds if b.seconds else math.nan
+            noise = other_cpu_seconds(b.cpu_s) / b.seconds if b.seconds else math.nan
             t.add_row(
                 k,
                 "other processes on the machine during the burst",
@@ -883,15 +738,6 @@ def goals(report: Report) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
-def check_url(url: str) -> None:
-    u = urllib.parse.urlparse(url)
-    if u.scheme != "redis" or (u.hostname or "") not in LOOPBACK:
-        raise SystemExit(f"refusing {url!r}: loopback redis:// only")
-    db = int((u.path or "/0").lstrip("/") or "0")
-    if db in FORBIDDEN_DBS:
-        raise SystemExit(f"refusing db {db}: 0 is the demo's, 15 the tests'")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--redis-url", default=os.environ.get("YISHAO_BENCH_REDIS_URL", DEFAULT_URL))
@@ -914,7 +760,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.burst_timeout = 60.0 if args.quick else 150.0
     args.latency_seconds = 5.0 if args.quick else 15.0
     args.latency_seconds_fast = 3.0 if args.quick else 8.0
-    check_url(args.redis_url)
+    check_redis_url(args.redis_url)
     return args
 
 
@@ -967,22 +813,6 @@ def _loadavg() -> str:
         return "?"
 
 
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    async def wrapper() -> T:
-        return await coro_fn()
-
-    try:
-        import uvloop
-
-        return uvloop.run(wrapper())
-    except ImportError:
-        return asyncio.run(wrapper())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(stderr=args.json, width=None if sys.stderr.isatty() else 150)
@@ -990,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
         # Instance logs go to a temporary directory unless YISHAO_BENCH_LOG_DIR keeps them.
         log_dir = Path(os.environ.get("YISHAO_BENCH_LOG_DIR", tmp))
         log_dir.mkdir(parents=True, exist_ok=True)
-        report = _run(lambda: amain(args, console, log_dir))
+        report = run_async(amain(args, console, log_dir))
     if args.profile:
         return 0
     render(report, console)

@@ -15,18 +15,16 @@ from __future__ import annotations
 import argparse
 import gc
 import math
-import os
-import sys
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import rss_bytes
 
 from routing import Router, build_graph_file
 from routing.build import shared_osm_dir
@@ -34,11 +32,6 @@ from routing.graph import save
 from routing.synthetic import synthetic_city
 
 UNITS = 50
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _timed(fn: Callable[[], object], runs: int) -> tuple[np.ndarray, list[object]]:
@@ -53,6 +46,27 @@ def _timed(fn: Callable[[], object], runs: int) -> tuple[np.ndarray, list[object
 
 def _stats(ms: np.ndarray) -> str:
     return f"median {np.median(ms):8.2f}  p99 {np.percentile(ms, 99):8.2f}"
+
+
+def _nx_one_to_many(
+    graph: Any, sources: np.ndarray, targets: np.ndarray, runs: int
+) -> Callable[[], list[float]]:
+    """A query per call, the next of ``runs``: networkx's Dijkstra from ``sources[i]`` over
+    ``graph`` (reversed for times *to* the source), its costs to the nodes ``targets[i]``."""
+    it = iter(range(runs))
+
+    def one() -> list[float]:
+        i = next(it)
+        dist = nx.single_source_dijkstra_path_length(graph, int(sources[i]), weight="weight")
+        return [dist[int(u)] for u in targets[i]]
+
+    return one
+
+
+def _assert_all_close(results: Sequence[Any], expected: Sequence[list[float]]) -> None:
+    """Every Router answer's ``duration_s`` equals networkx's costs (the first runs)."""
+    for res, costs in zip(results, expected, strict=False):
+        assert np.allclose(res.duration_s, costs, rtol=1e-9, atol=1e-9)
 
 
 def bench(name: str, router: Router, pairs: int, seed: int, nx_runs: int) -> None:
@@ -103,16 +117,8 @@ def bench(name: str, router: Router, pairs: int, seed: int, nx_runs: int) -> Non
     ours_tt, results = _timed(
         lambda: router.travel_times_to(latlon[(i := next(it_q))], unit_pts[i]), pairs
     )
-    it_n = iter(range(nx_runs))
-
-    def nx_tt() -> list[float]:
-        i = next(it_n)
-        dist = nx.single_source_dijkstra_path_length(reverse, int(incidents[i]), weight="weight")
-        return [dist[int(u)] for u in units[i]]
-
-    theirs_tt, nx_tts = _timed(nx_tt, nx_runs)
-    for res, expected in zip(results, nx_tts, strict=False):
-        assert np.allclose(res.duration_s, expected, rtol=1e-9, atol=1e-9)  # type: ignore[attr-defined]
+    theirs_tt, nx_tts = _timed(_nx_one_to_many(reverse, incidents, units, nx_runs), nx_runs)
+    _assert_all_close(results, nx_tts)
     print(f"travel_times_to yishao   {_stats(ours_tt)}  ms ({UNITS} units, distances included)")
     print(f"travel_times_to networkx {_stats(theirs_tt)}  ms (one reverse Dijkstra per incident)")
     print(f"travel_times_to speed-up median x{np.median(theirs_tt) / np.median(ours_tt):.1f}")
@@ -122,16 +128,8 @@ def bench(name: str, router: Router, pairs: int, seed: int, nx_runs: int) -> Non
     ours_tf, results_f = _timed(
         lambda: router.travel_times_from(latlon[(i := next(it_f))], unit_pts[i]), pairs
     )
-    it_nf = iter(range(nx_runs))
-
-    def nx_tf() -> list[float]:
-        i = next(it_nf)
-        dist = nx.single_source_dijkstra_path_length(graph, int(incidents[i]), weight="weight")
-        return [dist[int(u)] for u in units[i]]
-
-    theirs_tf, nx_tfs = _timed(nx_tf, nx_runs)
-    for res, expected in zip(results_f, nx_tfs, strict=False):
-        assert np.allclose(res.duration_s, expected, rtol=1e-9, atol=1e-9)  # type: ignore[attr-defined]
+    theirs_tf, nx_tfs = _timed(_nx_one_to_many(graph, incidents, units, nx_runs), nx_runs)
+    _assert_all_close(results_f, nx_tfs)
     print(
         f"travel_times_from yishao   {_stats(ours_tf)}  ms ({UNITS} destinations, with distances)"
     )
@@ -172,14 +170,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         build_s = time.perf_counter() - t0
         del city
         gc.collect()
-        rss0 = _rss_bytes()
+        rss0 = rss_bytes()
         tracemalloc.start()
         t0 = time.perf_counter()
         router = Router.from_file(path)
         load_s = time.perf_counter() - t0
         traced, _ = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        rss = _rss_bytes() - rss0
+        rss = rss_bytes() - rss0
         print(
             f"\nSynthetic city: generate+save {build_s:.2f} s, "
             f"load (incl. KD-tree, CSR, calibration) "
