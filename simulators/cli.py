@@ -60,24 +60,55 @@ def drill(
             help="Live mode: secret to mint the simulators' tokens (env YISHAO_SECRET).",
         ),
     ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed",
+            min=0.01,
+            help="Live mode: calls arrive this many times faster than the scenario's clock "
+            "(vehicles, signals and coordinators stay in real time).",
+        ),
+    ] = 60.0,
+    duration_s: Annotated[
+        float | None,
+        typer.Option("--duration-s", min=1, help="Live mode: stop posting calls after this."),
+    ] = None,
 ) -> None:
     """Run one drill: calls, units, signals and coordinators, then a report.
 
     With --batch the scenario runs on a simulated clock through the same decision code as the
     service, and every drive is repeated without green wave for comparison.
     """
-    if not batch:
-        del token_secret  # accepted now so scripts can pass it; used by live mode
-        _err.print(
-            "[red]error:[/red] live mode needs --url of a running service"
-            + (" (live mode is not available yet; use --batch)" if url else "")
-        )
-        raise typer.Exit(code=2)
     try:
         spec = load_scenario(scenario)
     except ScenarioError as exc:
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from exc
+    if not batch:
+        if not url or not token_secret:
+            _err.print(
+                "[red]error:[/red] live mode needs --url of a running service and its secret "
+                "(--token-secret or YISHAO_SECRET); or run --batch"
+            )
+            raise typer.Exit(code=2)
+        from .live import LiveError, drill_live_command
+
+        try:
+            drill_live_command(
+                url=url,
+                secret=token_secret,
+                scenario=spec,
+                graph=graph,
+                seed=seed,
+                speed=speed,
+                duration_s=duration_s,
+                out=out,
+                as_json=as_json,
+            )
+        except (LiveError, RoutingError, FileNotFoundError, ValueError) as exc:
+            _err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(code=1) from exc
+        return
     started = time.perf_counter()
     try:
         with _err.status("loading graph"):

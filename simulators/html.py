@@ -375,6 +375,11 @@ def render_html(report: DrillReport, *, signal_names: Mapping[int, str] | None =
     graph = report.graph
     title = f"Yishao drill {report.drill_id}"
     start = report.start.strftime("%Y-%m-%d %H:%M") + f" {tz}"
+    mode_text = (
+        "live mode (real time against the service)"
+        if report.mode == "live"
+        else "batch mode (simulated clock)"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -395,8 +400,8 @@ td.acks, td.where {{ font-size: 13px; white-space: nowrap; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
 <p>{esc(report.description)}</p>
-<p class="small">scenario {esc(report.scenario)} · seed {report.seed} · batch mode (simulated
-clock) · start {esc(start)} · {report.duration_h:g} h · map {esc(str(graph.get("source")))}
+<p class="small">scenario {esc(report.scenario)} · seed {report.seed} · {esc(mode_text)} ·
+start {esc(start)} · {report.duration_h:g} h · map {esc(str(graph.get("source")))}
 ({graph.get("nodes"):,} nodes, {graph.get("signals"):,} signals)</p>
 <h2>Summary</h2><table>{table}</table>
 <p class="small">Arrival time: from the unit leaving (after turnout) to on scene, averaged over

@@ -167,7 +167,7 @@ class DrillReport(BaseModel):
     scenario: str
     description: str
     seed: int
-    mode: Literal["batch"] = "batch"
+    mode: Literal["batch", "live"] = "batch"
     graph: dict[str, str | int]
     start: datetime
     duration_h: float
