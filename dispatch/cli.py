@@ -52,6 +52,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every HTTP request.")
+    ] = True,
 ) -> None:
     """Run the service (HTTP API, websockets, call intake) with uvicorn.
 
@@ -70,6 +73,7 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
+        access_log=access_log,
         ws_ping_interval=10,
         ws_ping_timeout=10,
         # Each event is serialised once for every screen; per-client compression would

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: the service on the demo map, ready-made tokens, and (once drills exist) a drill.
+# The main job: the service on the demo map, ready-made tokens, and a live drill against it.
 # Stops everything cleanly on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,11 @@ VENV="${VENV:-.venv}"
 HOST="${YISHAO_HOST:-127.0.0.1}"
 PORT="${YISHAO_PORT:-8000}"
 export YISHAO_ENV="${YISHAO_ENV:-dev}"
+# A fresh secret per demo unless one is set: the tokens printed below are valid for this run.
+if [ -z "${YISHAO_SECRET:-}" ]; then
+  YISHAO_SECRET="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+  export YISHAO_SECRET
+fi
 export PATH="$PWD/$VENV/bin:$PATH"
 
 pids=()
@@ -23,7 +28,7 @@ if [ -f scripts/demo-graph.sh ]; then
   source scripts/demo-graph.sh
 fi
 
-yishao serve --host "$HOST" --port "$PORT" &
+yishao serve --host "$HOST" --port "$PORT" --no-access-log &
 pids+=($!)
 for _ in $(seq 1 100); do
   if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://$HOST:$PORT/api/health', timeout=1)" 2>/dev/null; then
@@ -34,19 +39,18 @@ done
 
 echo
 echo "Yishao is serving at http://$HOST:$PORT  (API docs: http://$HOST:$PORT/docs)"
-echo "Tokens for this session (12 h):"
+echo "Tokens for this session (12 h; the drill's coordinators, units and signal gateway mint their own):"
 for spec in "dispatcher traffic console-122" "dispatcher ems console-120" "dispatcher fire console-119" \
-            "coordinator traffic coord-122" "coordinator ems coord-120" "coordinator fire coord-119" \
             "observer police observer" "admin police admin"; do
   set -- $spec
   printf '  %-12s %-8s %s\n' "$1" "$2" "$(yishao token mint --role "$1" --agency "$2" --sub "$3")"
 done
 echo
-if yishao --help 2>/dev/null | grep -q " drill "; then
-  yishao drill --scenario mixed-day --url "http://$HOST:$PORT" &
-  pids+=($!)
-else
-  echo "(no drill yet: serving only. Post a call with: curl -H 'Authorization: Bearer <dispatcher token>' ...)"
-fi
+# The live drill: a mixed day of calls (compressed 60x) with a taxi rollover in the first
+# minutes; units, signals and coordinators in real time against the service above.
+yishao drill --scenario scenarios/demo-day.toml --graph "$YISHAO_GRAPH" \
+  --url "http://$HOST:$PORT" --speed "${YISHAO_DEMO_SPEED:-60}" --seed "${YISHAO_DEMO_SEED:-1}" &
+pids+=($!)
+echo "Live drill running (report at http://$HOST:$PORT/reports/<drill id> when it ends)."
 echo "Ctrl-C stops everything."
 wait "${pids[0]}"
