@@ -41,9 +41,6 @@ from .signals import (
 from .vehicles import PositionReport, SignalPassed, StatusChange, VehicleSim
 
 LegKind = Literal["scene", "transport"]
-# How near a granted window must be before its slide counts: a controller starts holding a green
-# for a window up to its lead (20 s) + two clearances + a minimum green (30 s) ahead, plus margin.
-LOCKOUT_HORIZON_S = 45.0
 FlowFactor = Callable[[float], float]
 
 
@@ -114,19 +111,17 @@ def _fallback_timing(intersection_id: int) -> SignalTiming:
 class SignalField:
     """Every signal controller of the map and the 122 gateway's view of the green wave.
 
-    The gateway applies one policy of its own, a priority lock-out: once a granted window is
-    near (within :data:`LOCKOUT_HORIZON_S`, when the controller starts acting on it), a grant
-    whose window slides more than ``max_slide_s`` past that one (the vehicle is held up
-    upstream) is cancelled at the controller and reported ``rejected``, and later grants for
-    that request are not executed. Without it a controller holds one
-    street green for as long as a stopped vehicle's ETA keeps moving, and two vehicles held at
-    each other's junctions wait for ever (real controllers cap a priority extension too).
+    The gateway passes grants and cancels through; the controllers bound priority themselves
+    (maximum extension, recovery green: see :class:`SignalController`), so a stopped vehicle
+    whose windows keep sliding cannot hold a street green for ever, and two vehicles held at
+    each other's junctions do not wait on each other. A request a controller gives up on is
+    reported ``rejected`` ("max extension reached"); a later grant for it is judged afresh.
 
     Args:
         timings: OSM node id -> fixed-time plan (``make_timings`` over the router's graph).
         clock: field clock (to read the service's datetimes).
         flow_factor: share of peak traffic at a field second.
-        max_slide_s: the lock-out threshold (``math.inf``: never).
+        max_extension_s: the controllers' maximum priority extension past a planned green end.
     """
 
     def __init__(
@@ -135,11 +130,9 @@ class SignalField:
         clock: FieldClock,
         flow_factor: FlowFactor,
         *,
-        max_slide_s: float = 30.0,
+        max_extension_s: int = 30,
     ) -> None:
-        self.max_slide_s = max_slide_s
-        self.locked_out: set[tuple[int, str]] = set()
-        self._first_from: dict[tuple[int, str], float] = {}
+        self.max_extension_s = max_extension_s
         self.timings = dict(timings)
         self.clock = clock
         self.flow_factor = flow_factor
@@ -166,7 +159,12 @@ class SignalField:
             if timing is None:
                 self.unknown.add(iid)
                 timing = self.timings[iid] = _fallback_timing(iid)
-            ctrl = SignalController(timing, now_s=now_s, flow_factor=self.flow_factor)
+            ctrl = SignalController(
+                timing,
+                now_s=now_s,
+                flow_factor=self.flow_factor,
+                max_extension_s=self.max_extension_s,
+            )
             self.controllers[iid] = ctrl
         return ctrl
 
@@ -196,20 +194,9 @@ class SignalField:
         if kind == "greenwave.request":
             self.notes.append(RequestNote(now_s, unit_id, rid, iid, "requested"))
         held = self._held.setdefault(iid, {})
-        if (iid, rid) in self.locked_out:
-            held.pop(rid, None)
-            return
         if status == "granted" and data.get("granted_from") and data.get("granted_to"):
             green_from = parse_ts(str(data["granted_from"]))
             green_to = parse_ts(str(data["granted_to"]))
-            start_s = self.clock.seconds(green_from)
-            anchor = self._first_from.get((iid, rid))
-            if anchor is None and now_s >= start_s - LOCKOUT_HORIZON_S:
-                # The window is near: from now on the controller acts on it.
-                anchor = self._first_from[(iid, rid)] = start_s
-            if anchor is not None and start_s - anchor > self.max_slide_s:
-                self._lock_out(iid, rid, unit_id, start_s - anchor, now_s)
-                return
             before = held.get(rid)
             held[rid] = _Granted(request, green_from, green_to)
             self._dirty.add(iid)
@@ -241,27 +228,6 @@ class SignalField:
                 ctrl = self.controller(iid, now_s)
                 ctrl.receive(PriorityCancel(request_id=rid, intersection_id=iid), now_s)
                 self._take(ctrl)
-
-    def _lock_out(self, iid: int, rid: str, unit_id: str, slide: float, now_s: float) -> None:
-        self.locked_out.add((iid, rid))
-        self._held.get(iid, {}).pop(rid, None)
-        ctrl = self.controller(iid, now_s)
-        ctrl.receive(PriorityCancel(request_id=rid, intersection_id=iid), now_s)
-        for rep in ctrl.data_to_send():
-            if rep.request_id != rid:
-                self._account(rep)
-                if rep.status in ("served", "rejected"):
-                    self._outbox.append(rep)
-        self.notes.append(RequestNote(now_s, unit_id, rid, iid, "rejected"))
-        self._outbox.append(
-            PriorityReport(
-                request_id=rid,
-                intersection_id=iid,
-                status="rejected",
-                at_s=now_s,
-                reason=f"priority lock-out: the window slid {slide:.0f} s (vehicle held up)",
-            )
-        )
 
     def check_conflicts(self, now_s: float) -> None:
         """Record every pair of conflicting grants whose windows overlap (should never be)."""

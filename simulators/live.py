@@ -95,10 +95,10 @@ class LiveConfig(BaseModel):
     redispatch_after_s: float = Field(default=30.0, gt=0)
     redispatch_tries: int = Field(default=5, ge=0)
     parked_fix_s: float = Field(default=5.0, gt=0, description="fix interval while waiting")
-    max_slide_s: float = Field(
-        default=30.0,
-        gt=0,
-        description="gateway lock-out: a grant whose window slid this far is dropped",
+    max_extension_s: int = Field(
+        default=30,
+        ge=0,
+        description="signal controllers: the most a green is held past its planned end",
     )
     token_ttl_s: int = Field(default=24 * 3600, ge=60)
     connect_timeout_s: float = Field(default=30.0, gt=0)
@@ -174,7 +174,7 @@ class _Drill:
         self._scenario_clock = SimClock(scenario.start)
         self._flow_memo: dict[float, float] = {}
         self.field = SignalField(
-            self.timings, self.clock, self._flow_factor, max_slide_s=config.max_slide_s
+            self.timings, self.clock, self._flow_factor, max_extension_s=config.max_extension_s
         )
         delay = router.profile.signal_delay_s
         self.units = {

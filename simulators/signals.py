@@ -23,6 +23,25 @@ clearance). A request that cannot be served by its ETA without breaking those ru
 ``rejected`` and changes nothing. After priority the controller returns to its plan within a few
 cycles by shortening or lengthening greens (never below the minimum, at most 1.5 x nominal).
 
+Priority is bounded the way field transit / emergency priority is (NTCIP 1211 "maximum
+extension", "re-service" lock-out):
+
+* **Maximum extension.** A green is never held more than ``max_extension_s`` (default 30 s)
+  past its planned end (the end the plan gave it when it started), however many requests want
+  it and however far their windows slide. A vehicle stopped elsewhere keeps re-timing its
+  request, so without this bound one street could be held green for ever - and two vehicles
+  held at each other's junctions would wait on each other. When the cap ends a green inside a
+  granted window (or one the next green cannot reach by its ETA), that request is reported
+  ``rejected`` ("max extension reached") and dropped; a fresh grant for it is judged anew.
+* **Bounded early start.** A green starts early (advance) only by cutting the cross street's
+  green, never below its minimum (or recovery) green and never into a clearance, and at most
+  ``max_lead_s`` ahead of the window: the early start takes no more than the planned red
+  remaining allows.
+* **Recovery.** After a green that priority held past its planned end (or whose request was
+  abandoned at the cap), the conflicting axis gets at least ``recovery_green_s`` (default: its
+  minimum green) before priority may cut it again; ``earliest_green`` accounts for it, so a
+  re-sent grant for the abandoned request is only accepted for a green after the recovery.
+
 Queues are a fluid model per axis: arrivals at the approach's flow, discharge at the saturation
 flow (one vehicle per ``headway_s``) while green. A shadow copy of the queues runs under the pure
 fixed-time plan; the difference of the two queue integrals is the delay priority added (or saved)
@@ -287,6 +306,12 @@ class SignalController:
             standing in front of the priority vehicle.
         min_lead_s: the green starts at least this much before the window (ETAs from a route
             estimate err early as often as late; a detector would see the vehicle coming).
+        max_extension_s: the most a green may be held past its planned end, for all requests
+            together (field controllers: 10-30 s for transit, up to ~30 s for pre-emption-free
+            emergency priority); requests the cap leaves unserved are reported ``rejected``.
+        recovery_green_s: the least green the conflicting axis gets after a priority-extended
+            (or abandoned) green before priority may cut it again; ``None``: the plan's minimum
+            green (never less than that).
     """
 
     def __init__(
@@ -297,11 +322,22 @@ class SignalController:
         flow_factor: FlowFactor = _flat,
         max_lead_s: float = 20.0,
         min_lead_s: float = 3.0,
+        max_extension_s: int = 30,
+        recovery_green_s: int | None = None,
     ) -> None:
+        if max_extension_s < 0:
+            raise ValueError("max_extension_s must be >= 0")
         self.timing = timing
         self.flow_factor = flow_factor
         self.max_lead_s = max_lead_s
         self.min_lead_s = min_lead_s
+        self.max_extension_s = int(max_extension_s)
+        self.recovery_green_s = max(timing.min_green_s, recovery_green_s or 0)
+        # Minimum green of the current green, and of the next one (the recovery green after a
+        # priority-extended or abandoned green); grants the current green's cap cannot serve.
+        self._cur_min = timing.min_green_s
+        self._next_min = timing.min_green_s
+        self._over_cap: list[str] = []
         self.t = math.floor(now_s)
         self._held: dict[str, _Held] = {}
         self._outbox: list[PriorityReport] = []
@@ -416,9 +452,9 @@ class SignalController:
         if self.clear and self.axis is not axis:
             earliest = float(self.end)
         elif not self.clear:
-            earliest = float(max(self.t, self.start + tm.min_green_s) + tm.clearance_s)
+            earliest = float(max(self.t, self.start + self._cur_min) + tm.clearance_s)
         else:
-            earliest = float(self.end + tm.min_green_s + tm.clearance_s)
+            earliest = float(self.end + self._next_min + tm.clearance_s)
         for held in self._held.values():
             g = held.grant
             if held.accepted and g.axis is not axis and g.green_to_s > self.t:
@@ -452,6 +488,8 @@ class SignalController:
         self.t = t
         self.axis, self.clear, self.start, self.nominal_end = self._plan_at(t)
         self.end = self.nominal_end
+        self._cur_min = self._next_min = tm.min_green_s
+        self._over_cap = []
         for axis in _AXES:
             self.queue[axis] = self.shadow[axis] = tm.queue_at(axis, t, self._flow(axis, t))
 
@@ -492,32 +530,45 @@ class SignalController:
     def _sync_end(self, axis: Axis, start: int) -> int:
         """End of a green starting at ``start``: back onto the plan as soon as allowed."""
         tm = self.timing
-        planned = tm.next_green_end(axis, start + tm.min_green_s)
-        if planned <= start + 1.5 * tm.green_s(axis):
+        least = self._cur_min  # the minimum green, or the recovery green after priority
+        planned = tm.next_green_end(axis, start + least)
+        if planned <= start + max(least, 1.5 * tm.green_s(axis)):
             return planned
-        return start + tm.min_green_s  # running behind the plan: catch up with short greens
+        return start + least  # running behind the plan: catch up with short greens
 
     def _effective_end(self) -> int:
-        """End of the current green after holds (own axis) and early cuts (cross axis)."""
-        live = [h for h in self._held.values() if h.accepted and h.grant.green_to_s > self.t]
+        """End of the current green after holds (own axis) and early cuts (cross axis).
+
+        Also notes (``_over_cap``) the grants whose hold the maximum extension cuts short.
+        """
+        if self._over_cap:
+            self._over_cap = []
+        live = [
+            (rid, h) for rid, h in self._held.items() if h.accepted and h.grant.green_to_s > self.t
+        ]
         if not live:
             return self.nominal_end  # nothing to hold for or cut for
         tm = self.timing
         end = self.nominal_end
+        cap = self.nominal_end + self.max_extension_s
         cross = other_axis(self.axis)
-        for held in live:
+        for rid, held in live:
             g = held.grant
             if g.axis is self.axis:
-                # Hold when the cross street could not get a full minimum green in between.
-                gap_end = end + 2 * tm.clearance_s + tm.min_green_s
+                # Hold when the cross street could not get a full minimum green in between,
+                # but never past the maximum extension.
+                gap_end = end + 2 * tm.clearance_s + self.recovery_green_s
                 if self._target_start(held) <= gap_end:
-                    end = max(end, math.ceil(g.green_to_s))
+                    want = math.ceil(g.green_to_s)
+                    if want > cap:
+                        self._over_cap.append(rid)
+                    end = max(end, min(want, cap))
         # An early cut for the cross street never undoes a hold (the arbiter put the rival
         # windows a clearance apart) and never goes below the minimum green.
-        floor_end = max(end, self.start + tm.min_green_s, self.t)
+        floor_end = max(end, self.start + self._cur_min, self.t)
         if end == self.nominal_end:
-            floor_end = max(self.start + tm.min_green_s, self.t)
-        for held in live:
+            floor_end = max(self.start + self._cur_min, self.t)
+        for _, held in live:
             g = held.grant
             if g.axis is cross:
                 cut = math.floor(self._target_start(held) - tm.clearance_s)
@@ -530,12 +581,42 @@ class SignalController:
         if not self.clear:
             self.end = self._effective_end()
             if self.t >= self.end:
+                abandoned = self._abandon_over_cap() if self._over_cap else False
+                extended = abandoned or self.end > self.nominal_end
+                self._next_min = self.recovery_green_s if extended else tm.min_green_s
                 self.clear, self.start, self.end = True, self.t, self.t + tm.clearance_s
         elif self.t >= self.end:
             self.axis = other_axis(self.axis)
             self.clear, self.start = False, self.t
+            self._cur_min, self._next_min = self._next_min, tm.min_green_s
             self.nominal_end = self._sync_end(self.axis, self.t)
             self.end = self._effective_end()
+
+    def _abandon_over_cap(self) -> bool:
+        """The green ends at its maximum extension: reject the grants it leaves unserved.
+
+        A grant survives only if the next green of its axis (after this clearance, the cross
+        street's recovery green and its clearance) still comes by its ETA.
+        """
+        tm = self.timing
+        next_green = self.t + 2 * tm.clearance_s + self.recovery_green_s
+        abandoned = False
+        for rid in self._over_cap:
+            held = self._held.get(rid)
+            if held is None or not held.accepted or held.grant.green_to_s <= self.t:
+                continue
+            if next_green <= held.grant.eta_s:
+                continue
+            del self._held[rid]
+            abandoned = True
+            self._report(
+                held,
+                "rejected",
+                f"max extension reached: green held {self.max_extension_s} s past its planned "
+                f"end, window still open to +{held.grant.green_to_s - self.t:.0f} s",
+            )
+        self._over_cap = []
+        return abandoned
 
     def _step(self) -> None:
         """Advance one second: phase, grants, queues, episode."""

@@ -177,3 +177,138 @@ def test_controller_phase_table_matches_the_plan(cycle: int, share: float, offse
     ctrl = SignalController(tm, now_s=0)
     for t in range(-cycle, 3 * cycle):
         assert ctrl._plan_at(t) == tm.plan_at(t)
+
+
+# ----------------------------------------------------------------- maximum extension, recovery
+
+
+def _stuck(
+    ctrl: SignalController, axis: Axis, until: int, *, rid: str = "stuck", since: int = 0
+) -> tuple[list[Axis | None], list[tuple[int, str, str]]]:
+    """A late vehicle stopped just upstream: its window opened at ``since + 5`` and the service
+    keeps sliding its end (re-timed every second, the vehicle always 3 s away).
+
+    Returns the display per second ``since..until-1`` and the reports ``(at, status, reason)``.
+    """
+    shown: list[Axis | None] = []
+    reports: list[tuple[int, str, str]] = []
+    for t in range(since, until):
+        ctrl.receive(grant(rid, axis, since + 5, t + 20, eta=t + 3), t)
+        shown.append(ctrl.view().green_axis)
+        reports += [(int(r.at_s), r.status, r.reason) for r in ctrl.data_to_send()]
+    return shown, reports
+
+
+def _runs(shown: list[Axis | None]) -> list[tuple[Axis | None, int, int]]:
+    """``(display, first second, length)`` of each run of one display."""
+    runs: list[tuple[Axis | None, int, int]] = []
+    for t, g in enumerate(shown):
+        if runs and runs[-1][0] == g:
+            runs[-1] = (g, runs[-1][1], runs[-1][2] + 1)
+        else:
+            runs.append((g, t, 1))
+    return runs
+
+
+def test_sliding_request_is_capped_at_the_maximum_extension() -> None:
+    # Plan (offset 7, cycle 90): NS green [7, 52), clearance [52, 57), EW green [57, 92), ...
+    ctrl = SignalController(timing(), now_s=0)
+    assert ctrl.max_extension_s == 30
+    shown, reports = _stuck(ctrl, Axis.NS, 200, since=10)
+    runs = [(g, start + 10, length) for g, start, length in _runs(shown)]
+    # The NS green is held 30 s past its planned end (52) and no longer: it ends at 82.
+    assert runs[0] == (Axis.NS, 10, 72)
+    assert runs[1] == (None, 82, 5)
+    # The request the cap left unserved is rejected (once, when the green ends).
+    capped = [r for r in reports if r[1] == "rejected" and "max extension" in r[2]]
+    assert capped and capped[0][0] == 82
+    # The cross street then gets its minimum green before priority cuts it again.
+    assert runs[2] == (Axis.EW, 87, 10)
+    # ... and every later NS green (re-granted after the recovery) is capped again.
+    for g, _, length in runs[3:-1]:
+        if g is Axis.EW:
+            assert length >= ctrl.timing.min_green_s
+        if g is Axis.NS:
+            assert length <= 1.5 * ctrl.timing.green_s(Axis.NS) + ctrl.max_extension_s
+
+
+def test_recovery_green_is_configurable() -> None:
+    ctrl = SignalController(timing(), now_s=0, recovery_green_s=20)
+    shown, reports = _stuck(ctrl, Axis.NS, 300, since=10)
+    runs = _runs(shown)
+    assert any(r[1] == "rejected" and "max extension" in r[2] for r in reports)
+    inner_ew = [length for g, _, length in runs[1:-1] if g is Axis.EW]
+    assert inner_ew and min(inner_ew) >= 20
+
+
+def test_mutual_wait_is_broken() -> None:
+    # The drill's deadlock, at one junction: both axes hold a stopped vehicle's sliding
+    # request. Neither street may be held for ever; both get green within two cycles.
+    ctrl = SignalController(timing(), now_s=0)
+    shown: list[Axis | None] = []
+    for t in range(10, 400):
+        ctrl.receive(grant("a", Axis.NS, t + 5, t + 20, eta=t + 6), t)
+        ctrl.receive(grant("b", Axis.EW, t + 5, t + 20, eta=t + 6), t)
+        shown.append(ctrl.view().green_axis)
+    runs = _runs(shown)
+    tm = ctrl.timing
+    for g, _, length in runs[1:-1]:
+        if g is not None:
+            assert tm.min_green_s <= length <= 1.5 * tm.green_s(g) + ctrl.max_extension_s, runs
+    assert {g for g, _, _ in runs} == {Axis.NS, Axis.EW, None}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cycle=st.integers(60, 150),
+    share=st.floats(0.3, 0.7),
+    offset=st.integers(0, 149),
+    axis=st.sampled_from(list(Axis)),
+    since=st.integers(0, 150),
+    max_ext=st.integers(0, 40),
+    recovery=st.integers(0, 25),
+    window=st.integers(1, 40),
+    slide=st.integers(1, 3),
+    anchored=st.booleans(),
+)
+def test_sliding_grants_never_hold_beyond_the_maximum(
+    cycle: int,
+    share: float,
+    offset: int,
+    axis: Axis,
+    since: int,
+    max_ext: int,
+    recovery: int,
+    window: int,
+    slide: int,
+    anchored: bool,
+) -> None:
+    effective = cycle - 10
+    major = min(max(15, round(effective * share)), effective - 15)
+    tm = timing(cycle, major, offset % cycle)
+    ctrl = SignalController(tm, now_s=0, max_extension_s=max_ext, recovery_green_s=recovery)
+    recovery_s = max(recovery, tm.min_green_s)
+    shown: list[Axis | None] = []
+    rejected_at: list[int] = []
+    for t in range(0, 700):
+        if t >= since and (t - since) % slide == 0:
+            lead = 3 + (t % 5)
+            start = since + lead if anchored else t + lead
+            ctrl.receive(grant("v", axis, start, t + lead + window, eta=t + lead + 1), t)
+        ctrl.advance(t)
+        shown.append(ctrl.view().green_axis)
+        rejected_at += [int(r.at_s) for r in ctrl.data_to_send() if "max extension" in r.reason]
+    runs = _runs(shown)
+    for i, (g, start, length) in enumerate(runs):
+        inner = 0 < i < len(runs) - 1
+        if g is None or not inner:
+            continue
+        # Never longer than its planned green (<= 1.5 x nominal, or the minimum) + the cap.
+        planned = max(1.5 * tm.green_s(g), tm.min_green_s)
+        assert length <= planned + max_ext, runs
+        assert length >= tm.min_green_s, runs
+        # A green ended by the cap is followed (after the clearance) by a recovery green.
+        end = start + length
+        if end in rejected_at and i + 2 < len(runs) - 1:
+            assert runs[i + 1][0] is None and runs[i + 2][0] is other_axis(g), runs
+            assert runs[i + 2][2] >= recovery_s, runs
