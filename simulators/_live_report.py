@@ -28,7 +28,7 @@ from .report import (
     SignalRecord,
 )
 from .scenarios import Scenario
-from .signals import Axis, SignalController, SignalTiming, SignalView
+from .signals import SignalController, SignalTiming, SignalView, cross_delay
 from .vehicles import VehicleSim
 
 
@@ -207,19 +207,7 @@ def signal_records(
     for iid in sorted(set(lost_with) | set(lost_without) | set(served)):
         if iid not in index:
             continue
-        added = base = 0.0
-        extra_red = 0
-        ctrl = field_.controllers.get(iid)
-        for ep in ctrl.episodes if ctrl is not None else []:
-            prio = set(ep.prioritised)
-            cross = [a for a in Axis if a not in prio] if len(prio) < 2 else list(Axis)
-            for a in cross:
-                diff = ep.actual_veh_s[a] - ep.baseline_veh_s[a]
-                if len(prio) >= 2:
-                    diff = max(diff, 0.0)
-                added += diff
-                base += ep.cycles * ep.cycle_delay_veh_s[a]
-                extra_red += ep.extra_red_s[a]
+        added, base, extra_red = cross_delay(field_.controllers.get(iid))
         added_total += added
         base_total += base
         i = index[iid]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -42,6 +42,13 @@ from .vehicles import PositionReport, SignalPassed, StatusChange, VehicleSim
 
 LegKind = Literal["scene", "transport"]
 FlowFactor = Callable[[float], float]
+
+QUEUE_BACK_M = 8.0
+"""Where a vehicle queued at a signal reports itself: this far behind the stop line.
+
+The vehicle model stops exactly at the signal node; a fix there projects onto the route at
+the signal itself, which the service reads as "passed" and cancels the request the vehicle is
+waiting on (the controller then drops the priority green it needs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,7 +464,7 @@ class UnitSim:
             first_segment = len(leg.vehicles) == 1
             for item in vehicle.step(now_s, lookup):
                 if isinstance(item, PositionReport):
-                    out.append(item)
+                    out.append(self._queued_fix(vehicle, item))
                 elif isinstance(item, StatusChange):
                     departing = item.status in (UnitStatus.EN_ROUTE, UnitStatus.TRANSPORTING)
                     if departing and not first_segment:
@@ -475,6 +482,14 @@ class UnitSim:
         elif self.phase in ("on_scene", "at_hospital") and now_s >= self.until_s:
             out.extend(self._clear(now_s))
         return out
+
+    @staticmethod
+    def _queued_fix(vehicle: VehicleSim, fix: PositionReport) -> PositionReport:
+        """A fix of a vehicle queued at a signal: behind the stop line, not on it."""
+        if vehicle.waiting_at is None:
+            return fix
+        lat, lon = vehicle._locate(max(vehicle._poly_distance() - QUEUE_BACK_M, 0.0))
+        return replace(fix, lat=lat, lon=lon)
 
     def _arrived(self, at_s: float) -> list[UnitOutput]:
         assert self.leg is not None

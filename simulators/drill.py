@@ -80,13 +80,13 @@ from .report import (
 from .scenarios import Scenario
 from .signals import (
     HOURLY_FLOW,
-    Axis,
     PriorityCancel,
     PriorityGrant,
     SignalController,
     SignalTiming,
     SignalView,
     axis_for,
+    cross_delay,
     make_timings,
 )
 from .vehicles import SignalPassed, StatusChange, VehicleSim
@@ -1095,19 +1095,7 @@ def _signal_records(
     added_total = base_total = 0.0
     out: list[SignalRecord] = []
     for iid in sorted(set(lost_with) | set(lost_without) | set(served)):
-        added = base = 0.0
-        extra_red = 0
-        ctrl = engine.controllers.get(iid)
-        for ep in ctrl.episodes if ctrl is not None else []:
-            prio = set(ep.prioritised)
-            cross = [a for a in Axis if a not in prio] if len(prio) < 2 else list(Axis)
-            for a in cross:
-                diff = ep.actual_veh_s[a] - ep.baseline_veh_s[a]
-                if len(prio) >= 2:
-                    diff = max(diff, 0.0)
-                added += diff
-                base += ep.cycles * ep.cycle_delay_veh_s[a]
-                extra_red += ep.extra_red_s[a]
+        added, base, extra_red = cross_delay(engine.controllers.get(iid))
         added_total += added
         base_total += base
         i = index[iid]
