@@ -19,6 +19,7 @@ from dispatch.models import CallType, Centre
 from routing import Router
 
 from ._live_world import FlowFactor, LegLog, RequestNote, SignalField
+from .drill import signal_records as drill_signal_records
 from .report import (
     AckRecord,
     DrillReport,
@@ -28,7 +29,7 @@ from .report import (
     SignalRecord,
 )
 from .scenarios import Scenario
-from .signals import SignalController, SignalTiming, SignalView, cross_delay
+from .signals import SignalController, SignalTiming, SignalView
 from .vehicles import VehicleSim
 
 
@@ -187,7 +188,6 @@ def signal_records(
     plan, over the approaches' fixed-time uniform delay for the cycles it spans.
     """
     g = router.graph
-    index = {int(o): i for i, o in enumerate(g.node_osmid.tolist())}
     lost_with: dict[int, list[float]] = {}
     lost_without: dict[int, float] = {}
     for k, leg in enumerate(legs):
@@ -202,35 +202,15 @@ def signal_records(
     for n in field_.notes:
         if n.kind == "rejected":
             rejected.setdefault(n.intersection_id, set()).add(n.request_id)
-    added_total = base_total = 0.0
-    out: list[SignalRecord] = []
-    for iid in sorted(set(lost_with) | set(lost_without) | set(served)):
-        if iid not in index:
-            continue
-        added, base, extra_red = cross_delay(field_.controllers.get(iid))
-        added_total += added
-        base_total += base
-        i = index[iid]
-        w = sum(lost_with.get(iid, []))
-        wo = lost_without.get(iid, 0.0)
-        out.append(
-            SignalRecord(
-                intersection_id=iid,
-                lat=float(g.node_lat[i]),
-                lon=float(g.node_lon[i]),
-                cycle_s=field_.timings[iid].cycle_s,
-                passes=len(lost_with.get(iid, [])),
-                lost_s_with=round(w, 3),
-                lost_s_without=round(wo, 3),
-                saved_s=round(wo - w, 3),
-                served=served.get(iid, 0),
-                rejected=len(rejected.get(iid, set())),
-                cross_delay_added_veh_s=round(added, 3),
-                cross_baseline_veh_s=round(base, 3),
-                extra_red_s_cross=extra_red,
-            )
-        )
-    return out, added_total, base_total
+    return drill_signal_records(
+        g,
+        field_.timings,
+        field_.controllers,
+        lost_with,
+        lost_without,
+        served,
+        {iid: len(ids) for iid, ids in rejected.items()},
+    )
 
 
 def build_report(

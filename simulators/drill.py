@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from dispatch.models import (
 from dispatch.plans import PlanTable
 from dispatch.recommend import Travel, rank_units
 from dispatch.rosters import duty_day, on_duty
-from routing import Route, Router
+from routing import RoadGraph, Route, Router
 from routing.arbiter import (
     Arbiter,
     ArbiterConfig,
@@ -1076,7 +1076,6 @@ def _signal_records(
     engine: _Engine, baseline: dict[int, VehicleSim]
 ) -> tuple[list[SignalRecord], float, float]:
     g = engine.router.graph
-    index = {int(o): i for i, o in enumerate(g.node_osmid.tolist())}
     lost_with: dict[int, list[float]] = {}
     lost_without: dict[int, float] = {}
     for leg in engine.legs:
@@ -1092,10 +1091,39 @@ def _signal_records(
         for rid in leg.rejected:
             iid = int(rid.rsplit(":", 1)[1])
             rejected[iid] = rejected.get(iid, 0) + 1
+    return signal_records(
+        g, engine.timings, engine.controllers, lost_with, lost_without, served, rejected
+    )
+
+
+def signal_records(
+    graph: RoadGraph,
+    timings: Mapping[int, SignalTiming],
+    controllers: Mapping[int, SignalController],
+    lost_with: Mapping[int, list[float]],
+    lost_without: Mapping[int, float],
+    served: Mapping[int, int],
+    rejected: Mapping[int, int],
+) -> tuple[list[SignalRecord], float, float]:
+    """One record per signal a drive passed or a controller served (batch and live alike).
+
+    Args:
+        graph: the map, for each signal's place.
+        timings, controllers: the drill's signal plans and the controllers that ran them.
+        lost_with: per signal, the time each pass lost with the green wave.
+        lost_without: per signal, the time lost by the same passes re-driven without it.
+        served, rejected: per signal, how many priority requests were served / refused.
+
+    Returns:
+        The records, the cross-street delay added and its baseline (vehicle-seconds).
+    """
+    index = {int(o): i for i, o in enumerate(graph.node_osmid.tolist())}
     added_total = base_total = 0.0
     out: list[SignalRecord] = []
     for iid in sorted(set(lost_with) | set(lost_without) | set(served)):
-        added, base, extra_red = cross_delay(engine.controllers.get(iid))
+        if iid not in index:
+            continue
+        added, base, extra_red = cross_delay(controllers.get(iid))
         added_total += added
         base_total += base
         i = index[iid]
@@ -1104,9 +1132,9 @@ def _signal_records(
         out.append(
             SignalRecord(
                 intersection_id=iid,
-                lat=float(g.node_lat[i]),
-                lon=float(g.node_lon[i]),
-                cycle_s=engine.timings[iid].cycle_s,
+                lat=float(graph.node_lat[i]),
+                lon=float(graph.node_lon[i]),
+                cycle_s=timings[iid].cycle_s,
                 passes=len(lost_with.get(iid, [])),
                 lost_s_with=round(w, 3),
                 lost_s_without=round(wo, 3),
