@@ -39,12 +39,29 @@ done
 
 echo
 echo "Yishao is serving at http://$HOST:$PORT  (API docs: http://$HOST:$PORT/docs)"
-echo "Tokens for this session (12 h; the drill's coordinators, units and signal gateway mint their own):"
-for spec in "dispatcher traffic console-122" "dispatcher ems console-120" "dispatcher fire console-119" \
-            "observer police observer" "admin police admin"; do
-  set -- $spec
-  printf '  %-12s %-8s %s\n' "$1" "$2" "$(yishao token mint --role "$1" --agency "$2" --sub "$3")"
-done
+echo "Tokens for this session, one per role (12 h; the drill's own coordinators, units and"
+echo "signal gateway mint theirs):"
+python - <<'PY'
+import os
+
+from dispatch.auth import mint
+from dispatch.models import Agency, Role
+
+for role, agency, sub, scope in [
+    ("dispatcher", "traffic", "console-122", []),
+    ("dispatcher", "ems", "console-120", []),
+    ("dispatcher", "fire", "console-119", []),
+    ("coordinator", "ems", "watch-120", []),
+    ("terminal", "ems", "demo-unit", []),
+    ("signal", "traffic", "gateway-122", ["*"]),
+    ("property", "property", "compound-1", ["compound-1"]),
+    ("observer", "police", "observer", []),
+    ("admin", "police", "admin", []),
+]:
+    token = mint(os.environ["YISHAO_SECRET"], role=Role(role), agency=Agency(agency), sub=sub,
+                 ttl_s=12 * 3600, scope=scope)
+    print(f"  {role:12} {agency:8} {sub:12} {token}")
+PY
 echo
 # The live drill: a mixed day of calls (compressed 60x) with a taxi rollover in the first
 # minutes; units, signals and coordinators in real time against the service above.
