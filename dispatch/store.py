@@ -10,7 +10,7 @@ hash tag, so the same script runs on a Redis Cluster.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -315,22 +315,6 @@ class Store:
         seq = await self.redis.incr(self.keys.incident_seq)
         return f"YS-{day}-{seq:06d}"
 
-    async def open_incidents_near(self, lat: float, lon: float, radius_m: float) -> list[Incident]:
-        """Open incidents whose location is within ``radius_m`` of the point, nearest first."""
-        try:
-            ids: Any = await self.redis.geosearch(
-                self.keys.open_geo,
-                longitude=lon,
-                latitude=lat,
-                radius=radius_m,
-                unit="m",
-                sort="ASC",
-            )
-        except ResponseError as exc:
-            raise StoreError(f"geosearch failed: {exc}") from exc
-        found = await self.get_many(Incident, [self.keys.incident(_s(i)) for i in ids])
-        return [i for i in found if i is not None and i.status is not IncidentStatus.CLOSED]
-
     async def merge_view(
         self, call_key: str, cells: Sequence[str], *, lat: float, lon: float, radius_m: float
     ) -> tuple[str | None, dict[str, str], list[Incident]]:
@@ -358,11 +342,6 @@ class Store:
         found = await self.get_many(Incident, [self.keys.incident(_s(i)) for i in ids])
         candidates = [i for i in found if i is not None and i.status is not IncidentStatus.CLOSED]
         return (None if seen is None else _s(seen)), versions, candidates
-
-    async def cell_versions(self, cells: Iterable[str]) -> dict[str, str]:
-        cells = list(cells)
-        raw = await self.redis.hmget(self.keys.cell_versions, cells)
-        return {c: ("" if v is None else _s(v)) for c, v in zip(cells, raw, strict=True)}
 
     async def list_incidents(
         self,
