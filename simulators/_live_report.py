@@ -23,10 +23,11 @@ from .drill import signal_records as drill_signal_records
 from .report import (
     AckRecord,
     DrillReport,
-    DrillSummary,
     LegRecord,
     ResponseRecord,
     SignalRecord,
+    mean_or_none,
+    summarize,
 )
 from .scenarios import Scenario
 from .signals import SignalController, SignalTiming, SignalView
@@ -94,10 +95,6 @@ def drive_without(
     if not vehicle.done:
         vehicle.done, vehicle.arrived_s = True, float(t)
     return vehicle
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return round(statistics.fmean(values), 3) if values else None
 
 
 def _leg_notes(
@@ -262,8 +259,8 @@ def build_report(
             by_incident.get(log.incident_id, []), key=lambda r: (r.dispatched_s, r.unit_id, r.leg)
         )
         scene = [r for r in leg_recs if r.leg == "scene"]
-        arr_with = _mean([r.drive_s_with for r in scene])
-        arr_without = _mean([r.drive_s_without for r in scene])
+        arr_with = mean_or_none([r.drive_s_with for r in scene])
+        arr_without = mean_or_none([r.drive_s_without for r in scene])
         acks = _acks(log)
         to_ack.extend(a.whistle_to_ack_s for a in acks if a.whistle_to_ack_s is not None)
         escalations += log.alerts
@@ -307,39 +304,22 @@ def build_report(
     signals, cross_added, cross_base = signal_records(
         router, field_, ordered, [baseline[k] for k in sorted(baseline)]
     )
-    mean_with = _mean([w for w, _, _ in with_gw])
-    mean_without = _mean([wo for _, wo, _ in with_gw])
-    granted = sum(r.requests_granted for r in records.values())
-    rejected = sum(r.requests_rejected for r in records.values())
-    summary = DrillSummary(
+    summary = summarize(
         calls=calls,
-        responses=len(responses),
-        whistles=sum(1 for r in responses if r.whistle),
-        greenwave_responses=len(with_gw),
-        escalations=escalations,
+        responses=responses,
         legs=len(done),
-        mean_arrival_s_with=mean_with,
-        mean_arrival_s_without=mean_without,
-        arrival_change_pct=round(100.0 * (mean_with - mean_without) / mean_without, 3)
-        if mean_with is not None and mean_without
-        else None,
-        improved_share=round(sum(1 for w, wo, _ in with_gw if w <= wo - 0.5) / len(with_gw), 4)
-        if with_gw
-        else None,
-        mean_planned_s=_mean([p for _, _, p in with_gw]),
-        mean_transport_s_with=_mean([w for w, _ in transports]),
-        mean_transport_s_without=_mean([wo for _, wo in transports]),
-        mean_call_to_whistle_s=_mean(call_to_whistle),
-        mean_whistle_to_ack_s=_mean(to_ack),
-        requests_granted=granted,
-        requests_rejected=rejected,
-        signals_served=field_.served,
-        grant_conflicts=len(field_.conflicts),
-        cross_delay_added_veh_s=round(cross_added, 3),
-        cross_delay_added_pct=round(100.0 * cross_added / cross_base, 3)
-        if cross_base > 0
-        else None,
-        missing_units=missing_total,
+        with_gw=with_gw,
+        transports=transports,
+        call_to_whistle=call_to_whistle,
+        to_ack=to_ack,
+        escalations=escalations,
+        granted=sum(r.requests_granted for r in records.values()),
+        rejected=sum(r.requests_rejected for r in records.values()),
+        served=field_.served,
+        conflicts=len(field_.conflicts),
+        cross_added=cross_added,
+        cross_base=cross_base,
+        missing=missing_total,
     )
     g = router.graph
     return LiveDrillReport(

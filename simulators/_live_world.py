@@ -291,17 +291,7 @@ class SignalField:
         self.served += 1
         grant = self._last_grant.get((rep.intersection_id, rep.request_id))
         if grant is not None:
-            self.grants.append(
-                GrantRecord(
-                    intersection_id=grant.intersection_id,
-                    request_id=grant.request_id,
-                    inbound=grant.inbound.value,
-                    outbound=grant.outbound.value,
-                    green_from_s=round(grant.green_from_s, 3),
-                    green_to_s=round(grant.green_to_s, 3),
-                    importance=grant.importance,
-                )
-            )
+            self.grants.append(grant.record())
 
 
 # ------------------------------------------------------------------------------------- units

@@ -71,11 +71,12 @@ from .places import PlaceFinder
 from .report import (
     AckRecord,
     DrillReport,
-    DrillSummary,
     GrantRecord,
     LegRecord,
     ResponseRecord,
     SignalRecord,
+    mean_or_none,
+    summarize,
 )
 from .scenarios import Scenario
 from .signals import (
@@ -313,17 +314,7 @@ class _Engine:
             grant = self.last_grant.get((rep.intersection_id, rep.request_id))
             self.served += 1
             if grant is not None:
-                self.grants.append(
-                    GrantRecord(
-                        intersection_id=grant.intersection_id,
-                        request_id=grant.request_id,
-                        inbound=grant.inbound.value,
-                        outbound=grant.outbound.value,
-                        green_from_s=round(grant.green_from_s, 3),
-                        green_to_s=round(grant.green_to_s, 3),
-                        importance=grant.importance,
-                    )
-                )
+                self.grants.append(grant.record())
 
     def send_requests(self, leg: _Leg, requests: Sequence[SignalRequest], now_s: float) -> None:
         """Requests through the arbiter; changed decisions on to the controllers."""
@@ -899,10 +890,6 @@ def run_batch(
     return _report(engine, baseline)
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return round(statistics.fmean(values), 3) if values else None
-
-
 def _leg_record(engine: _Engine, leg: _Leg, base: VehicleSim) -> LegRecord:
     unit = engine.units[leg.unit_id]
     v = leg.vehicle
@@ -948,8 +935,8 @@ def _report(engine: _Engine, baseline: dict[int, VehicleSim]) -> DrillReport:
         r = engine.resp[iid]
         legs = [_leg_record(engine, leg, baseline[leg.leg_id]) for leg in r.legs]
         scene = [rec for rec in legs if rec.leg == "scene"]
-        arr_with = _mean([rec.drive_s_with for rec in scene])
-        arr_without = _mean([rec.drive_s_without for rec in scene])
+        arr_with = mean_or_none([rec.drive_s_with for rec in scene])
+        arr_without = mean_or_none([rec.drive_s_without for rec in scene])
         acks: list[AckRecord] = []
         n_esc = 0
         if r.whistle_id is not None:
@@ -1011,42 +998,22 @@ def _report(engine: _Engine, baseline: dict[int, VehicleSim]) -> DrillReport:
             )
         )
     signals, cross_added, cross_base = _signal_records(engine, baseline)
-    mean_with = _mean([w for w, _, _ in with_gw])
-    mean_without = _mean([wo for _, wo, _ in with_gw])
-    change = (
-        round(100.0 * (mean_with - mean_without) / mean_without, 3)
-        if mean_with is not None and mean_without
-        else None
-    )
-    granted = sum(len(leg.granted) for leg in engine.legs)
-    rejected = sum(len(leg.rejected) for leg in engine.legs)
-    summary = DrillSummary(
+    summary = summarize(
         calls=len(engine.calls),
-        responses=len(responses),
-        whistles=sum(1 for r in responses if r.whistle),
-        greenwave_responses=len(with_gw),
-        escalations=escalations,
+        responses=responses,
         legs=len(engine.legs),
-        mean_arrival_s_with=mean_with,
-        mean_arrival_s_without=mean_without,
-        arrival_change_pct=change,
-        improved_share=round(sum(1 for w, wo, _ in with_gw if w <= wo - 0.5) / len(with_gw), 4)
-        if with_gw
-        else None,
-        mean_planned_s=_mean([p for _, _, p in with_gw]),
-        mean_transport_s_with=_mean([w for w, _ in transports]),
-        mean_transport_s_without=_mean([wo for _, wo in transports]),
-        mean_call_to_whistle_s=_mean(call_to_whistle),
-        mean_whistle_to_ack_s=_mean(to_ack),
-        requests_granted=granted,
-        requests_rejected=rejected,
-        signals_served=engine.served,
-        grant_conflicts=engine.grant_conflicts,
-        cross_delay_added_veh_s=round(cross_added, 3),
-        cross_delay_added_pct=round(100.0 * cross_added / cross_base, 3)
-        if cross_base > 0
-        else None,
-        missing_units=missing_total,
+        with_gw=with_gw,
+        transports=transports,
+        call_to_whistle=call_to_whistle,
+        to_ack=to_ack,
+        escalations=escalations,
+        granted=sum(len(leg.granted) for leg in engine.legs),
+        rejected=sum(len(leg.rejected) for leg in engine.legs),
+        served=engine.served,
+        conflicts=engine.grant_conflicts,
+        cross_added=cross_added,
+        cross_base=cross_base,
+        missing=missing_total,
     )
     g = engine.router.graph
     scenario = engine.scenario

@@ -19,6 +19,8 @@ Definitions the summary uses:
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -156,6 +158,70 @@ class DrillSummary(BaseModel):
     cross_delay_added_veh_s: float
     cross_delay_added_pct: float | None
     missing_units: int
+
+
+def mean_or_none(values: Sequence[float]) -> float | None:
+    """The mean rounded to the millisecond, or None for no values."""
+    return round(statistics.fmean(values), 3) if values else None
+
+
+def summarize(
+    *,
+    calls: int,
+    responses: Sequence[ResponseRecord],
+    legs: int,
+    with_gw: Sequence[tuple[float, float, float]],
+    transports: Sequence[tuple[float, float]],
+    call_to_whistle: Sequence[float],
+    to_ack: Sequence[float],
+    escalations: int,
+    granted: int,
+    rejected: int,
+    served: int,
+    conflicts: int,
+    cross_added: float,
+    cross_base: float,
+    missing: int,
+) -> DrillSummary:
+    """The headline numbers of a drill, batch or live, from what it recorded.
+
+    Args:
+        with_gw: per green-wave response, arrival with and without it and the planned time.
+        transports: per transport leg, drive time with and without the green wave.
+        The rest are counts and samples named as the summary's fields.
+    """
+    mean_with = mean_or_none([w for w, _, _ in with_gw])
+    mean_without = mean_or_none([wo for _, wo, _ in with_gw])
+    return DrillSummary(
+        calls=calls,
+        responses=len(responses),
+        whistles=sum(1 for r in responses if r.whistle),
+        greenwave_responses=len(with_gw),
+        escalations=escalations,
+        legs=legs,
+        mean_arrival_s_with=mean_with,
+        mean_arrival_s_without=mean_without,
+        arrival_change_pct=round(100.0 * (mean_with - mean_without) / mean_without, 3)
+        if mean_with is not None and mean_without
+        else None,
+        improved_share=round(sum(1 for w, wo, _ in with_gw if w <= wo - 0.5) / len(with_gw), 4)
+        if with_gw
+        else None,
+        mean_planned_s=mean_or_none([p for _, _, p in with_gw]),
+        mean_transport_s_with=mean_or_none([w for w, _ in transports]),
+        mean_transport_s_without=mean_or_none([wo for _, wo in transports]),
+        mean_call_to_whistle_s=mean_or_none(call_to_whistle),
+        mean_whistle_to_ack_s=mean_or_none(to_ack),
+        requests_granted=granted,
+        requests_rejected=rejected,
+        signals_served=served,
+        grant_conflicts=conflicts,
+        cross_delay_added_veh_s=round(cross_added, 3),
+        cross_delay_added_pct=round(100.0 * cross_added / cross_base, 3)
+        if cross_base > 0
+        else None,
+        missing_units=missing,
+    )
 
 
 class DrillReport(BaseModel):

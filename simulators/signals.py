@@ -63,6 +63,7 @@ from routing import RoadGraph
 from routing.greenwave import ApproachLabel
 
 from .clock import substream
+from .report import GrantRecord
 
 
 class Axis(StrEnum):
@@ -202,6 +203,18 @@ class PriorityGrant(BaseModel):
     green_to_s: float
     eta_s: float = Field(description="expected arrival; the grant is refused if not green by then")
     importance: int = Field(ge=0, le=14)
+
+    def record(self) -> GrantRecord:
+        """This grant as the report lists it (once the controller served it)."""
+        return GrantRecord(
+            intersection_id=self.intersection_id,
+            request_id=self.request_id,
+            inbound=self.inbound.value,
+            outbound=self.outbound.value,
+            green_from_s=round(self.green_from_s, 3),
+            green_to_s=round(self.green_to_s, 3),
+            importance=self.importance,
+        )
 
 
 class PriorityCancel(BaseModel):
