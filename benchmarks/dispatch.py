@@ -76,8 +76,8 @@ from _common import (
 from redis.asyncio import Redis
 
 from dispatch.constants import CONSUMER_GROUP, Keys
+from dispatch.flow.recommend import REACTOR_GROUP
 from dispatch.models import Agency, Role
-from dispatch.reactor import REACTOR_GROUP
 from routing import Router, build_graph_file
 from routing.build import shared_osm_dir
 from routing.graph import RoadGraph, haversine_m, save

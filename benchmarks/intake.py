@@ -569,11 +569,11 @@ async def _checks(
 # In-process profile (cProfile around one Intake, as the tests build it)
 # --------------------------------------------------------------------------------------------
 async def run_profile(args: argparse.Namespace, r: Redis, keys: Keys, console: Console) -> None:
-    from dispatch.incidents import CallHandler
-    from dispatch.intake import Intake
-    from dispatch.merge import MergePolicy
-    from dispatch.plans import PlanTable
-    from dispatch.store import Store
+    from dispatch.core.merge import MergePolicy
+    from dispatch.core.plans import PlanTable
+    from dispatch.flow.intake import Intake
+    from dispatch.flow.merge import CallHandler
+    from dispatch.infra.store import Store
 
     n = args.calls
     factory = CallFactory()

@@ -12,7 +12,7 @@ import typer
 
 from dispatch import __version__
 from dispatch.errors import ConfigError
-from dispatch.fleet import Fleet
+from dispatch.flow.fleet import Fleet
 from dispatch.settings import Settings
 from routing.cli import graph_app, route
 from simulators.cli import drill
@@ -162,8 +162,8 @@ def call_send(
 
     from dispatch.codec import validation_reason
     from dispatch.constants import Keys
+    from dispatch.infra.store import Store
     from dispatch.models import CallEvent
-    from dispatch.store import Store
 
     settings = _settings()
     text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
@@ -214,7 +214,7 @@ def _with_fleet(work: Callable[[Fleet], Awaitable[T]]) -> T:
     from redis.asyncio import Redis
 
     from dispatch.constants import Keys
-    from dispatch.store import Store
+    from dispatch.infra.store import Store
 
     settings = _settings()
 
@@ -236,7 +236,7 @@ def fleet_load(
     ],
 ) -> None:
     """Load (create or redefine) units from a fleet file."""
-    from dispatch.fleet import parse_fleet
+    from dispatch.flow.fleet import parse_fleet
 
     try:
         units = parse_fleet(_read_json(file))
@@ -274,7 +274,7 @@ def hospitals_load(
     file: Annotated[Path, typer.Argument(help="JSON list: id, name, lat, lon, accepting?")],
 ) -> None:
     """Load (create or replace) hospitals from a file."""
-    from dispatch.fleet import parse_hospitals
+    from dispatch.flow.fleet import parse_hospitals
 
     try:
         hospitals = parse_hospitals(_read_json(file))
@@ -297,7 +297,7 @@ def roster_load(
     ],
 ) -> None:
     """Load roster entries and daily rotation rules."""
-    from dispatch.rosters import RosterError, parse_roster_file
+    from dispatch.core.rosters import RosterError, parse_roster_file
 
     try:
         entries, rules = parse_roster_file(_read_json(file))

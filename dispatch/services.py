@@ -6,19 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from dispatch.fleet import Fleet
-from dispatch.hub import Hub
-from dispatch.incidents import CallHandler
-from dispatch.intake import Intake
-from dispatch.plans import PlanTable
-from dispatch.positions import PositionDesk
-from dispatch.reactor import Reactor
-from dispatch.response import Responder
+from dispatch.core.plans import PlanTable
+from dispatch.flow.assign import Responder
+from dispatch.flow.fleet import Fleet
+from dispatch.flow.greenwave import SignalDesk
+from dispatch.flow.intake import Intake
+from dispatch.flow.merge import CallHandler
+from dispatch.flow.recommend import Reactor
+from dispatch.flow.track import PositionDesk
+from dispatch.flow.whistle import WhistleService
+from dispatch.infra.store import AnyRedis, Store
+from dispatch.infra.timers import Timers
+from dispatch.push.hub import Hub
 from dispatch.settings import Settings
-from dispatch.signals import SignalDesk
-from dispatch.store import AnyRedis, Store
-from dispatch.timers import Timers
-from dispatch.whistles import WhistleService
 from routing import Router
 
 

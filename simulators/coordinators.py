@@ -31,7 +31,7 @@ class CoordinatorBehaviour(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class AckDue:
-    """The coordinator presses ack (the caller passes it to ``dispatch.whistle.ack``)."""
+    """The coordinator presses ack (the caller passes it to ``dispatch.core.whistle.ack``)."""
 
     coordinator: str
     whistle_id: str

@@ -23,9 +23,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dispatch import whistle as wh
+from dispatch.core import whistle as wh
+from dispatch.core.merge import MergePolicy, apply_call, find_merge_target
+from dispatch.core.plans import PlanTable
+from dispatch.core.recommend import Travel, rank_units
+from dispatch.core.rosters import duty_day, on_duty
 from dispatch.errors import ConflictError
-from dispatch.merge import MergePolicy, apply_call, find_merge_target
 from dispatch.models import (
     ASSIGNABLE_STATUSES,
     Agency,
@@ -39,9 +42,6 @@ from dispatch.models import (
     UnitStatus,
     UnitType,
 )
-from dispatch.plans import PlanTable
-from dispatch.recommend import Travel, rank_units
-from dispatch.rosters import duty_day, on_duty
 from routing import RoadGraph, Route, Router
 from routing.arbiter import (
     Arbiter,

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from dispatch.core.rosters import RotationRule
 from dispatch.models import Agency, Hospital, Unit, UnitType
-from dispatch.rosters import RotationRule
 from routing import Router
 from routing.graph import haversine_m
 

@@ -39,8 +39,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatch.core.rosters import duty_day
 from dispatch.models import CENTRE_AGENCY, Agency, Centre, Role, UnitStatus
-from dispatch.rosters import duty_day
 from routing import Route, Router
 
 from ._live_net import LiveError, Message, Session, Tokens, ws_base

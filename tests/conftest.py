@@ -12,17 +12,17 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatch.constants import Keys
-from dispatch.fleet import Fleet
-from dispatch.incidents import CallHandler
-from dispatch.merge import MergePolicy
-from dispatch.plans import PlanTable
-from dispatch.positions import PositionDesk
-from dispatch.response import Responder
+from dispatch.core.merge import MergePolicy
+from dispatch.core.plans import PlanTable
+from dispatch.flow.assign import Responder
+from dispatch.flow.fleet import Fleet
+from dispatch.flow.greenwave import SignalDesk
+from dispatch.flow.merge import CallHandler
+from dispatch.flow.track import PositionDesk
+from dispatch.flow.whistle import WhistleService
+from dispatch.infra.store import Store
+from dispatch.infra.timers import Timers
 from dispatch.settings import Settings
-from dispatch.signals import SignalDesk
-from dispatch.store import Store
-from dispatch.timers import Timers
-from dispatch.whistles import WhistleService
 from routing import Router
 from tests.utils import TEST_SECRET
 

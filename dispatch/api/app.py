@@ -25,6 +25,8 @@ from dispatch.api.ws import install_handlers
 from dispatch.api.ws import router as ws_router
 from dispatch.api.ws_live import PositionFeed, install_live_handlers
 from dispatch.constants import Keys
+from dispatch.core.merge import MergePolicy
+from dispatch.core.plans import PlanTable
 from dispatch.errors import (
     AuthError,
     ConflictError,
@@ -33,21 +35,19 @@ from dispatch.errors import (
     NotFoundError,
     StoreError,
 )
-from dispatch.fleet import Fleet
-from dispatch.hub import Hub, HubConfig
-from dispatch.incidents import CallHandler
-from dispatch.intake import Intake
-from dispatch.merge import MergePolicy
-from dispatch.plans import PlanTable
-from dispatch.positions import PositionDesk
-from dispatch.reactor import Reactor
-from dispatch.response import Responder
+from dispatch.flow.assign import Responder
+from dispatch.flow.fleet import Fleet
+from dispatch.flow.greenwave import SignalDesk
+from dispatch.flow.intake import Intake
+from dispatch.flow.merge import CallHandler
+from dispatch.flow.recommend import Reactor
+from dispatch.flow.track import PositionDesk
+from dispatch.flow.whistle import WhistleService
+from dispatch.infra.store import AnyRedis, Store
+from dispatch.infra.timers import Timers
+from dispatch.push.hub import Hub, HubConfig
 from dispatch.services import Services
 from dispatch.settings import Settings
-from dispatch.signals import SignalDesk
-from dispatch.store import AnyRedis, Store
-from dispatch.timers import Timers
-from dispatch.whistles import WhistleService
 from routing import Router
 
 log = logging.getLogger(__name__)

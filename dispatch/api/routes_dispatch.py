@@ -11,12 +11,12 @@ from pydantic import BaseModel, Field
 
 from dispatch.api.deps import Svc, require
 from dispatch.auth import Principal
+from dispatch.core.rosters import Duty, RosterError, parse_roster_file
+from dispatch.core.whistle import Whistle
 from dispatch.errors import ConflictError, ForbiddenError
-from dispatch.fleet import FleetUnit, parse_hospitals
+from dispatch.flow.assign import AssignmentRecord, AssignmentRequest, Recommendations
+from dispatch.flow.fleet import FleetUnit, parse_hospitals
 from dispatch.models import WHISTLE_AGENCIES, Agency, Hospital, Incident, Role, Unit
-from dispatch.response import AssignmentRecord, AssignmentRequest, Recommendations
-from dispatch.rosters import Duty, RosterError, parse_roster_file
-from dispatch.whistle import Whistle
 
 router = APIRouter(prefix="/api")
 

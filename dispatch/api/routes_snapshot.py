@@ -22,10 +22,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from dispatch.api.deps import Svc, Who
+from dispatch.core.whistle import Whistle
 from dispatch.errors import ForbiddenError
-from dispatch.hub import last_event_id
 from dispatch.models import Incident, Role, Unit
-from dispatch.whistle import Whistle
+from dispatch.push.hub import last_event_id
 
 router = APIRouter(prefix="/api")
 

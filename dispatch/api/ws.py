@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from dispatch.auth import Principal, verify
+from dispatch.core.audience import Subscription
 from dispatch.errors import (
     AuthError,
     ConflictError,
@@ -48,10 +49,9 @@ from dispatch.errors import (
     StoreError,
     YishaoError,
 )
-from dispatch.hub import Client, CloseReason, Hub, frame
 from dispatch.models import Role, Unit
+from dispatch.push.hub import Client, CloseReason, Hub, frame
 from dispatch.services import Services
-from dispatch.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 

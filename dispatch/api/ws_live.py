@@ -19,13 +19,13 @@ from pydantic import Field
 from redis.exceptions import RedisError
 
 from dispatch.api.ws import ClientMessage, OutOfScope
-from dispatch.fleet import Fleet
-from dispatch.hub import Client, Hub, frame
+from dispatch.core.audience import ALL_INTERSECTIONS, SEE_ALL
+from dispatch.flow.fleet import Fleet
+from dispatch.flow.greenwave import SignalDesk, SignalReport
+from dispatch.flow.track import PositionDesk, position_entry
+from dispatch.infra.store import Store
 from dispatch.models import AwareDatetime, Latitude, Longitude, Position, Role, UnitStatus
-from dispatch.positions import PositionDesk, position_entry
-from dispatch.signals import SignalDesk, SignalReport
-from dispatch.store import Store
-from dispatch.subscriptions import ALL_INTERSECTIONS, SEE_ALL
+from dispatch.push.hub import Client, Hub, frame
 from routing.arbiter import SignalStatus
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dispatch.plans import PlanTable
+from dispatch.core.plans import PlanTable
 
 SHANGHAI = timezone(timedelta(hours=8))
 

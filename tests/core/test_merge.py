@@ -7,9 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from dispatch.errors import ConflictError, NotFoundError
-from dispatch.geo import EARTH_RADIUS_M, haversine_m
-from dispatch.merge import (
+from dispatch.core.geo import EARTH_RADIUS_M, haversine_m
+from dispatch.core.merge import (
     COMPATIBLE,
     MergePolicy,
     apply_call,
@@ -17,8 +16,9 @@ from dispatch.merge import (
     find_merge_target,
     split_call,
 )
+from dispatch.core.plans import PlanTable
+from dispatch.errors import ConflictError, NotFoundError
 from dispatch.models import CallEvent, CallType, Centre, Incident, IncidentStatus
-from dispatch.plans import PlanTable
 
 C = CallType
 LAT, LON = 30.0495, 119.9600  # Fuyang district centre

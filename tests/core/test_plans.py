@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from dispatch.core.plans import PlanError, PlanTable
 from dispatch.models import Agency, CallType, UnitNeed, UnitType
-from dispatch.plans import PlanError, PlanTable
 
 A, U, C = Agency, UnitType, CallType
 WHISTLE_TYPES = {
@@ -29,7 +29,7 @@ def table() -> PlanTable:
 
 
 def default_doc() -> dict[str, Any]:
-    text = resources.files("dispatch").joinpath("plans.toml").read_text("utf-8")
+    text = resources.files("dispatch.core").joinpath("plans.toml").read_text("utf-8")
     return tomllib.loads(text)
 
 
@@ -172,7 +172,7 @@ def test_plan_for_needs_a_type(table: PlanTable) -> None:
 
 
 def test_override_file_loads(tmp_path: Path) -> None:
-    text = resources.files("dispatch").joinpath("plans.toml").read_text("utf-8")
+    text = resources.files("dispatch.core").joinpath("plans.toml").read_text("utf-8")
     text = text.replace(
         'call_type = "noise"\n# Least urgent: one car when one is free.\npriority = 5',
         'call_type = "noise"\npriority = 4',

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from dispatch.core.recommend import Travel, origin_for, rank_units
 from dispatch.models import Agency, Position, Unit, UnitNeed, UnitStatus, UnitType
-from dispatch.recommend import Travel, origin_for, rank_units
 
 A, U = Agency, UnitType
 STALE_S = 300.0

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from dispatch.models import Agency
-from dispatch.rosters import (
+from dispatch.core.rosters import (
     DutySource,
     RosterEntry,
     RosterError,
@@ -17,6 +16,7 @@ from dispatch.rosters import (
     on_duty,
     parse_roster_file,
 )
+from dispatch.models import Agency
 
 A = Agency
 SHANGHAI = timezone(timedelta(hours=8))

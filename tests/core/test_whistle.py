@@ -7,10 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from dispatch.errors import ConflictError, ForbiddenError
-from dispatch.models import Agency, Centre, Incident, IncidentStatus
-from dispatch.rosters import Duty, DutySource
-from dispatch.whistle import (
+from dispatch.core.rosters import Duty, DutySource
+from dispatch.core.whistle import (
     AlertCentre,
     CancelTimer,
     Effect,
@@ -28,6 +26,8 @@ from dispatch.whistle import (
     summons_id,
     timer_id,
 )
+from dispatch.errors import ConflictError, ForbiddenError
+from dispatch.models import Agency, Centre, Incident, IncidentStatus
 
 A = Agency
 TIMEOUT_S = 30.0

@@ -8,10 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dispatch.errors import ConflictError
-from dispatch.models import WHISTLE_AGENCIES, Agency, Centre, Incident
-from dispatch.rosters import Duty, DutySource
-from dispatch.whistle import (
+from dispatch.core.rosters import Duty, DutySource
+from dispatch.core.whistle import (
     CancelTimer,
     Effect,
     EnableGreenWave,
@@ -26,6 +24,8 @@ from dispatch.whistle import (
     sound,
     summons_id,
 )
+from dispatch.errors import ConflictError
+from dispatch.models import WHISTLE_AGENCIES, Agency, Centre, Incident
 
 T0 = datetime(2026, 11, 29, 12, 15, tzinfo=UTC)
 TIMEOUT_S = 30.0

@@ -8,9 +8,9 @@ import math
 import pytest
 
 from dispatch.errors import ConflictError
-from dispatch.fleet import FleetUnit
+from dispatch.flow.assign import AssignmentRecord, AssignmentRequest
+from dispatch.flow.fleet import FleetUnit
 from dispatch.models import Agency, CallEvent, CallType, Centre, Hospital, UnitStatus, UnitType
-from dispatch.response import AssignmentRecord, AssignmentRequest
 from routing import Router
 from tests.conftest import FakeClock, Stack
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from dispatch.fleet import FleetUnit
+from dispatch.flow.assign import AssignmentRequest
+from dispatch.flow.fleet import FleetUnit
+from dispatch.flow.greenwave import SignalReport
 from dispatch.models import Agency, CallEvent, CallType, Centre, Position, UnitStatus, UnitType
-from dispatch.response import AssignmentRequest
-from dispatch.signals import SignalReport
 from routing import Route, Router
 from routing.arbiter import SignalStatus
 from routing.greenwave import (

@@ -8,14 +8,14 @@ from datetime import date
 import pytest
 
 from dispatch.auth import Principal
+from dispatch.core.rosters import RosterEntry, RotationRule
+from dispatch.core.whistle import SummonsStatus
 from dispatch.errors import ConflictError, ForbiddenError
-from dispatch.fleet import FleetUnit
+from dispatch.flow.assign import AssignmentRequest
+from dispatch.flow.fleet import FleetUnit
+from dispatch.flow.recommend import Reactor
+from dispatch.infra.store import Store
 from dispatch.models import Agency, CallEvent, CallType, Centre, Role, UnitType
-from dispatch.reactor import Reactor
-from dispatch.response import AssignmentRequest
-from dispatch.rosters import RosterEntry, RotationRule
-from dispatch.store import Store
-from dispatch.whistle import SummonsStatus
 from routing import Router
 from tests.conftest import FakeClock, Stack, make_stack
 

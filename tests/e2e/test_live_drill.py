@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from dispatch.auth import mint
+from dispatch.core.rosters import RotationRule, duty_day
 from dispatch.models import Agency, Hospital, Role, Unit, UnitType
-from dispatch.rosters import RotationRule, duty_day
 from routing import Router
 from routing.graph import haversine_m
 from simulators import CoordinatorBehaviour, Scenario, SimFleet, parse_scenario

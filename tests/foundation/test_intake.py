@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from dispatch.constants import CONSUMER_GROUP, Keys
-from dispatch.incidents import CallHandler
-from dispatch.intake import Intake
-from dispatch.merge import MergePolicy
+from dispatch.core.merge import MergePolicy
+from dispatch.core.plans import PlanTable
+from dispatch.flow.intake import Intake
+from dispatch.flow.merge import CallHandler
+from dispatch.infra.store import Store
 from dispatch.models import CallEvent, CallType, Centre
-from dispatch.plans import PlanTable
-from dispatch.store import Store
 from tests.conftest import FakeClock
 
 PLANS = PlanTable.load()

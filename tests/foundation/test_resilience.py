@@ -18,12 +18,12 @@ from redis.asyncio import Redis, RedisCluster
 from redis.crc import key_slot
 
 from dispatch.constants import CONSUMER_GROUP, Keys
-from dispatch.incidents import CallHandler
-from dispatch.intake import Intake
-from dispatch.merge import MergePolicy
+from dispatch.core.merge import MergePolicy
+from dispatch.core.plans import PlanTable
+from dispatch.flow.intake import Intake
+from dispatch.flow.merge import CallHandler
+from dispatch.infra.store import Store
 from dispatch.models import CallEvent, CallType, Centre
-from dispatch.plans import PlanTable
-from dispatch.store import Store
 from tests.conftest import FakeClock
 from tests.utils import MS, TEST_SECRET, free_port
 

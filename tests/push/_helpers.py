@@ -13,8 +13,8 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from dispatch.auth import mint
+from dispatch.infra.store import Store
 from dispatch.models import Agency, Role
-from dispatch.store import Store
 from tests.utils import MS, TEST_SECRET, ServerThread, wait_for
 
 # Generous but bounded: every wait in these tests is a multiple of the suite's time unit.

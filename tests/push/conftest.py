@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatch.api import create_app
-from dispatch.hub import HubConfig
+from dispatch.push.hub import HubConfig
 from dispatch.settings import Settings
 from tests.utils import ServerThread
 

@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 
+from dispatch.core.audience import stream_key
+from dispatch.infra.store import Store
 from dispatch.models import Agency, Role
-from dispatch.store import Store
-from dispatch.subscriptions import stream_key
 from tests.push._helpers import (
     T,
     bearer,

@@ -13,8 +13,8 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatch.api import create_app
-from dispatch.hub import HubConfig
 from dispatch.models import Agency, Role
+from dispatch.push.hub import HubConfig
 from dispatch.settings import Settings
 from routing import Router
 from routing import graph as graph_mod

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from dispatch.infra.store import Store
 from dispatch.models import Agency, Role
-from dispatch.store import Store
 from tests.push._helpers import (
     T,
     bearer,

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from dispatch.core.audience import Audience, IncidentInfo, Subscription, stream_key, view_of
 from dispatch.errors import ForbiddenError
 from dispatch.models import Role
-from dispatch.subscriptions import Audience, IncidentInfo, Subscription, stream_key, view_of
 
 PLACE = IncidentInfo(lat=31.2, lon=121.4, agencies=frozenset({"ems"}), compound_id="C1")
 

@@ -2,7 +2,7 @@
 
 A timer is a member of the ``timers`` sorted set scored by its due time (epoch seconds) with
 its payload in a hash. Scheduling is part of the commit that needs it (:meth:`Timers.schedule`
-adds to a :class:`~dispatch.store.Tx`), so a whistle and its deadline land together.
+adds to a :class:`~dispatch.infra.store.Tx`), so a whistle and its deadline land together.
 
 Firing: a poller on every instance claims due timers with one Lua call that moves each from
 ``timers`` to ``timers:inflight`` scored by a lease expiry, so exactly one instance gets it.
@@ -24,7 +24,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from dispatch.errors import YishaoError
-from dispatch.store import Store, Tx
+from dispatch.infra.store import Store, Tx
 
 log = logging.getLogger(__name__)
 

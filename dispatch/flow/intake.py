@@ -23,8 +23,8 @@ from redis.exceptions import RedisError
 from dispatch.codec import call_from_fields, decode_fields
 from dispatch.constants import CONSUMER_GROUP
 from dispatch.errors import InvalidCallError, YishaoError
-from dispatch.incidents import CallHandler
-from dispatch.store import Store
+from dispatch.flow.merge import CallHandler
+from dispatch.infra.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from dispatch.core.geo import haversine_m
+from dispatch.core.plans import PlanTable, ResponsePlan
 from dispatch.errors import ConflictError, NotFoundError
-from dispatch.geo import haversine_m
 from dispatch.models import (
     CallEvent,
     CallRecord,
@@ -23,7 +24,6 @@ from dispatch.models import (
     IncidentStatus,
     TimelineEntry,
 )
-from dispatch.plans import PlanTable, ResponsePlan
 
 # The limit is inclusive; a millimetre of slack keeps a point placed exactly on it (a drill,
 # a test) from falling out through floating-point rounding in the haversine.

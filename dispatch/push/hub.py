@@ -3,7 +3,7 @@
 Every instance runs one :meth:`Hub.run` task doing a blocking ``XREAD`` on ``{ns}:events``
 from the last id it has seen (not a consumer group: every instance needs every event). Each
 event is decoded and serialised **once** (orjson, the stored ``data`` embedded verbatim) and
-the same text is offered to every client whose :class:`~dispatch.subscriptions.Audience`
+the same text is offered to every client whose :class:`~dispatch.core.audience.Audience`
 wants it. Offering never awaits: each client has a bounded queue drained by its own sender
 task, and a client whose queue is full is cut (:attr:`CloseReason.SLOW`) rather than allowed
 to hold up the others or grow memory (the advice of python-websockets'
@@ -23,7 +23,7 @@ Extending (positions, signal controllers):
   with ``async def handler(client: Client, msg: PositionMessage) -> None``;
 - server pushes that are not on the event log: :meth:`Hub.push` (a pre-serialised frame and a
   predicate over clients, e.g. batched position frames to every screen) or :meth:`Hub.publish`
-  (an :class:`~dispatch.subscriptions.EventView` so role rules and subscriptions apply).
+  (an :class:`~dispatch.core.audience.EventView` so role rules and subscriptions apply).
 """
 
 from __future__ import annotations
@@ -46,9 +46,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError, ResponseError
 
 from dispatch.auth import Principal
-from dispatch.models import Role
-from dispatch.store import Store
-from dispatch.subscriptions import (
+from dispatch.core.audience import (
     Audience,
     EventView,
     IncidentInfo,
@@ -59,6 +57,8 @@ from dispatch.subscriptions import (
     stream_key,
     view_of,
 )
+from dispatch.infra.store import Store
+from dispatch.models import Role
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatch.core.rosters import Duty
 from dispatch.errors import ConflictError, ForbiddenError
 from dispatch.models import (
     WHISTLE_AGENCIES,
@@ -39,7 +40,6 @@ from dispatch.models import (
     Incident,
     IncidentStatus,
 )
-from dispatch.rosters import Duty
 
 
 class Tier(StrEnum):

@@ -20,11 +20,11 @@ import orjson
 from pydantic import BaseModel
 
 from dispatch.errors import ConflictError, StoreError
-from dispatch.fleet import Fleet, stage_unit
+from dispatch.flow.assign import AssignmentRecord, Leg, Responder
+from dispatch.flow.fleet import Fleet, stage_unit
+from dispatch.flow.greenwave import SignalDesk
+from dispatch.infra.store import Store, Tx, VersionConflict
 from dispatch.models import IncidentStatus, Position, Unit, UnitStatus
-from dispatch.response import AssignmentRecord, Leg, Responder
-from dispatch.signals import SignalDesk
-from dispatch.store import Store, Tx, VersionConflict
 from routing import OffGraphError
 from routing.greenwave import (
     GreenWaveConfig,

@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from dispatch.codec import validation_reason
 from dispatch.constants import Keys
+from dispatch.core.rosters import Duty, RosterEntry, RotationRule, duty_day, on_duty
 from dispatch.errors import ConflictError, NotFoundError, StoreError
+from dispatch.infra.store import Store, Tx, VersionConflict
 from dispatch.models import Agency, Hospital, Position, Unit, UnitStatus, UnitType
-from dispatch.rosters import Duty, RosterEntry, RotationRule, duty_day, on_duty
-from dispatch.store import Store, Tx, VersionConflict
 
 
 class FleetUnit(BaseModel):

@@ -106,8 +106,10 @@ class PlanTable:
                 type under the wrong agency, a duplicate row, or a call type without a base row.
         """
         if path is None:
-            source = f"dispatch/{DEFAULT_PLANS_RESOURCE}"
-            text = resources.files("dispatch").joinpath(DEFAULT_PLANS_RESOURCE).read_text("utf-8")
+            source = f"dispatch/core/{DEFAULT_PLANS_RESOURCE}"
+            text = (
+                resources.files("dispatch.core").joinpath(DEFAULT_PLANS_RESOURCE).read_text("utf-8")
+            )
         else:
             source = str(path)
             try:

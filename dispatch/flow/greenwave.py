@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from dispatch.errors import ConflictError, NotFoundError, StoreError
-from dispatch.store import Store, Tx, VersionConflict
+from dispatch.infra.store import Store, Tx, VersionConflict
 from routing.arbiter import Arbiter, IntersectionState, SignalDecision, SignalStatus
 from routing.greenwave import SignalRequest
 

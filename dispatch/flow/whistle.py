@@ -16,14 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dispatch import whistle as machine
 from dispatch.auth import Principal
+from dispatch.core import whistle as machine
 from dispatch.errors import ConflictError, ForbiddenError, NotFoundError, StoreError
-from dispatch.fleet import Fleet
+from dispatch.flow.assign import AssignmentRequest, Recommendations, Responder
+from dispatch.flow.fleet import Fleet
+from dispatch.infra.store import Store, Tx, VersionConflict
+from dispatch.infra.timers import Timers
 from dispatch.models import AGENCY_CENTRE, Incident, Role
-from dispatch.response import AssignmentRequest, Recommendations, Responder
-from dispatch.store import Store, Tx, VersionConflict
-from dispatch.timers import Timers
 
 log = logging.getLogger(__name__)
 

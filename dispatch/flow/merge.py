@@ -1,7 +1,7 @@
 """Turning one validated call into committed incident state (joint intake's adapter).
 
 The decision (merge or create, and the response plan) is the pure core's
-(:mod:`dispatch.merge`, :mod:`dispatch.plans`); this module reads the candidates from
+(:mod:`dispatch.core.merge`, :mod:`dispatch.core.plans`); this module reads the candidates from
 Redis, commits the result with guards and retries when another instance got there first.
 """
 
@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from dispatch import merge
+from dispatch.core import merge
+from dispatch.core.geo import cell_of, cells_around
+from dispatch.core.plans import PlanTable
 from dispatch.errors import NotFoundError, StoreError
-from dispatch.geo import cell_of, cells_around
+from dispatch.infra.store import Store, VersionConflict
 from dispatch.models import CallEvent, CallRecord, Incident
-from dispatch.plans import PlanTable
-from dispatch.store import Store, VersionConflict
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,10 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from dispatch.core.recommend import AgencyRecommendation, Travel, origin_for, rank_units
 from dispatch.errors import ConflictError, NotFoundError, StoreError
-from dispatch.fleet import Fleet, stage_unit
+from dispatch.flow.fleet import Fleet, stage_unit
+from dispatch.infra.store import Store, Tx, VersionConflict
 from dispatch.models import (
     ASSIGNABLE_STATUSES,
     Agency,
@@ -30,8 +32,6 @@ from dispatch.models import (
     UnitStatus,
     UnitType,
 )
-from dispatch.recommend import AgencyRecommendation, Travel, origin_for, rank_units
-from dispatch.store import Store, Tx, VersionConflict
 from routing import OffGraphError, Route, Router
 from routing.greenwave import ROLE_BY_AGENCY, GreenWavePlan, Requester, plan_green_wave
 

@@ -18,12 +18,12 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from dispatch.auth import Principal
+from dispatch.core.whistle import SOUNDING_CENTRES
 from dispatch.errors import ConflictError, StoreError, YishaoError
+from dispatch.flow.assign import Responder
+from dispatch.flow.whistle import WhistleService
+from dispatch.infra.store import Store, event_from_entry
 from dispatch.models import CENTRE_AGENCY, Centre, Incident, Role
-from dispatch.response import Responder
-from dispatch.store import Store, event_from_entry
-from dispatch.whistle import SOUNDING_CENTRES
-from dispatch.whistles import WhistleService
 
 log = logging.getLogger(__name__)
 
