@@ -120,7 +120,7 @@ def mint_token(role: Role, agency: Agency, sub: str, ttl_s: int = 3600) -> str:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class Service:
-    """One ``python -m dispatch.cli serve`` process listening on ``127.0.0.1:port``."""
+    """One ``python -m yishao serve`` process listening on ``127.0.0.1:port``."""
 
     name: str
     port: int
@@ -181,7 +181,7 @@ def start_service(
     extra_env: Mapping[str, str] | None = None,
     stderr_to_terminal: bool = False,
 ) -> Service:
-    """Start ``python -m dispatch.cli serve`` on loopback ``port`` (a free one by default) as
+    """Start ``python -m yishao serve`` on loopback ``port`` (a free one by default) as
     instance ``name``.
 
     With ``log_path`` its stdout and stderr go to that file (truncated first); without it,
@@ -189,7 +189,7 @@ def start_service(
     nowhere. It does not wait: see :func:`wait_healthy`.
     """
     port = free_port() if port is None else port
-    cmd = [sys.executable, "-m", "dispatch.cli", "serve", "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "yishao", "serve", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", log_level]  # fmt: skip
     env = service_env(redis_url, name, extra_env)
     if log_path is not None:

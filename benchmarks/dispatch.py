@@ -1,7 +1,7 @@
 """Dispatch benchmark: from ``XADD`` of a qualifying call to the recommendation and whistle.
 
 For each road graph (the Shanghai centre extract and a 50k-node synthetic city) it starts a real
-``python -m dispatch.cli serve`` process with ``YISHAO_AUTO_WHISTLE=true``, loads a fleet of
+``python -m yishao serve`` process with ``YISHAO_AUTO_WHISTLE=true``, loads a fleet of
 units (300 by default, seeded, spread over the graph's nodes) and a duty roster over REST, then
 sends whistle-eligible calls (drowning / critical_patient from 120, traffic_accident_entrapment
 from 119) paced on ``yishao:calls`` and reads ``{yishao}:events`` with a blocking ``XREAD``.
@@ -75,8 +75,7 @@ from _common import (
 )
 from redis.asyncio import Redis
 
-from dispatch.constants import CONSUMER_GROUP, Keys
-from dispatch.flow.recommend import REACTOR_GROUP
+from dispatch.constants import CONSUMER_GROUP, REACTOR_GROUP, Keys
 from dispatch.models import Agency, Role
 from routing import Router, build_graph_file
 from routing.build import shared_osm_dir

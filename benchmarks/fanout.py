@@ -1,6 +1,6 @@
 """Websocket fan-out benchmark: events on ``{yishao}:events`` to console and coordinator screens.
 
-For one, then two real service processes (``python -m dispatch.cli serve``, clients split across
+For one, then two real service processes (``python -m yishao serve``, clients split across
 them), with N console sockets (dispatchers, everything) and M coordinator sockets:
 
 - a steady producer ``XADD``s ~200-byte ``incident.updated``-like events straight to the event

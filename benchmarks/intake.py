@@ -4,7 +4,7 @@ What it measures, in one run and against one Redis:
 
 1. The ceiling: raw ``XADD`` rate from Python (redis.asyncio), one awaited XADD at a time and
    pipelined 16 deep, plus ``XREADGROUP 100`` + ``XACK`` on the same payload.
-2. For one, then two real service processes (``python -m dispatch.cli serve``):
+2. For one, then two real service processes (``python -m yishao serve``):
    - latency from ``XADD`` on ``yishao:calls`` to reading the incident's event on
      ``{yishao}:events`` with a paced producer (100 calls/s, then 500 calls/s): p50/p99/max;
    - throughput: a burst of N calls (each at its own spot on a ~1 km grid around Fuyang, so no
@@ -572,7 +572,7 @@ async def run_profile(args: argparse.Namespace, r: Redis, keys: Keys, console: C
     from dispatch.core.merge import MergePolicy
     from dispatch.core.plans import PlanTable
     from dispatch.flow.intake import Intake
-    from dispatch.flow.merge import CallHandler
+    from dispatch.flow.merge import JointIntake
     from dispatch.infra.store import Store
 
     n = args.calls
@@ -586,7 +586,7 @@ async def run_profile(args: argparse.Namespace, r: Redis, keys: Keys, console: C
         await r.flushdb()
         store = Store(r, keys)
         await store.ensure_group()
-        handler = CallHandler(store, plans, policy=MergePolicy(), clock=clock)
+        handler = JointIntake(store, plans, policy=MergePolicy(), clock=clock)
         intake = Intake(store, handler, consumer="profile", clock=clock, batch=100, block_ms=1)
         entries = [factory.make(label, i)[1] for i in range(n)]
         for start in range(0, n, 1000):

@@ -1,4 +1,8 @@
-"""The ``yishao`` command: serve, tokens, schemas, and the operator's tools."""
+"""The service's commands: serve, tokens, schemas, calls, fleet, hospitals, rosters.
+
+Mounted with the routing and drill commands by the top-level ``yishao`` command
+(:mod:`yishao.cli`); every heavy import happens inside the command that needs it.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,16 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from dispatch import __version__
 from dispatch.errors import ConfigError
-from dispatch.flow.fleet import Fleet
 from dispatch.settings import Settings
-from routing.cli import graph_app, route
-from simulators.cli import drill
+
+if TYPE_CHECKING:
+    from dispatch.flow.fleet import Fleet
 
 T = TypeVar("T")
 
@@ -27,9 +31,6 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Mint and check access tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
-app.add_typer(graph_app, name="graph", help="Build and inspect road graphs.")
-app.command("route")(route)
-app.command("drill")(drill)
 
 
 def _settings() -> Settings:
@@ -214,6 +215,7 @@ def _with_fleet(work: Callable[[Fleet], Awaitable[T]]) -> T:
     from redis.asyncio import Redis
 
     from dispatch.constants import Keys
+    from dispatch.flow.fleet import Fleet
     from dispatch.infra.store import Store
 
     settings = _settings()
@@ -329,11 +331,3 @@ def roster_today(
     typer.echo(f"duty day {day}")
     for d in on.values():
         typer.echo(f"  {d.agency.value:8} primary {d.primary:20} backup {d.backup or '-'}")
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -18,12 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_NAMESPACE = "yishao"
+# Consumer groups: call intake on the calls stream, reactions on the event log.
 CONSUMER_GROUP = "dispatch"
+REACTOR_GROUP = "reactor"
 # About 50 days of a district like Fuyang (a few hundred incidents a day, ~20 events each);
 # the stream is the live audit and replay window, not the archive.
 EVENT_STREAM_MAXLEN = 250_000
 DEAD_STREAM_MAXLEN = 100_000
 CALL_STREAM_MAXLEN = 1_000_000
+# Every fix of every unit, for the live map: 2,000 units at 1 Hz is 100 s of history.
+POSITION_STREAM_MAXLEN = 200_000
 
 
 @dataclass(frozen=True, slots=True)

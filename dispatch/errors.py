@@ -3,12 +3,18 @@ only ``dispatch.api`` maps them to HTTP status codes and websocket close codes.
 
 YishaoError
 ├── ConfigError            settings refused at start-up (default secret outside dev, ...)
+│   └── PlanError          a response-plan table that does not load (dispatch.core.plans)
 ├── AuthError              token missing, malformed, badly signed or expired (401 / 4401)
 │   └── ForbiddenError     token valid but the role or agency may not do this (403 / 4403)
-├── InvalidCallError       a call event that fails validation (dead-lettered, 422 over REST)
+├── InvalidInputError      a request body, file or message that does not validate (422)
+│   ├── InvalidCallError   a call event that fails validation (dead-lettered, 422 over REST)
+│   └── RosterError        a roster file that does not validate (dispatch.core.rosters)
 ├── NotFoundError          no such incident, unit, whistle, ... (404)
 ├── ConflictError          state does not allow it: unit already assigned, not eligible (409)
-└── StoreError             Redis unreachable or a commit failed (503)
+│   └── VersionConflict    a commit's guard failed: re-read and retry (dispatch.infra.store)
+└── UnavailableError       a part the service needs is not there now (503)
+    ├── StoreError         Redis unreachable, a commit failed, contention did not clear
+    └── NoGraphError       no road graph is loaded (YISHAO_GRAPH), so nothing can be routed
 """
 
 from __future__ import annotations
@@ -30,7 +36,11 @@ class ForbiddenError(AuthError):
     """The caller is authenticated but not allowed to do this."""
 
 
-class InvalidCallError(YishaoError):
+class InvalidInputError(YishaoError, ValueError):
+    """Input that does not validate; the message names the field (never echoes the value)."""
+
+
+class InvalidCallError(InvalidInputError):
     """A call event that does not validate; ``reason`` says why in one line."""
 
     def __init__(self, reason: str) -> None:
@@ -46,5 +56,13 @@ class ConflictError(YishaoError):
     """The request conflicts with the current state."""
 
 
-class StoreError(YishaoError):
+class UnavailableError(YishaoError):
+    """Something the service depends on is not available right now; retry later."""
+
+
+class StoreError(UnavailableError):
     """Redis could not be reached or a commit did not go through."""
+
+
+class NoGraphError(UnavailableError):
+    """No road graph is loaded, so units cannot be ranked or routed."""

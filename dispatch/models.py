@@ -270,6 +270,34 @@ class Incident(BaseModel):
     def call_ids(self) -> list[str]:
         return [c.key for c in self.calls]
 
+    def summary(self) -> IncidentSummary:
+        """What a summoned coordinator sees first (no calls, no callers)."""
+        return IncidentSummary(
+            id=self.id,
+            call_types=[t.value for t in self.call_types],
+            centres=[c.value for c in self.centres],
+            lat=self.lat,
+            lon=self.lon,
+            address=self.address,
+            severity=self.severity,
+            priority=self.priority,
+            agencies=[a.value for a in self.agencies],
+        )
+
+
+class IncidentSummary(BaseModel):
+    """An incident as a summons shows it: what, where, how serious, who is involved."""
+
+    id: str
+    call_types: list[str]
+    centres: list[str]
+    lat: float
+    lon: float
+    address: str | None
+    severity: int | None
+    priority: int
+    agencies: list[str]
+
 
 class Event(BaseModel):
     """One entry of the event log ``{yishao}:events``: the audit trail and the push source."""

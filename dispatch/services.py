@@ -1,4 +1,9 @@
-"""The running service's parts, opened in the app's lifespan and shared by the edge."""
+"""The running service's parts, wired once in dependency order and shared by the edge.
+
+:func:`build` is the one place that knows how the flow's steps depend on each other; the
+app's lifespan calls it with the Redis client and the road graph, and the tests call it
+with their own clock. Nothing is patched after construction.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +11,124 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from dispatch.core.merge import MergePolicy
 from dispatch.core.plans import PlanTable
-from dispatch.flow.assign import Responder
+from dispatch.flow.assign import AssignmentRecords, Assignments
 from dispatch.flow.fleet import Fleet
-from dispatch.flow.greenwave import SignalDesk
+from dispatch.flow.greenwave import GreenWave
 from dispatch.flow.intake import Intake
-from dispatch.flow.merge import CallHandler
-from dispatch.flow.recommend import Reactor
-from dispatch.flow.track import PositionDesk
-from dispatch.flow.whistle import WhistleService
-from dispatch.infra.store import AnyRedis, Store
+from dispatch.flow.merge import JointIntake
+from dispatch.flow.reactor import Reactor
+from dispatch.flow.recommend import Recommender
+from dispatch.flow.track import Tracking
+from dispatch.flow.whistle import WhistleDesk
+from dispatch.infra.store import Store
 from dispatch.infra.timers import Timers
 from dispatch.push.hub import Hub
-from dispatch.settings import Settings
+from dispatch.settings import HubConfig, Settings
 from routing import Router
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
+    """Every step of a call's way, as this instance runs it."""
+
     settings: Settings
-    redis: AnyRedis
     store: Store
-    plans: PlanTable
-    calls: CallHandler
-    fleet: Fleet
-    responder: Responder
-    timers: Timers
-    whistles: WhistleService
     clock: Callable[[], datetime]
     instance: str
-    signals: SignalDesk | None = None
-    positions: PositionDesk | None = None
+    plans: PlanTable
+    fleet: Fleet
+    joint: JointIntake
+    intake: Intake
+    recommender: Recommender
+    records: AssignmentRecords
+    greenwave: GreenWave
+    assignments: Assignments
+    timers: Timers
+    whistles: WhistleDesk
+    reactor: Reactor
+    tracking: Tracking
+    hub: Hub
     router: Router | None = None
-    intake: Intake | None = None
-    reactor: Reactor | None = None
-    graph_name: str | None = None
-    hub: Hub | None = None
+
+    @property
+    def graph_name(self) -> str | None:
+        return self.settings.graph.name if self.settings.graph else None
+
+
+def build(
+    settings: Settings,
+    store: Store,
+    *,
+    router: Router | None,
+    clock: Callable[[], datetime],
+    instance: str,
+    plans: PlanTable | None = None,
+    hub_config: HubConfig | None = None,
+    timer_lease_s: float = 30.0,
+) -> Services:
+    """Wire the service's parts (no I/O: nothing runs until the caller starts the loops)."""
+    plans = plans or PlanTable.load(settings.plans)
+    policy = MergePolicy(distance_m=settings.merge_distance_m, window_s=settings.merge_window_s)
+    stale = settings.stale_position_s
+    fleet = Fleet(store, clock=clock)
+    joint = JointIntake(store, plans, policy=policy, clock=clock)
+    intake = Intake(
+        store,
+        joint,
+        consumer=instance,
+        clock=clock,
+        batch=settings.intake_batch,
+        block_ms=settings.intake_block_ms,
+        reclaim_idle_ms=settings.reclaim_idle_ms,
+        max_deliveries=settings.max_deliveries,
+    )
+    recommender = Recommender(store, fleet, router, clock=clock, stale_after_s=stale)
+    records = AssignmentRecords(store)
+    greenwave = GreenWave(store, fleet, clock=clock)
+    assignments = Assignments(
+        store, fleet, records, greenwave, router, clock=clock, stale_after_s=stale
+    )
+    timers = Timers(store, clock=clock, lease_s=timer_lease_s)
+    whistles = WhistleDesk(
+        store,
+        fleet,
+        assignments,
+        recommender,
+        timers,
+        clock=clock,
+        ack_timeout_s=settings.whistle_ack_timeout_s,
+        auto_assign=settings.auto_assign_whistle,
+    )
+    reactor = Reactor(
+        store,
+        recommender,
+        whistles,
+        consumer=instance,
+        clock=clock,
+        auto_whistle=settings.auto_whistle,
+        reclaim_idle_ms=settings.reclaim_idle_ms,
+    )
+    tracking = Tracking(store, fleet, records, greenwave, router, clock=clock)
+    hub = Hub(store, config=hub_config or settings.hub_config(), instance=instance)
+    return Services(
+        settings=settings,
+        store=store,
+        clock=clock,
+        instance=instance,
+        plans=plans,
+        fleet=fleet,
+        joint=joint,
+        intake=intake,
+        recommender=recommender,
+        records=records,
+        greenwave=greenwave,
+        assignments=assignments,
+        timers=timers,
+        whistles=whistles,
+        reactor=reactor,
+        tracking=tracking,
+        hub=hub,
+        router=router,
+    )

@@ -5,13 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatch.constants import DEFAULT_NAMESPACE
 from dispatch.errors import ConfigError
 
 DEV_SECRET = "yishao-development-only-secret-change-me"
+
+
+class HubConfig(BaseModel):
+    """Tuning of the push layer (the ``YISHAO_WS_*`` settings: :meth:`Settings.hub_config`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queue_size: int = Field(1024, ge=1, description="messages queued per client before a cut")
+    backlog_max: int = Field(20_000, ge=1, description="events buffered while a client replays")
+    read_batch: int = Field(500, ge=1, le=10_000)
+    block_ms: int = Field(500, ge=1)
+    replay_page: int = Field(500, ge=1, le=10_000)
+    heartbeat_s: float = Field(15.0, gt=0)
+    auth_timeout_s: float = Field(10.0, gt=0)
+    close_timeout_s: float = Field(5.0, gt=0)
+    cache_size: int = Field(20_000, ge=1, description="incidents whose place the hub remembers")
 
 
 class Settings(BaseSettings):
@@ -55,6 +71,32 @@ class Settings(BaseSettings):
     # Screens get one frame of moved units per interval, not a message per fix.
     position_frame_s: float = Field(1.0, gt=0, le=10)
     token_ttl_s: int = Field(12 * 3600, ge=1)
+    # Websocket push (YISHAO_WS_*): per-client queue before a slow client is cut, events
+    # buffered while a client replays, reader batch and block, replay page, heartbeat,
+    # auth and close timeouts, incidents whose place the hub remembers for its filters.
+    ws_queue_size: int = Field(1024, ge=1)
+    ws_backlog_max: int = Field(20_000, ge=1)
+    ws_read_batch: int = Field(500, ge=1, le=10_000)
+    ws_block_ms: int = Field(500, ge=1)
+    ws_replay_page: int = Field(500, ge=1, le=10_000)
+    ws_heartbeat_s: float = Field(15.0, gt=0)
+    ws_auth_timeout_s: float = Field(10.0, gt=0)
+    ws_close_timeout_s: float = Field(5.0, gt=0)
+    ws_cache_size: int = Field(20_000, ge=1)
+
+    def hub_config(self) -> HubConfig:
+        """The push layer's tuning, from the ``ws_*`` settings."""
+        return HubConfig(
+            queue_size=self.ws_queue_size,
+            backlog_max=self.ws_backlog_max,
+            read_batch=self.ws_read_batch,
+            block_ms=self.ws_block_ms,
+            replay_page=self.ws_replay_page,
+            heartbeat_s=self.ws_heartbeat_s,
+            auth_timeout_s=self.ws_auth_timeout_s,
+            close_timeout_s=self.ws_close_timeout_s,
+            cache_size=self.ws_cache_size,
+        )
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import _osm
 from . import graph as graph_mod
 from .graph import Progress, RoadGraph
 
@@ -33,6 +32,8 @@ def build_graph(
     Raises:
         GraphBuildError: unreadable file or no drivable network in it.
     """
+    from . import _osm  # osmnx and geopandas: only when building, never when serving
+
     progress(f"reading {source.name}")
     raw = _osm.read_osm_file(source)
     return graph_mod.build_from_nx(
@@ -48,6 +49,8 @@ def build_graph_place(
     Raises:
         GraphDownloadError: offline, unknown place, or the service refused.
     """
+    from . import _osm
+
     progress(f"downloading {place} (needs internet)")
     raw = _osm.download_place(place)
     return graph_mod.build_from_nx(

@@ -14,11 +14,10 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import graph as graph_mod
-from .build import build_graph, build_graph_place
 from .errors import RoutingError
-from .profile import EMERGENCY, NORMAL
-from .router import Router
+
+# The graph, router and build modules load numpy, scipy and osmnx: each command imports what
+# it uses, so ``yishao --help`` does not pay for them.
 
 graph_app = typer.Typer(help="Build and inspect routing graphs.", no_args_is_help=True)
 _err = Console(stderr=True)
@@ -55,6 +54,9 @@ def build(
     """Build a routing graph from an OSM file or a place name and cache it for fast loading."""
     if (osm is None) == (place is None):
         raise typer.BadParameter("give exactly one of --osm FILE or --place NAME")
+    from . import graph as graph_mod
+    from .build import build_graph, build_graph_place
+
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=_err
     ) as bar:
@@ -86,6 +88,8 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Print node, edge and signal counts of a cached graph."""
+    from . import graph as graph_mod
+
     try:
         graph = graph_mod.load(graph_file)
     except RoutingError as exc:
@@ -126,6 +130,9 @@ def route(
     ] = 500.0,
 ) -> None:
     """Compute the fastest route between two points and print it (JSON with --json)."""
+    from .profile import EMERGENCY, NORMAL
+    from .router import Router
+
     start, end = _parse_point(origin), _parse_point(destination)
     try:
         with _err.status("loading graph"):

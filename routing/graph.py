@@ -21,14 +21,16 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 import numpy as np
 import numpy.typing as npt
-import osmnx as ox
 
 from .errors import GraphBuildError, GraphFormatError
+
+if TYPE_CHECKING:
+    # networkx and osmnx are for building graphs; loading and serving need only numpy.
+    import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 
 FORMAT_VERSION = 1
 CACHE_SUFFIX = ".npz"
@@ -106,6 +108,8 @@ class RoadGraph:
 
         Node keys are node indices (not OSM ids); edge keys are edge indices.
         """
+        import networkx as nx
+
         graph = nx.MultiDiGraph()
         graph.add_nodes_from(range(self.node_count))
         graph.add_weighted_edges_from(
@@ -167,6 +171,8 @@ def build_from_nx(
     Raises:
         GraphBuildError: nothing drivable is left.
     """
+    import osmnx as ox
+
     if raw.number_of_edges() == 0:
         raise GraphBuildError(f"{source}: the graph has no edges")
     progress("simplifying (signals kept)")

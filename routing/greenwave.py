@@ -534,3 +534,40 @@ def cancel_requests(
 def active_requests(plan: GreenWavePlan) -> Sequence[PlannedSignal]:
     """Signals of the plan still wanting priority."""
     return [s for s in plan.signals if s.active]
+
+
+def outgoing(
+    requests: Sequence[SignalRequest], sent_eta: Mapping[str, float], *, retime_s: float
+) -> tuple[list[SignalRequest], dict[str, float]]:
+    """The messages worth sending to signal controllers, and what they then hold.
+
+    A controller needs to hear of a re-timing only when it matters, not once a second: a
+    cancel goes only where a request was sent; a signal not asked yet gets a ``request``; an
+    ``update`` goes only when its ETA moved by more than ``retime_s``.
+
+    Args:
+        requests: a plan's or re-plan's messages (any mix of request, update and cancel).
+        sent_eta: intersection id (as text) -> ETA (epoch seconds) last sent there.
+        retime_s: the smallest ETA change worth an update.
+
+    Returns:
+        The messages to send, in order, and the new intersection -> ETA map.
+    """
+    sent = dict(sent_eta)
+    out: list[SignalRequest] = []
+    for message in requests:
+        key = str(message.intersection_id)
+        eta = message.eta.timestamp()
+        if message.request_type is RequestType.CANCEL:
+            if key in sent:
+                out.append(message)
+                del sent[key]
+            continue
+        if key not in sent:
+            out.append(message.model_copy(update={"request_type": RequestType.REQUEST}))
+        elif abs(sent[key] - eta) > retime_s:
+            out.append(message)
+        else:
+            continue
+        sent[key] = eta
+    return out, sent

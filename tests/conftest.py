@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,16 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatch.constants import Keys
-from dispatch.core.merge import MergePolicy
-from dispatch.core.plans import PlanTable
-from dispatch.flow.assign import Responder
-from dispatch.flow.fleet import Fleet
-from dispatch.flow.greenwave import SignalDesk
-from dispatch.flow.merge import CallHandler
-from dispatch.flow.track import PositionDesk
-from dispatch.flow.whistle import WhistleService
 from dispatch.infra.store import Store
-from dispatch.infra.timers import Timers
+from dispatch.services import Services, build
 from dispatch.settings import Settings
 from routing import Router
 from tests.utils import TEST_SECRET
@@ -99,36 +90,21 @@ def shanghai_router(tmp_path_factory: pytest.TempPathFactory) -> Router:
     return Router.from_file(SHANGHAI_OSM, cache_dir=tmp_path_factory.mktemp("graphs"))
 
 
-@dataclass
-class Stack:
-    """The dispatch adapters wired as the app wires them, without HTTP."""
-
-    store: Store
-    clock: FakeClock
-    calls: CallHandler
-    fleet: Fleet
-    responder: Responder
-    timers: Timers
-    whistles: WhistleService
-    signals: SignalDesk
-    positions: PositionDesk
+# The dispatch stack as the app wires it, without HTTP (the same ``build``).
+Stack = Services
 
 
 def make_stack(
     store: Store, clock: FakeClock, router: Router | None, *, ack_timeout_s: float = 30
 ) -> Stack:
-    plans = PlanTable.load()
-    calls = CallHandler(store, plans, policy=MergePolicy(), clock=clock)
-    fleet = Fleet(store, clock=clock)
-    responder = Responder(store, fleet, router, clock=clock, stale_after_s=300)
-    timers = Timers(store, clock=clock, lease_s=5)
-    whistles = WhistleService(
-        store, fleet, responder, timers, clock=clock, ack_timeout_s=ack_timeout_s
+    settings = Settings(
+        env="test",
+        secret=TEST_SECRET,
+        redis_url=TEST_REDIS_URL,
+        whistle_ack_timeout_s=ack_timeout_s,
+        stale_position_s=300,
     )
-    signals = SignalDesk(store, clock=clock)
-    positions = PositionDesk(store, fleet, responder, signals, clock=clock)
-    responder.activation = positions.activate
-    return Stack(store, clock, calls, fleet, responder, timers, whistles, signals, positions)
+    return build(settings, store, router=router, clock=clock, instance="test", timer_lease_s=5)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 from dispatch import __version__
 from dispatch.api.routes import router as api_router
@@ -23,31 +22,21 @@ from dispatch.api.routes_reports import router as reports_router
 from dispatch.api.routes_snapshot import router as snapshot_router
 from dispatch.api.ws import install_handlers
 from dispatch.api.ws import router as ws_router
-from dispatch.api.ws_live import PositionFeed, install_live_handlers
+from dispatch.api.ws_live import install_live_handlers
 from dispatch.constants import Keys
-from dispatch.core.merge import MergePolicy
-from dispatch.core.plans import PlanTable
 from dispatch.errors import (
     AuthError,
     ConflictError,
     ForbiddenError,
-    InvalidCallError,
+    InvalidInputError,
     NotFoundError,
-    StoreError,
+    UnavailableError,
 )
-from dispatch.flow.assign import Responder
-from dispatch.flow.fleet import Fleet
-from dispatch.flow.greenwave import SignalDesk
-from dispatch.flow.intake import Intake
-from dispatch.flow.merge import CallHandler
-from dispatch.flow.recommend import Reactor
-from dispatch.flow.track import PositionDesk
-from dispatch.flow.whistle import WhistleService
-from dispatch.infra.store import AnyRedis, Store
-from dispatch.infra.timers import Timers
-from dispatch.push.hub import Hub, HubConfig
-from dispatch.services import Services
-from dispatch.settings import Settings
+from dispatch.infra.connect import open_redis
+from dispatch.infra.store import Store
+from dispatch.push.feed import PositionFeed
+from dispatch.services import build
+from dispatch.settings import HubConfig, Settings
 from routing import Router
 
 log = logging.getLogger(__name__)
@@ -78,105 +67,31 @@ def create_app(
         clock: the time source every decision uses; tests and drills pass their own.
         run_workers: start the call consumer, the event reactor and the timer poller in the
             lifespan (tests may drive them by hand instead).
-        hub_config: websocket push tuning (default: ``YISHAO_WS_*`` variables).
+        hub_config: websocket push tuning (default: the ``YISHAO_WS_*`` settings).
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # A blocking pool: under a burst, a request waits for a free connection (up to
-        # redis_pool_timeout_s) instead of failing at once with "Too many connections".
-        redis: AnyRedis = (
-            RedisCluster.from_url(settings.redis_url, max_connections=settings.redis_pool_size)
-            if settings.redis_cluster
-            else Redis.from_pool(
-                BlockingConnectionPool.from_url(
-                    settings.redis_url,
-                    max_connections=settings.redis_pool_size,
-                    timeout=settings.redis_pool_timeout_s,
-                    health_check_interval=30,
-                )
-            )
-        )
-        keys = Keys(settings.namespace)
-        store = Store(redis, keys)
-        plans = PlanTable.load(settings.plans)
-        policy = MergePolicy(distance_m=settings.merge_distance_m, window_s=settings.merge_window_s)
-        handler = CallHandler(store, plans, policy=policy, clock=clock)
+        redis = open_redis(settings)
+        store = Store(redis, Keys(settings.namespace))
         name = instance_name(settings)
         router = await _load_router(settings)
-        fleet = Fleet(store, clock=clock)
-        responder = Responder(
-            store, fleet, router, clock=clock, stale_after_s=settings.stale_position_s
-        )
-        timers = Timers(store, clock=clock)
-        whistles = WhistleService(
-            store,
-            fleet,
-            responder,
-            timers,
-            clock=clock,
-            ack_timeout_s=settings.whistle_ack_timeout_s,
-            auto_assign=settings.auto_assign_whistle,
-        )
-        signals = SignalDesk(store, clock=clock)
-        positions = PositionDesk(store, fleet, responder, signals, clock=clock)
-        responder.activation = positions.activate
-        svc = Services(
-            settings=settings,
-            redis=redis,
-            store=store,
-            plans=plans,
-            calls=handler,
-            fleet=fleet,
-            responder=responder,
-            timers=timers,
-            whistles=whistles,
-            clock=clock,
-            instance=name,
-            router=router,
-            signals=signals,
-            positions=positions,
-            graph_name=settings.graph.name if settings.graph else None,
+        svc = build(
+            settings, store, router=router, clock=clock, instance=name, hub_config=hub_config
         )
         stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
         # The push hub runs on every instance (each serves its own websocket clients).
-        svc.hub = Hub(store, config=hub_config or HubConfig(), instance=name)
         install_handlers(svc.hub, svc)
         install_live_handlers(
-            svc.hub, positions=positions, signals=signals, fleet=fleet, clock=clock
+            svc.hub, tracking=svc.tracking, greenwave=svc.greenwave, fleet=svc.fleet, clock=clock
         )
-        feed = PositionFeed(store, svc.hub, fleet, interval_s=settings.position_frame_s)
-        tasks.append(asyncio.create_task(svc.hub.run(stop), name="hub"))
-        tasks.append(asyncio.create_task(feed.run(stop), name="position-feed"))
+        feed = PositionFeed(store, svc.hub, svc.fleet, interval_s=settings.position_frame_s)
+        loops = [svc.hub.run(stop), feed.run(stop)]
         if run_workers:
-            svc.reactor = Reactor(
-                store,
-                responder,
-                whistles,
-                consumer=name,
-                clock=clock,
-                auto_whistle=settings.auto_whistle,
-                reclaim_idle_ms=settings.reclaim_idle_ms,
-            )
-            tasks.append(asyncio.create_task(svc.reactor.run(stop), name="reactor"))
-            tasks.append(
-                asyncio.create_task(
-                    timers.run(stop, poll_s=settings.timer_poll_ms / 1000), name="timers"
-                )
-            )
-        if run_workers:
-            svc.intake = Intake(
-                store,
-                handler,
-                consumer=name,
-                clock=clock,
-                batch=settings.intake_batch,
-                block_ms=settings.intake_block_ms,
-                reclaim_idle_ms=settings.reclaim_idle_ms,
-                max_deliveries=settings.max_deliveries,
-            )
-            tasks.append(asyncio.create_task(svc.intake.run(stop), name="intake"))
+            poll_s = settings.timer_poll_ms / 1000
+            loops += [svc.reactor.run(stop), svc.timers.run(stop, poll_s=poll_s)]
+            loops += [svc.intake.run(stop)]
+        tasks = [asyncio.create_task(loop) for loop in loops]
         app.state.services = svc
         log.info("yishao %s instance %s serving (redis %s)", __version__, name, _safe_url(settings))
         try:
@@ -233,10 +148,10 @@ def _safe_url(settings: Settings) -> str:
 _STATUS: list[tuple[type[Exception], int]] = [
     (ForbiddenError, 403),
     (AuthError, 401),
-    (InvalidCallError, 422),
+    (InvalidInputError, 422),
     (NotFoundError, 404),
     (ConflictError, 409),
-    (StoreError, 503),
+    (UnavailableError, 503),
 ]
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from redis.exceptions import RedisError
 
 from dispatch.api.deps import Svc, require
 from dispatch.auth import Principal
 from dispatch.constants import CONSUMER_GROUP
-from dispatch.errors import ForbiddenError, NotFoundError
+from dispatch.errors import ForbiddenError, NotFoundError, StoreError
 from dispatch.models import (
     CENTRE_AGENCY,
     Agency,
@@ -40,36 +39,14 @@ class CallAccepted(BaseModel):
 @router.get("/health", response_model=HealthReport, tags=["service"])
 async def health(svc: Svc) -> HealthReport:
     """Liveness and readiness: Redis reachability and the intake group's backlog. No auth."""
+    base = {"instance": svc.instance, "consumer_group": CONSUMER_GROUP, "graph": svc.graph_name}
+    if not await svc.store.ping():
+        return HealthReport(status="degraded", redis=False, detail="redis unreachable", **base)
     try:
-        await svc.redis.ping()
-        pending: int | None = None
-        lag: int | None = None
-        for group in await svc.redis.xinfo_groups(svc.store.keys.calls):
-            if _text(group.get("name")) == CONSUMER_GROUP:
-                pending = int(group.get("pending") or 0)
-                raw_lag = group.get("lag")
-                lag = None if raw_lag is None else int(raw_lag)
-        return HealthReport(
-            status="ok",
-            redis=True,
-            instance=svc.instance,
-            consumer_group=CONSUMER_GROUP,
-            pending=pending,
-            lag=lag,
-            graph=svc.graph_name,
-        )
-    except RedisError as exc:
-        if "no such key" in str(exc).lower():
-            return HealthReport(
-                status="ok", redis=True, instance=svc.instance, consumer_group=CONSUMER_GROUP
-            )
-        return HealthReport(
-            status="degraded",
-            redis=False,
-            instance=svc.instance,
-            consumer_group=CONSUMER_GROUP,
-            detail=type(exc).__name__,
-        )
+        pending, lag = await svc.store.group_backlog(svc.store.keys.calls, CONSUMER_GROUP)
+    except StoreError as exc:
+        return HealthReport(status="degraded", redis=False, detail=type(exc).__name__, **base)
+    return HealthReport(status="ok", redis=True, pending=pending, lag=lag, **base)
 
 
 @router.post("/calls", status_code=202, response_model=CallAccepted, tags=["calls"])
@@ -134,7 +111,3 @@ async def dead_calls(
             if "caller_phone" in letter.fields:
                 letter.fields["caller_phone"] = mask_phone(letter.fields["caller_phone"]) or ""
     return letters
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -11,10 +11,12 @@ from pydantic import BaseModel, Field
 
 from dispatch.api.deps import Svc, require
 from dispatch.auth import Principal
-from dispatch.core.rosters import Duty, RosterError, parse_roster_file
+from dispatch.core.assign import AssignmentRecord
+from dispatch.core.recommend import Recommendations
+from dispatch.core.rosters import Duty, parse_roster_file
 from dispatch.core.whistle import Whistle
 from dispatch.errors import ConflictError, ForbiddenError
-from dispatch.flow.assign import AssignmentRecord, AssignmentRequest, Recommendations
+from dispatch.flow.assign import AssignmentRequest
 from dispatch.flow.fleet import FleetUnit, parse_hospitals
 from dispatch.models import WHISTLE_AGENCIES, Agency, Hospital, Incident, Role, Unit
 
@@ -56,10 +58,7 @@ async def put_hospitals(
     """Add or replace hospitals (an EMS dispatcher or an admin)."""
     if who.role is not Role.ADMIN and who.agency is not Agency.EMS:
         raise ForbiddenError("only the 120 centre keeps the hospital list")
-    try:
-        hospitals = parse_hospitals(body)
-    except ValueError as exc:
-        raise ConflictError(str(exc)) from exc
+    hospitals = parse_hospitals(body)
     await svc.fleet.put_hospitals(hospitals, actor=who.sub)
     return await svc.fleet.hospitals()
 
@@ -85,10 +84,7 @@ async def roster_today(svc: Svc, who: Reader) -> DutyToday:
 @router.put("/rosters", status_code=204, tags=["whistle"])
 async def put_roster(svc: Svc, who: Admin, body: Annotated[Any, Body()]) -> None:
     """Load roster entries and rotation rules (the roster file format)."""
-    try:
-        entries, rules = parse_roster_file(body)
-    except RosterError as exc:
-        raise ConflictError(str(exc)) from exc
+    entries, rules = parse_roster_file(body)
     await svc.fleet.put_roster(entries, rules, actor=who.sub)
 
 
@@ -98,7 +94,7 @@ async def put_roster(svc: Svc, who: Admin, body: Annotated[Any, Body()]) -> None
 )
 async def recommendations(incident_id: str, svc: Svc, who: Reader) -> Recommendations:
     """Available units of each needed agency ranked by road travel time to the scene."""
-    return await svc.responder.recommend(incident_id)
+    return await svc.recommender.recommend(incident_id)
 
 
 @router.post(
@@ -111,7 +107,7 @@ async def assign(
     incident_id: str, request: AssignmentRequest, svc: Svc, who: Dispatcher
 ) -> list[AssignmentRecord]:
     """Assign one or several units; each gets a route and a green-wave plan."""
-    return await svc.responder.assign(incident_id, request, actor=who.sub)
+    return await svc.assignments.assign(incident_id, request, actor=who.sub)
 
 
 @router.get(
@@ -120,7 +116,7 @@ async def assign(
     tags=["incidents"],
 )
 async def assignments(incident_id: str, svc: Svc, who: Reader) -> list[AssignmentRecord]:
-    return await svc.responder.assignments(await svc.responder.incident(incident_id))
+    return await svc.records.of_incident(await svc.assignments.incident(incident_id))
 
 
 class SplitRequest(BaseModel):
@@ -135,7 +131,7 @@ class SplitResult(BaseModel):
 @router.post("/incidents/{incident_id}/split", response_model=SplitResult, tags=["incidents"])
 async def split(incident_id: str, body: SplitRequest, svc: Svc, who: Dispatcher) -> SplitResult:
     """Move a wrongly merged call out into an incident of its own."""
-    original, new = await svc.calls.split(incident_id, body.call_key, actor=who.sub)
+    original, new = await svc.joint.split(incident_id, body.call_key, actor=who.sub)
     return SplitResult(original=original, new=new)
 
 
@@ -147,8 +143,8 @@ class CloseRequest(BaseModel):
 async def close_incident(
     incident_id: str, body: CloseRequest, svc: Svc, who: Dispatcher
 ) -> Incident:
-    """Close an incident (its whistle too); later calls nearby open a new one."""
-    closed = await svc.responder.close_incident(incident_id, actor=who.sub, reason=body.reason)
+    """Close an incident (its whistle too) and release its units; later calls open a new one."""
+    closed = await svc.assignments.close_incident(incident_id, actor=who.sub, reason=body.reason)
     if closed.whistle_id is not None:
         await svc.whistles.close(closed.whistle_id, actor=who.sub)
     return closed
@@ -182,7 +178,7 @@ async def enable_greenwave(incident_id: str, svc: Svc, who: Dispatcher) -> Green
     """Turn on green-wave protection for an incident's units (122 controls the signals)."""
     if who.role is not Role.ADMIN and who.agency is not Agency.TRAFFIC:
         raise ForbiddenError("only the 122 traffic centre turns on green-wave protection")
-    count = await svc.responder.enable_greenwave(incident_id, actor=who.sub)
+    count = await svc.assignments.enable_greenwave(incident_id, actor=who.sub)
     return GreenWaveEnabled(incident_id=incident_id, units=count)
 
 

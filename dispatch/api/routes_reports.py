@@ -8,7 +8,7 @@ instance and survives restarts.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -46,40 +46,28 @@ class ReportInfo(BaseModel):
 async def put_report(drill_id: str, body: ReportUpload, svc: Svc, who: Writer) -> ReportInfo:
     """Store a drill's report (admin tokens; the drill mints one)."""
     _check(drill_id)
-    keys = svc.store.keys
-    info = ReportInfo(
-        id=drill_id, stored_at=datetime.now(UTC), stored_by=who.sub, summary=body.summary
+    info = ReportInfo(id=drill_id, stored_at=svc.clock(), stored_by=who.sub, summary=body.summary)
+    await svc.store.put_report(
+        drill_id,
+        info=info.model_dump_json(),
+        report=orjson.dumps(body.report).decode(),
+        html=body.html,
+        stored_at=info.stored_at,
     )
-    async with svc.redis.pipeline(transaction=False) as pipe:
-        pipe.hset(
-            keys.report(drill_id),
-            mapping={
-                "info": info.model_dump_json(),
-                "json": orjson.dumps(body.report).decode(),
-                "html": body.html,
-            },
-        )
-        pipe.zadd(keys.report_index, {drill_id: info.stored_at.timestamp()})
-        await pipe.execute()
     return info
 
 
 @router.get("/api/reports", response_model=list[ReportInfo], tags=["drills"])
 async def list_reports(svc: Svc, who: Reader) -> list[ReportInfo]:
-    keys = svc.store.keys
-    ids: Any = await svc.redis.zrevrange(keys.report_index, 0, 99)
-    out: list[ReportInfo] = []
-    for raw_id in ids:
-        raw = await svc.redis.hget(keys.report(_s(raw_id)), "info")
-        if raw is not None:
-            out.append(ReportInfo.model_validate_json(raw))
-    return out
+    """The newest drill reports, newest first."""
+    return [ReportInfo.model_validate_json(raw) for raw in await svc.store.report_infos()]
 
 
 @router.get("/api/reports/{drill_id}", tags=["drills"])
 async def get_report(drill_id: str, svc: Svc, who: Reader) -> Any:
+    """A drill report as JSON."""
     _check(drill_id)
-    raw = await svc.redis.hget(svc.store.keys.report(drill_id), "json")
+    raw = await svc.store.report_field(drill_id, "json")
     if raw is None:
         raise NotFoundError(f"no report {drill_id}")
     return orjson.loads(raw)
@@ -92,16 +80,12 @@ async def report_page(
     """The drill's HTML page; a browser passes its token as ``?token=``."""
     verify(svc.settings.secret, token).require(Role.DISPATCHER, Role.COORDINATOR, Role.OBSERVER)
     _check(drill_id)
-    raw = await svc.redis.hget(svc.store.keys.report(drill_id), "html")
+    raw = await svc.store.report_field(drill_id, "html")
     if raw is None:
         raise NotFoundError(f"no report {drill_id}")
-    return HTMLResponse(_s(raw))
+    return HTMLResponse(raw)
 
 
 def _check(drill_id: str) -> None:
     if not re.match(_ID, drill_id):
         raise NotFoundError(f"no report {drill_id[:64]!r}")
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -16,7 +16,6 @@ gets 403 (its state is the green-wave messages on the socket).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -25,7 +24,6 @@ from dispatch.api.deps import Svc, Who
 from dispatch.core.whistle import Whistle
 from dispatch.errors import ForbiddenError
 from dispatch.models import Incident, Role, Unit
-from dispatch.push.hub import last_event_id
 
 router = APIRouter(prefix="/api")
 
@@ -43,7 +41,7 @@ async def snapshot(svc: Svc, who: Who) -> Snapshot:
     """Open incidents, units and open whistles, with the event id they are consistent with."""
     if who.role is Role.SIGNAL:
         raise ForbiddenError("a signal controller has no snapshot; its messages come on /ws")
-    event_id = await last_event_id(svc.store)  # before any state: see the module docstring
+    event_id = await svc.store.last_event_id()  # before any state: see the module docstring
     taken_at = svc.clock()
     store, keys = svc.store, svc.store.keys
     if who.role is Role.TERMINAL:
@@ -59,11 +57,7 @@ async def snapshot(svc: Svc, who: Who) -> Snapshot:
             units=[unit] if unit is not None else [],
             whistles=[],
         )
-    ids: Any = await store.redis.zrange(keys.open_incidents, 0, -1)
-    incident_ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
-    incidents = [
-        i for i in await store.get_many(Incident, [keys.incident(i) for i in incident_ids]) if i
-    ]
+    incidents = await store.open_incidents()
     if who.role is Role.PROPERTY:
         scope = set(who.scope)
         inside = [i for i in incidents if _compound(i) in scope]

@@ -50,7 +50,8 @@ from dispatch.errors import (
     YishaoError,
 )
 from dispatch.models import Role, Unit
-from dispatch.push.hub import Client, CloseReason, Hub, frame
+from dispatch.push.frames import frame
+from dispatch.push.hub import Client, CloseReason, Hub
 from dispatch.services import Services
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dispatch.errors import ConfigError
-from dispatch.models import Agency, CallType, UnitNeed, UnitType
+from dispatch.models import Agency, CallEvent, CallType, Incident, UnitNeed, UnitType
 
 # Which agency fields each unit type. A row pairing a unit type with another agency is almost
 # always a typo (ambulance under "fire"), so loading refuses it rather than ranking nothing.
@@ -172,6 +172,20 @@ class PlanTable:
             raise PlanError(f"{source}: no base row (min_severity 1) for call type(s) {missing}")
         rows = {ct: tuple(tiers[s] for s in sorted(tiers)) for ct, tiers in by_type.items()}
         return cls(rows=rows, source=source)
+
+    def for_call(self, call: CallEvent, incident: Incident | None = None) -> ResponsePlan:
+        """The plan of an incident after ``call`` joins it (or opens it, without ``incident``).
+
+        A merged incident is planned for every call type it has been reported as, at the
+        highest severity any call gave: the 120 caller's "not breathing" raises what the 122
+        caller's "minor crash" asked for.
+        """
+        if incident is None:
+            return self.plan_for([call.call_type], call.severity)
+        severities = [s for s in (incident.severity, call.severity) if s is not None]
+        return self.plan_for(
+            [*incident.call_types, call.call_type], max(severities) if severities else None
+        )
 
     def plan_for(self, call_types: Iterable[CallType], severity: int | None) -> ResponsePlan:
         """The combined plan for an incident reported as these call types.

@@ -77,6 +77,33 @@ class AgencyRecommendation(BaseModel):
     missing: list[UnitNeed]
 
 
+class Recommendations(BaseModel):
+    """Every needed agency's ranked units for one incident, as of ``computed_at``."""
+
+    incident_id: str
+    computed_at: datetime
+    agencies: list[AgencyRecommendation]
+
+    def top(self, n: int) -> Recommendations:
+        """The same, keeping each agency's ``n`` best candidates plus every suggested unit."""
+        return self.model_copy(
+            update={
+                "agencies": [
+                    a.model_copy(
+                        update={
+                            "candidates": [
+                                c
+                                for i, c in enumerate(a.candidates)
+                                if i < n or c.unit_id in a.suggested
+                            ]
+                        }
+                    )
+                    for a in self.agencies
+                ]
+            }
+        )
+
+
 def position_age_s(unit: Unit, now: datetime) -> float | None:
     """Seconds since the unit's last position fix (never negative), ``None`` without a fix."""
     if unit.position is None:

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from dispatch.errors import InvalidInputError
 from dispatch.models import Agency
 
 # A coordinator as named in tokens (the token subject): no spaces, so it cannot be confused
@@ -30,7 +31,7 @@ from dispatch.models import Agency
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\S{1,128}$")]
 
 
-class RosterError(ValueError):
+class RosterError(InvalidInputError):
     """A roster file or roster data that cannot be used; the message says where and why."""
 
 

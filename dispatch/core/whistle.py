@@ -190,6 +190,28 @@ Effect = Annotated[
 SOUNDING_CENTRES = frozenset({Centre.EMS, Centre.FIRE})
 
 
+def sounding_centre(incident: Incident) -> Centre | None:
+    """The centre that sounds the whistle for an incident (and in whose name it is automatic).
+
+    The first 120 or 119 centre that took one of its calls; when only 122 heard of it, the
+    centre that dispatches the rescue, which joint intake shows it to: 120 when the plan sends
+    an ambulance, else 119 when it sends fire. None when neither is involved.
+    """
+    for call in incident.calls:
+        if call.centre in SOUNDING_CENTRES:
+            return call.centre
+    if Agency.EMS in incident.agencies:
+        return Centre.EMS
+    if Agency.FIRE in incident.agencies:
+        return Centre.FIRE
+    return None
+
+
+def whistle_id_for(incident_id: str) -> str:
+    """One whistle per incident: its id follows from the incident's."""
+    return f"W-{incident_id}"
+
+
 def summons_id(whistle_id: str, agency: Agency, tier: Tier) -> str:
     """The deterministic id of a summons (also its ack timer's payload)."""
     return f"{whistle_id}:{agency.value}:{tier.value}"

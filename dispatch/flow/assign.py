@@ -1,107 +1,43 @@
-"""Recommending and assigning units: the router and the pure ranking, committed to Redis.
+"""Steps 6-7, assign and route: units sent to an incident, each with routes and green waves.
 
-Each assignment gets a route to the scene and a green-wave plan (one signal request per
-signal on the route). An ambulance also gets a destination hospital, chosen by road travel
-time from the scene among accepting hospitals, and a second route and plan for the transport
-leg. Green-wave requests go out to signal controllers only while the incident's protection is
-on (the 122 coordinator's ack of the whistle, or a 122 dispatcher turning it on).
+The decisions are :mod:`dispatch.core.assign`'s (what an assignment holds, the hospital,
+release on close); this adapter asks the router for the routes (off the event loop), commits
+the incident, the units and their records together, and hands protected records to the
+green-wave step (:class:`dispatch.flow.greenwave.GreenWave`). Green-wave requests go out only
+while the incident's protection is on: the 122 coordinator's ack of the whistle, or a 122
+dispatcher turning it on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from dispatch.core.recommend import AgencyRecommendation, Travel, origin_for, rank_units
-from dispatch.errors import ConflictError, NotFoundError, StoreError
-from dispatch.flow.fleet import Fleet, stage_unit
-from dispatch.infra.store import Store, Tx, VersionConflict
-from dispatch.models import (
-    ASSIGNABLE_STATUSES,
-    Agency,
-    Assignment,
-    Hospital,
-    Incident,
-    IncidentStatus,
-    Unit,
-    UnitStatus,
-    UnitType,
+from dispatch.core import assign as core
+from dispatch.core.assign import AssignmentRecord, Closed, UnitRoutes
+from dispatch.core.recommend import origin_for
+from dispatch.errors import ConflictError, NoGraphError, NotFoundError
+from dispatch.events import (
+    AssignmentCreated,
+    AssignmentReleased,
+    EventType,
+    GreenWaveActivated,
+    GreenWaveEnabled,
+    GreenWavePlanned,
+    IncidentClosed,
+    RoutePlanned,
 )
+from dispatch.flow.fleet import Fleet, stage_unit
+from dispatch.flow.greenwave import GreenWave
+from dispatch.infra.store import Store, Tx
+from dispatch.models import Hospital, Incident, Unit
 from routing import OffGraphError, Route, Router
-from routing.greenwave import ROLE_BY_AGENCY, GreenWavePlan, Requester, plan_green_wave
 
 log = logging.getLogger(__name__)
-
-# Planning the transport leg before the crew reaches the patient needs a guess of the time on
-# scene; the plan is re-timed from live positions once the ambulance is actually transporting.
-ON_SCENE_ESTIMATE_S = 600.0
-
-
-class Recommendations(BaseModel):
-    incident_id: str
-    computed_at: datetime
-    agencies: list[AgencyRecommendation]
-
-    def top(self, n: int) -> Recommendations:
-        """The same, keeping each agency's ``n`` best candidates plus every suggested unit."""
-        return self.model_copy(
-            update={
-                "agencies": [
-                    a.model_copy(
-                        update={
-                            "candidates": [
-                                c
-                                for i, c in enumerate(a.candidates)
-                                if i < n or c.unit_id in a.suggested
-                            ]
-                        }
-                    )
-                    for a in self.agencies
-                ]
-            }
-        )
-
-
-class Leg(BaseModel):
-    """One drive of an assignment: its route and green-wave plan."""
-
-    kind: str = Field(description="'scene' or 'transport'")
-    route: Route
-    greenwave: GreenWavePlan
-
-
-class AssignmentRecord(BaseModel):
-    """What a unit is doing for an incident: stored per unit while the assignment lasts."""
-
-    incident_id: str
-    unit_id: str
-    agency: Agency
-    unit_type: UnitType
-    assigned_at: datetime
-    assigned_by: str
-    scene: Leg
-    hospital: Hospital | None = None
-    transport: Leg | None = None
-    greenwave_active: bool = False
-    active_leg: str | None = Field("scene", description="the leg being driven, None when parked")
-    sent_eta: dict[str, float] = Field(
-        default_factory=dict,
-        description="intersection id -> ETA (epoch s) last sent to its controller",
-    )
-    version: int = 1
-
-    def leg(self) -> Leg | None:
-        """The leg being driven now."""
-        if self.active_leg == "scene":
-            return self.scene
-        if self.active_leg == "transport":
-            return self.transport
-        return None
 
 
 class AssignmentRequest(BaseModel):
@@ -109,290 +45,23 @@ class AssignmentRequest(BaseModel):
     hospital_id: str | None = None
 
 
-def requester_for(unit: Unit, incident: Incident) -> Requester:
-    return Requester(
-        agency=unit.agency.value,
-        unit_id=unit.id,
-        role=ROLE_BY_AGENCY[unit.agency.value],
-        incident_priority=incident.priority,
-    )
+class AssignmentRecords:
+    """Each unit's current assignment record, with a per-instance cache checked by version.
 
+    A terminal sends a fix a second and a record carries whole routes: checking the version
+    (one HGET) instead of parsing the record each time keeps fixes cheap.
+    """
 
-class Responder:
-    """Recommends and assigns units; plans their routes and green waves."""
-
-    def __init__(
-        self,
-        store: Store,
-        fleet: Fleet,
-        router: Router | None,
-        *,
-        clock: Callable[[], datetime],
-        stale_after_s: float,
-    ) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.fleet = fleet
-        self.router = router
-        self.clock = clock
-        self.stale_after_s = stale_after_s
         self._cache: dict[str, AssignmentRecord] = {}
-        # Set by the app to the position desk's ``activate``: sends a protected unit's first
-        # signal requests. Without it (tests of this module alone) plans are only stored.
-        self.activation: Callable[[AssignmentRecord, datetime], Awaitable[int]] | None = None
 
-    def _router(self) -> Router:
-        if self.router is None:
-            raise StoreError("no road graph is loaded (set YISHAO_GRAPH); cannot route")
-        return self.router
-
-    async def incident(self, incident_id: str) -> Incident:
-        incident = await self.store.get_incident(incident_id)
-        if incident is None:
-            raise NotFoundError(f"no incident {incident_id}")
-        return incident
-
-    async def recommend(self, incident_id: str) -> Recommendations:
-        """Rank available units of every needed agency by road travel time to the scene."""
-        incident = await self.incident(incident_id)
-        return await self.recommend_for(incident)
-
-    async def recommend_for(self, incident: Incident) -> Recommendations:
-        router = self._router()
-        now = self.clock()
-        agencies = {n.agency for n in incident.needs}
-        units = [
-            u
-            for u in await self.fleet.units()
-            if u.agency in agencies and u.status in ASSIGNABLE_STATUSES
-        ]
-        origins: list[tuple[float, float]] = []
-        placed: list[tuple[Unit, bool]] = []
-        for unit in units:
-            point, stale = origin_for(unit, now, self.stale_after_s)
-            if point is not None:
-                origins.append(point)
-                placed.append((unit, stale))
-        try:
-            times = await asyncio.to_thread(
-                router.travel_times_to, (incident.lat, incident.lon), origins
-            )
-        except OffGraphError as exc:
-            raise ConflictError(f"incident {incident.id} is off the road graph: {exc}") from exc
-        travel = {
-            unit.id: Travel(
-                eta_s=float(times.duration_s[i]),
-                distance_m=float(times.distance_m[i]),
-                from_station=stale,
-            )
-            for i, (unit, stale) in enumerate(placed)
-        }
-        ranked = rank_units(
-            units=units,
-            needs=incident.needs,
-            travel=travel,
-            now=now,
-            stale_after_s=self.stale_after_s,
-        )
-        return Recommendations(incident_id=incident.id, computed_at=now, agencies=ranked)
-
-    async def _choose_hospital(
-        self, incident: Incident, wanted: str | None
-    ) -> tuple[Hospital, Route] | None:
-        router = self._router()
-        hospitals = await self.fleet.hospitals()
-        if wanted is not None:
-            chosen = [h for h in hospitals if h.id == wanted]
-            if not chosen:
-                raise NotFoundError(f"no hospital {wanted}")
-            hospitals = chosen
-        else:
-            hospitals = [h for h in hospitals if h.accepting]
-        if not hospitals:
-            return None
-        scene = (incident.lat, incident.lon)
-        times = await asyncio.to_thread(
-            router.travel_times_from, scene, [(h.lat, h.lon) for h in hospitals]
-        )
-        best = min(range(len(hospitals)), key=lambda i: float(times.duration_s[i]))
-        if not math.isfinite(float(times.duration_s[best])):
-            return None
-        hospital = hospitals[best]
-        route = await asyncio.to_thread(router.route, scene, (hospital.lat, hospital.lon))
-        return hospital, route
-
-    async def _plan(
-        self, unit: Unit, incident: Incident, *, now: datetime, hospital_id: str | None
-    ) -> AssignmentRecord:
-        router = self._router()
-        point, _stale = origin_for(unit, now, self.stale_after_s)
-        if point is None:
-            raise ConflictError(f"unit {unit.id} has no position and no station")
-        try:
-            route = await asyncio.to_thread(router.route, point, (incident.lat, incident.lon))
-        except OffGraphError as exc:
-            raise ConflictError(f"cannot route unit {unit.id}: {exc}") from exc
-        requester = requester_for(unit, incident)
-        scene = Leg(
-            kind="scene",
-            route=route,
-            greenwave=plan_green_wave(route, departure=now, requester=requester).plan,
-        )
-        record = AssignmentRecord(
-            incident_id=incident.id,
-            unit_id=unit.id,
-            agency=unit.agency,
-            unit_type=unit.type,
-            assigned_at=now,
-            assigned_by="",
-            scene=scene,
-        )
-        if unit.type is UnitType.AMBULANCE:
-            choice = await self._choose_hospital(incident, hospital_id)
-            if choice is not None:
-                hospital, transport = choice
-                leave = now + timedelta(seconds=route.duration_s + ON_SCENE_ESTIMATE_S)
-                record.hospital = hospital
-                record.transport = Leg(
-                    kind="transport",
-                    route=transport,
-                    greenwave=plan_green_wave(transport, departure=leave, requester=requester).plan,
-                )
-        return record
-
-    async def assign(
-        self, incident_id: str, request: AssignmentRequest, *, actor: str
-    ) -> list[AssignmentRecord]:
-        """Assign units to an incident, each with its route(s) and green-wave plan(s).
-
-        Raises:
-            NotFoundError: no such incident or unit.
-            ConflictError: the incident is closed, a unit is not available (already assigned,
-                out of service), or a unit cannot be routed.
-        """
-        if len(set(request.unit_ids)) != len(request.unit_ids):
-            raise ConflictError("a unit is listed twice")
-        keys = self.store.keys
-        for _ in range(8):
-            incident = await self.incident(incident_id)
-            if incident.status is IncidentStatus.CLOSED:
-                raise ConflictError(f"incident {incident_id} is closed")
-            units = [await self.fleet.get_unit(uid) for uid in request.unit_ids]
-            for unit in units:
-                if unit.status not in ASSIGNABLE_STATUSES:
-                    where = f" to {unit.incident_id}" if unit.incident_id else ""
-                    raise ConflictError(
-                        f"unit {unit.id} is {unit.status.value}{where}; it cannot be assigned"
-                    )
-            now = self.clock()
-            records = await asyncio.gather(
-                *(self._plan(u, incident, now=now, hospital_id=request.hospital_id) for u in units)
-            )
-            protected = await self.greenwave_enabled(incident)
-            tx = self.store.tx()
-            tx.expect_version(keys.incident(incident.id), incident.version)
-            assignments = list(incident.assignments)
-            for unit, record in zip(units, records, strict=True):
-                record.assigned_by = actor
-                record.greenwave_active = protected
-                tx.expect_version(keys.unit(unit.id), unit.version)
-                moved = unit.model_copy(
-                    update={
-                        "status": UnitStatus.DISPATCHED,
-                        "incident_id": incident.id,
-                        "version": unit.version + 1,
-                    }
-                )
-                stage_unit(tx, keys, moved)
-                tx.put(keys.assignment(unit.id), record, record.version)
-                assignments.append(
-                    Assignment(
-                        unit_id=unit.id,
-                        agency=unit.agency,
-                        unit_type=unit.type,
-                        assigned_at=now,
-                        assigned_by=actor,
-                        eta_s=record.scene.route.duration_s,
-                        distance_m=record.scene.route.distance_m,
-                        hospital_id=record.hospital.id if record.hospital else None,
-                    )
-                )
-            updated = incident.model_copy(
-                update={
-                    "assignments": assignments,
-                    "status": IncidentStatus.DISPATCHED
-                    if incident.status is IncidentStatus.OPEN
-                    else incident.status,
-                    "updated_at": now,
-                    "version": incident.version + 1,
-                }
-            )
-            tx.put(keys.incident(incident.id), updated, updated.version)
-            for record in records:
-                self._assignment_events(tx, record, incident_id=incident.id, actor=actor, now=now)
-            try:
-                await self.store.commit(tx)
-            except VersionConflict:
-                continue
-            log.info("incident %s: assigned %s", incident.id, ", ".join(request.unit_ids))
-            if protected:
-                await self.activate_all(incident.id, now=now)
-            return list(records)
-        raise StoreError(f"incident {incident_id} kept changing; try again")
-
-    def _assignment_events(
-        self, tx: Tx, record: AssignmentRecord, *, incident_id: str, actor: str, now: datetime
-    ) -> None:
-        tx.event(
-            "assignment.created",
-            actor=actor,
-            ts=now,
-            incident_id=incident_id,
-            data={
-                "unit_id": record.unit_id,
-                "agency": record.agency,
-                "unit_type": record.unit_type,
-                "eta_s": record.scene.route.duration_s,
-                "distance_m": record.scene.route.distance_m,
-                "hospital": record.hospital,
-            },
-        )
-        for leg in (record.scene, record.transport):
-            if leg is None:
-                continue
-            tx.event(
-                "route.planned",
-                actor=actor,
-                ts=now,
-                incident_id=incident_id,
-                data={"unit_id": record.unit_id, "leg": leg.kind, "route": leg.route},
-            )
-            tx.event(
-                "greenwave.planned",
-                actor=actor,
-                ts=now,
-                incident_id=incident_id,
-                data={
-                    "unit_id": record.unit_id,
-                    "leg": leg.kind,
-                    "active": record.greenwave_active and leg.kind == "scene",
-                    "departure": leg.greenwave.departure,
-                    "signals": leg.greenwave.signals,
-                    "requester": leg.greenwave.requester,
-                },
-            )
-
-    async def assignment_of(self, unit_id: str) -> AssignmentRecord | None:
-        """The unit's current assignment record, from a per-instance cache checked by version.
-
-        A terminal sends a fix a second and the record carries whole routes: checking the
-        version (one HGET) instead of parsing the record each time keeps fixes cheap.
-        """
+    async def get(self, unit_id: str) -> AssignmentRecord | None:
         key = self.store.keys.assignment(unit_id)
-        raw_version = await self.store.redis.hget(key, "v")
-        if raw_version is None:
+        version = await self.store.version(key)
+        if version == 0:
             self._cache.pop(unit_id, None)
             return None
-        version = int(raw_version)
         cached = self._cache.get(unit_id)
         if cached is not None and cached.version == version:
             return cached
@@ -403,123 +72,291 @@ class Responder:
 
     async def driving(self, unit_ids: Sequence[str]) -> set[str]:
         """Which of these units hold an assignment record (one round trip for all)."""
-        if not unit_ids:
-            return set()
-        async with self.store.redis.pipeline(transaction=False) as pipe:
-            for unit_id in unit_ids:
-                pipe.exists(self.store.keys.assignment(unit_id))
-            found = await pipe.execute()
-        return {u for u, n in zip(unit_ids, found, strict=True) if n}
+        found = await self.store.existing([self.store.keys.assignment(u) for u in unit_ids])
+        return {u for u, there in zip(unit_ids, found, strict=True) if there}
 
     def forget(self, unit_id: str) -> None:
         """Drop a cached record after this instance changed it."""
         self._cache.pop(unit_id, None)
 
-    async def assignments(self, incident: Incident) -> list[AssignmentRecord]:
+    async def of_incident(self, incident: Incident) -> list[AssignmentRecord]:
         keys = self.store.keys
         found = await self.store.get_many(
             AssignmentRecord, [keys.assignment(a.unit_id) for a in incident.assignments]
         )
         return [r for r in found if r is not None and r.incident_id == incident.id]
 
-    async def greenwave_enabled(self, incident: Incident) -> bool:
-        raw = await self.store.redis.sismember(self.store.keys.greenwave_incidents, incident.id)
-        return bool(raw)
 
-    async def add_enable_greenwave(
+class Assignments:
+    """Assigns units, turns on green-wave protection, closes incidents and releases units."""
+
+    def __init__(
+        self,
+        store: Store,
+        fleet: Fleet,
+        records: AssignmentRecords,
+        greenwave: GreenWave,
+        router: Router | None,
+        *,
+        clock: Callable[[], datetime],
+        stale_after_s: float,
+    ) -> None:
+        self.store = store
+        self.fleet = fleet
+        self.records = records
+        self.greenwave = greenwave
+        self.router = router
+        self.clock = clock
+        self.stale_after_s = stale_after_s
+
+    def _router(self) -> Router:
+        if self.router is None:
+            raise NoGraphError("no road graph is loaded (set YISHAO_GRAPH); cannot route")
+        return self.router
+
+    async def incident(self, incident_id: str) -> Incident:
+        incident = await self.store.get_incident(incident_id)
+        if incident is None:
+            raise NotFoundError(f"no incident {incident_id}")
+        return incident
+
+    # -- assigning ---------------------------------------------------------------------
+    async def assign(
+        self, incident_id: str, request: AssignmentRequest, *, actor: str
+    ) -> list[AssignmentRecord]:
+        """Assign units to an incident, each with its route(s) and green-wave plan(s).
+
+        Raises:
+            NotFoundError: no such incident, unit or hospital.
+            ConflictError: the incident is closed, a unit is not available (already assigned,
+                out of service), or a unit cannot be routed.
+            NoGraphError: no road graph is loaded.
+        """
+        assigned = await self.store.retry(
+            lambda: self._assign(incident_id, request, actor), what=f"incident {incident_id}"
+        )
+        log.info("incident %s: assigned %s", incident_id, ", ".join(request.unit_ids))
+        if any(r.greenwave_active for r in assigned.records):
+            await self.greenwave.activate(assigned.records, now=self.clock())
+        return assigned.records
+
+    async def _assign(
+        self, incident_id: str, request: AssignmentRequest, actor: str
+    ) -> core.Assigned:
+        keys = self.store.keys
+        incident = await self.incident(incident_id)
+        units = [await self.fleet.get_unit(uid) for uid in request.unit_ids]
+        core.check_assignable(incident, units)
+        now = self.clock()
+        routes = await asyncio.gather(
+            *(self._routes(u, incident, now=now, hospital_id=request.hospital_id) for u in units)
+        )
+        protected = await self.protected(incident.id)
+        assigned = core.assign(incident, routes, actor=actor, now=now, protected=protected)
+        tx = self.store.tx()
+        tx.expect_version(keys.incident(incident.id), incident.version)
+        for before, unit, record in zip(units, assigned.units, assigned.records, strict=True):
+            tx.expect_version(keys.unit(unit.id), before.version)
+            stage_unit(tx, keys, unit)
+            tx.put(keys.assignment(unit.id), record, record.version)
+        tx.put(keys.incident(incident.id), assigned.incident, assigned.incident.version)
+        for record in assigned.records:
+            _assignment_events(tx, record, actor=actor, now=now)
+        await self.store.commit(tx)
+        return assigned
+
+    async def _routes(
+        self, unit: Unit, incident: Incident, *, now: datetime, hospital_id: str | None
+    ) -> UnitRoutes:
+        router = self._router()
+        point, _stale = origin_for(unit, now, self.stale_after_s)
+        if point is None:
+            raise ConflictError(f"unit {unit.id} has no position and no station")
+        try:
+            route = await asyncio.to_thread(router.route, point, (incident.lat, incident.lon))
+        except OffGraphError as exc:
+            raise ConflictError(f"cannot route unit {unit.id}: {exc}") from exc
+        if not core.plans_transport(unit):
+            return UnitRoutes(unit=unit, scene=route)
+        choice = await self._hospital(incident, hospital_id)
+        if choice is None:
+            return UnitRoutes(unit=unit, scene=route)
+        hospital, transport = choice
+        return UnitRoutes(unit=unit, scene=route, hospital=hospital, transport=transport)
+
+    async def _hospital(
+        self, incident: Incident, wanted: str | None
+    ) -> tuple[Hospital, Route] | None:
+        router = self._router()
+        hospitals = await self.fleet.hospitals()
+        if wanted is not None:
+            hospitals = [h for h in hospitals if h.id == wanted]
+            if not hospitals:
+                raise NotFoundError(f"no hospital {wanted}")
+        else:
+            hospitals = [h for h in hospitals if h.accepting]
+        if not hospitals:
+            return None
+        scene = (incident.lat, incident.lon)
+        times = await asyncio.to_thread(
+            router.travel_times_from, scene, [(h.lat, h.lon) for h in hospitals]
+        )
+        best = core.choose_hospital(hospitals, [float(t) for t in times.duration_s], named=wanted)
+        if best is None:
+            return None
+        hospital = hospitals[best]
+        route = await asyncio.to_thread(router.route, scene, (hospital.lat, hospital.lon))
+        return hospital, route
+
+    # -- green-wave protection -----------------------------------------------------------
+    async def protected(self, incident_id: str) -> bool:
+        return await self.store.is_member(self.store.keys.greenwave_incidents, incident_id)
+
+    async def stage_protection(
         self, tx: Tx, incident: Incident, *, actor: str, now: datetime
     ) -> list[AssignmentRecord]:
         """Add to ``tx`` what turning on green-wave protection for an incident takes."""
         keys = self.store.keys
         tx.sadd(keys.greenwave_incidents, incident.id)
-        records = await self.assignments(incident)
-        for record in records:
-            if record.greenwave_active:
-                continue
-            tx.expect_version(keys.assignment(record.unit_id), record.version)
-            on = record.model_copy(update={"greenwave_active": True, "version": record.version + 1})
-            tx.put(keys.assignment(record.unit_id), on, on.version)
+        records = await self.records.of_incident(incident)
+        for before, on in zip(
+            [r for r in records if not r.greenwave_active], core.protect(records), strict=True
+        ):
+            tx.expect_version(keys.assignment(on.unit_id), before.version)
+            tx.put(keys.assignment(on.unit_id), on, on.version)
             tx.event(
-                "greenwave.activated",
+                EventType.GREENWAVE_ACTIVATED,
+                GreenWaveActivated(unit_id=on.unit_id, signals=on.scene.greenwave.signals),
                 actor=actor,
                 ts=now,
                 incident_id=incident.id,
-                data={"unit_id": record.unit_id, "signals": record.scene.greenwave.signals},
             )
         return records
 
     async def enable_greenwave(self, incident_id: str, *, actor: str) -> int:
         """Turn on green-wave protection for every unit of an incident (now and later ones)."""
-        for _ in range(8):
+
+        async def attempt() -> list[AssignmentRecord]:
             incident = await self.incident(incident_id)
             now = self.clock()
             tx = self.store.tx()
             tx.expect_version(self.store.keys.incident(incident.id), incident.version)
-            records = await self.add_enable_greenwave(tx, incident, actor=actor, now=now)
+            records = await self.stage_protection(tx, incident, actor=actor, now=now)
             tx.event(
-                "greenwave.enabled",
+                EventType.GREENWAVE_ENABLED,
+                GreenWaveEnabled(units=[r.unit_id for r in records]),
                 actor=actor,
                 ts=now,
                 incident_id=incident.id,
-                data={"units": [r.unit_id for r in records]},
             )
-            try:
-                await self.store.commit(tx)
-            except VersionConflict:
-                continue
-            await self.activate_all(incident.id, now=now)
-            return len(records)
-        raise StoreError(f"incident {incident_id} kept changing; try again")
+            await self.store.commit(tx)
+            return records
 
+        records = await self.store.retry(attempt, what=f"incident {incident_id}")
+        await self.activate(incident_id, now=self.clock())
+        return len(records)
+
+    async def activate(self, incident_id: str, *, now: datetime) -> int:
+        """Send the first signal requests of every protected unit of an incident."""
+        incident = await self.incident(incident_id)
+        return await self.greenwave.activate(await self.records.of_incident(incident), now=now)
+
+    # -- closing ---------------------------------------------------------------------------
     async def close_incident(self, incident_id: str, *, actor: str, reason: str) -> Incident:
-        """Close an incident: off the open lists (no call merges into it any more).
+        """Close an incident and release its units (their green-wave requests cancelled).
 
-        Units keep their assignment until their crews report available; the whistle, if
-        any, is closed by the caller (its pending summons stood down).
+        Off the open lists: no call merges into it any more. The whistle, if any, is closed
+        by the caller (its pending summons stood down).
 
         Raises:
             NotFoundError: no such incident. ConflictError: already closed.
         """
+        closed = await self.store.retry(
+            lambda: self._close(incident_id, actor, reason), what=f"incident {incident_id}"
+        )
+        for record in closed.records:
+            self.records.forget(record.unit_id)
+        if closed.cancels:
+            await self.greenwave.submit(closed.cancels, incident_id=incident_id, actor=actor)
+        return closed.incident
+
+    async def _close(self, incident_id: str, actor: str, reason: str) -> Closed:
         keys = self.store.keys
-        for _ in range(8):
-            incident = await self.incident(incident_id)
-            if incident.status is IncidentStatus.CLOSED:
-                raise ConflictError(f"incident {incident_id} is already closed")
-            now = self.clock()
-            closed = incident.model_copy(
-                update={
-                    "status": IncidentStatus.CLOSED,
-                    "updated_at": now,
-                    "version": incident.version + 1,
-                }
-            )
-            tx = self.store.tx()
-            tx.expect_version(keys.incident(incident.id), incident.version)
-            tx.put(keys.incident(incident.id), closed, closed.version)
-            tx.zrem(keys.open_incidents, incident.id)
-            tx.zrem(keys.open_geo, incident.id)
-            tx.srem(keys.greenwave_incidents, incident.id)
+        incident = await self.incident(incident_id)
+        records = await self.records.of_incident(incident)
+        units = [await self.fleet.get_unit(r.unit_id) for r in records]
+        now = self.clock()
+        closed = core.close(incident, records, units, now=now, config=self.greenwave.config)
+        tx = self.store.tx()
+        tx.expect_version(keys.incident(incident.id), incident.version)
+        tx.put(keys.incident(incident.id), closed.incident, closed.incident.version)
+        tx.zrem(keys.open_incidents, incident.id)
+        tx.zrem(keys.open_geo, incident.id)
+        tx.srem(keys.greenwave_incidents, incident.id)
+        by_id = {u.id: u for u in units}
+        for record in closed.records:
+            tx.expect_version(keys.assignment(record.unit_id), record.version)
+            tx.delete(keys.assignment(record.unit_id))
+        for unit in closed.units:
+            tx.expect_version(keys.unit(unit.id), by_id[unit.id].version)
+            stage_unit(tx, keys, unit)
             tx.event(
-                "incident.closed",
+                EventType.ASSIGNMENT_RELEASED,
+                AssignmentReleased(unit_id=unit.id, status=unit.status, reason="incident closed"),
                 actor=actor,
                 ts=now,
                 incident_id=incident.id,
-                data={"incident": closed, "reason": reason},
             )
-            try:
-                await self.store.commit(tx)
-            except VersionConflict:
-                continue
-            return closed
-        raise StoreError(f"incident {incident_id} kept changing; try again")
+        tx.event(
+            EventType.INCIDENT_CLOSED,
+            IncidentClosed(
+                incident=closed.incident, reason=reason, released=[u.id for u in closed.units]
+            ),
+            actor=actor,
+            ts=now,
+            incident_id=incident.id,
+        )
+        await self.store.commit(tx)
+        return closed
 
-    async def activate_all(self, incident_id: str, *, now: datetime) -> int:
-        """Send the first signal requests of every protected unit of an incident."""
-        if self.activation is None:
-            return 0
-        incident = await self.incident(incident_id)
-        sent = 0
-        for record in await self.assignments(incident):
-            if record.greenwave_active and not record.sent_eta:
-                sent += await self.activation(record, now)
-        return sent
+
+def _assignment_events(tx: Tx, record: AssignmentRecord, *, actor: str, now: datetime) -> None:
+    incident_id = record.incident_id
+    tx.event(
+        EventType.ASSIGNMENT_CREATED,
+        AssignmentCreated(
+            unit_id=record.unit_id,
+            agency=record.agency,
+            unit_type=record.unit_type,
+            eta_s=record.scene.route.duration_s,
+            distance_m=record.scene.route.distance_m,
+            hospital=record.hospital,
+        ),
+        actor=actor,
+        ts=now,
+        incident_id=incident_id,
+    )
+    for leg in (record.scene, record.transport):
+        if leg is None:
+            continue
+        tx.event(
+            EventType.ROUTE_PLANNED,
+            RoutePlanned(unit_id=record.unit_id, leg=leg.kind, route=leg.route),
+            actor=actor,
+            ts=now,
+            incident_id=incident_id,
+        )
+        tx.event(
+            EventType.GREENWAVE_PLANNED,
+            GreenWavePlanned(
+                unit_id=record.unit_id,
+                leg=leg.kind,
+                active=record.greenwave_active and leg.kind is core.LegKind.SCENE,
+                departure=leg.greenwave.departure,
+                signals=leg.greenwave.signals,
+                requester=leg.greenwave.requester,
+            ),
+            actor=actor,
+            ts=now,
+            incident_id=incident_id,
+        )

@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field, ValidationError
 from dispatch.codec import validation_reason
 from dispatch.constants import Keys
 from dispatch.core.rosters import Duty, RosterEntry, RotationRule, duty_day, on_duty
-from dispatch.errors import ConflictError, NotFoundError, StoreError
-from dispatch.infra.store import Store, Tx, VersionConflict
+from dispatch.errors import ConflictError, InvalidInputError, NotFoundError
+from dispatch.events import EventType, HospitalsUpdated, RosterUpdated, UnitUpdated
+from dispatch.infra.store import Store, Tx
 from dispatch.models import Agency, Hospital, Position, Unit, UnitStatus, UnitType
 
 
@@ -30,33 +31,33 @@ class FleetUnit(BaseModel):
 
 
 def parse_fleet(data: Any) -> list[FleetUnit]:
-    """Validate a fleet file (a JSON list of units). Raises ValueError naming the bad entry."""
+    """Validate a fleet file (a JSON list of units); InvalidInputError names the bad entry."""
     if not isinstance(data, list):
-        raise ValueError("a fleet file is a JSON list of units")
+        raise InvalidInputError("a fleet file is a JSON list of units")
     out: list[FleetUnit] = []
     seen: set[str] = set()
     for n, item in enumerate(data):
         try:
             unit = FleetUnit.model_validate(item)
         except ValidationError as exc:
-            raise ValueError(f"unit [{n}]: {validation_reason(exc)}") from exc
+            raise InvalidInputError(f"unit [{n}]: {validation_reason(exc)}") from exc
         if unit.id in seen:
-            raise ValueError(f"unit [{n}]: id {unit.id} appears twice")
+            raise InvalidInputError(f"unit [{n}]: id {unit.id} appears twice")
         seen.add(unit.id)
         out.append(unit)
     return out
 
 
 def parse_hospitals(data: Any) -> list[Hospital]:
-    """Validate a hospitals file (a JSON list). Raises ValueError naming the bad entry."""
+    """Validate a hospitals file (a JSON list). Raises InvalidInputError naming the bad entry."""
     if not isinstance(data, list):
-        raise ValueError("a hospitals file is a JSON list")
+        raise InvalidInputError("a hospitals file is a JSON list")
     out: list[Hospital] = []
     for n, item in enumerate(data):
         try:
             out.append(Hospital.model_validate(item))
         except ValidationError as exc:
-            raise ValueError(f"hospital [{n}]: {validation_reason(exc)}") from exc
+            raise InvalidInputError(f"hospital [{n}]: {validation_reason(exc)}") from exc
     return out
 
 
@@ -85,46 +86,42 @@ class Fleet:
         unit = await self.store.get(Unit, self.store.keys.unit(unit_id))
         if unit is None:
             raise NotFoundError(f"no unit {unit_id}")
-        fix = await self.store.redis.hget(self.store.keys.positions, unit_id)
-        if fix is not None:
-            unit = unit.model_copy(update={"position": Position.model_validate_json(fix)})
-        return unit
+        fix = await self.store.position(unit_id)
+        return unit if fix is None else unit.model_copy(update={"position": fix})
 
     async def units(self, *, agency: Agency | None = None) -> list[Unit]:
         """Every unit, with its latest position from the terminals' fixes."""
         keys = self.store.keys
-        raw_version = await self.store.redis.hget(keys.fleet_version, "v")
-        version = "" if raw_version is None else _s(raw_version)
+        version = await self.store.fleet_version()
         if self._cached is not None and self._cached[0] == version:
             every = self._cached[1]
         else:
-            ids = sorted(_s(i) for i in await self.store.redis.smembers(keys.unit_index))
+            ids = await self.store.members(keys.unit_index)
             found = await self.store.get_many(Unit, [keys.unit(i) for i in ids])
             every = [u for u in found if u is not None]
             self._cached = (version, every)
         units = [u for u in every if agency is None or u.agency is agency]
         if not units:
             return units
-        raw = await self.store.redis.hmget(self.store.keys.positions, [u.id for u in units])
+        fixes = await self.store.positions([u.id for u in units])
         return [
-            u
-            if fix is None
-            else u.model_copy(update={"position": Position.model_validate_json(fix)})
-            for u, fix in zip(units, raw, strict=True)
+            u if fix is None else u.model_copy(update={"position": fix})
+            for u, fix in zip(units, fixes, strict=True)
         ]
 
     async def position(self, unit_id: str) -> Position | None:
         """The unit's latest fix (from its terminal, else where it was loaded)."""
-        raw = await self.store.redis.hget(self.store.keys.positions, unit_id)
-        if raw is not None:
-            return Position.model_validate_json(raw)
+        fix = await self.store.position(unit_id)
+        if fix is not None:
+            return fix
         unit = await self.store.get(Unit, self.store.keys.unit(unit_id))
         return None if unit is None else unit.position
 
     async def put_unit(self, spec: FleetUnit, *, actor: str) -> Unit:
         """Create or redefine a unit. A live unit keeps its status, position and incident."""
         keys = self.store.keys
-        for _ in range(8):
+
+        async def attempt() -> Unit:
             current = await self.store.get(Unit, keys.unit(spec.id))
             now = self.clock()
             if current is None:
@@ -156,13 +153,11 @@ class Fleet:
             tx.expect_version(keys.unit(spec.id), 0 if current is None else current.version)
             stage_unit(tx, keys, unit)
             tx.sadd(keys.unit_index, spec.id)
-            tx.event("unit.updated", actor=actor, ts=now, data={"unit": unit})
-            try:
-                await self.store.commit(tx)
-            except VersionConflict:
-                continue
+            tx.event(EventType.UNIT_UPDATED, UnitUpdated(unit=unit), actor=actor, ts=now)
+            await self.store.commit(tx)
             return unit
-        raise StoreError(f"unit {spec.id} kept changing; try again")
+
+        return await self.store.retry(attempt, what=f"unit {spec.id}")
 
     # -- hospitals -----------------------------------------------------------------
     async def put_hospitals(self, hospitals: Sequence[Hospital], *, actor: str) -> None:
@@ -172,12 +167,15 @@ class Fleet:
             tx.put(keys.hospital(h.id), h, 1)
             tx.sadd(keys.hospital_index, h.id)
         tx.event(
-            "hospitals.updated", actor=actor, ts=self.clock(), data={"hospitals": list(hospitals)}
+            EventType.HOSPITALS_UPDATED,
+            HospitalsUpdated(hospitals=list(hospitals)),
+            actor=actor,
+            ts=self.clock(),
         )
         await self.store.commit(tx)
 
     async def hospitals(self) -> list[Hospital]:
-        ids = sorted(_s(i) for i in await self.store.redis.smembers(self.store.keys.hospital_index))
+        ids = await self.store.members(self.store.keys.hospital_index)
         found = await self.store.get_many(Hospital, [self.store.keys.hospital(i) for i in ids])
         return [h for h in found if h is not None]
 
@@ -199,29 +197,20 @@ class Fleet:
                 {f"{r.agency.value}:{r.start.isoformat()}": r.model_dump_json() for r in rules},
             )
         tx.event(
-            "roster.updated",
+            EventType.ROSTER_UPDATED,
+            RosterUpdated(entries=list(entries), rules=list(rules)),
             actor=actor,
             ts=self.clock(),
-            data={"entries": list(entries), "rules": list(rules)},
         )
         await self.store.commit(tx)
 
     async def duty(self, day: date | None = None) -> tuple[date, dict[Agency, Duty]]:
         """Who is on duty on ``day`` (default: the duty day now, shift change 08:00 Shanghai)."""
         day = day or duty_day(self.clock())
-        keys = self.store.keys
-        wanted = [f"{day.isoformat()}:{a.value}" for a in Agency]
-        raw_entries = await self.store.redis.hmget(keys.roster_entries, wanted)
-        entries = [RosterEntry.model_validate_json(r) for r in raw_entries if r is not None]
-        rules = [
-            RotationRule.model_validate_json(r)
-            for r in (await self.store.redis.hgetall(keys.roster_rules)).values()
-        ]
+        raw_entries, raw_rules = await self.store.roster(day, [a.value for a in Agency])
+        entries = [RosterEntry.model_validate_json(r) for r in raw_entries]
+        rules = [RotationRule.model_validate_json(r) for r in raw_rules]
         try:
             return day, on_duty(day, entries, rules)
         except ValueError as exc:
             raise ConflictError(f"roster for {day} is ambiguous: {exc}") from exc
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

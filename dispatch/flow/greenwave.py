@@ -1,13 +1,15 @@
-"""Green-wave requests at intersections: the arbiter's snapshots in Redis, and the messages.
+"""Step 8, green wave: signal requests from protected units, decided per intersection, sent.
 
-Every request, update or cancel for an intersection is decided by :class:`routing.arbiter.
-Arbiter` over that intersection's snapshot, stored at ``{yishao}:greenwave:<node>`` with a
-version for compare-and-set. Each commit carries one event per message
-(``greenwave.request`` / ``greenwave.update`` / ``greenwave.cancel``) with the decision, and a
+A protected unit's plan (:mod:`routing.greenwave`) becomes messages worth sending
+(:func:`routing.greenwave.outgoing`: a controller hears of a re-timing only when it
+matters); every request, update or cancel for an intersection is decided by
+:class:`routing.arbiter.Arbiter` over that intersection's snapshot, stored at
+``{yishao}:greenwave:<node>`` with a version for compare-and-set. Each commit carries one
+event per message (``greenwave.request`` / ``.update`` / ``.cancel``) with the decision, and a
 ``greenwave.status`` event for every other request whose decision changed (a higher-priority
 vehicle shifting or bumping a lower one). Signal controllers (role ``signal``, scoped to their
 intersections) receive these; their own reports (``served``, ``rejected``) come back through
-:meth:`SignalDesk.report` and go out the same way, to consoles and the requesting terminal.
+:meth:`GreenWave.report` and go out the same way, to consoles and the requesting terminal.
 """
 
 from __future__ import annotations
@@ -15,16 +17,34 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dispatch.errors import ConflictError, NotFoundError, StoreError
+from dispatch.core.assign import AssignmentRecord
+from dispatch.errors import ConflictError, NotFoundError
+from dispatch.events import EventType, RoutePlanned, SignalDecisionEvent
+from dispatch.flow.fleet import Fleet
 from dispatch.infra.store import Store, Tx, VersionConflict
 from routing.arbiter import Arbiter, IntersectionState, SignalDecision, SignalStatus
-from routing.greenwave import SignalRequest
+from routing.greenwave import (
+    GreenWaveConfig,
+    PlanUpdate,
+    RequestType,
+    SignalRequest,
+    outgoing,
+    plan_green_wave,
+    replan_from_position,
+)
 
 MAX_ATTEMPTS = 16
+# An ETA change smaller than this is not worth a message to the controller.
+RETIME_S = 2.0
+
+_MESSAGE_EVENTS = {
+    RequestType.REQUEST: EventType.GREENWAVE_REQUEST,
+    RequestType.UPDATE: EventType.GREENWAVE_UPDATE,
+    RequestType.CANCEL: EventType.GREENWAVE_CANCEL,
+}
 
 
 class SignalReport(BaseModel):
@@ -37,23 +57,6 @@ class SignalReport(BaseModel):
     reason: str = Field("", max_length=500)
 
 
-def decision_data(decision: SignalDecision, *, incident_id: str | None) -> dict[str, Any]:
-    """The payload every green-wave event carries: enough for a controller and a screen."""
-    request = decision.request
-    return {
-        "intersection_id": request.intersection_id,
-        "request_id": request.request_id,
-        "unit_id": request.requester.unit_id,
-        "incident_id": incident_id,
-        "request": request,
-        "status": decision.status,
-        "granted_from": decision.granted_from,
-        "granted_to": decision.granted_to,
-        "shift_s": decision.shift_s,
-        "reason": decision.reason,
-    }
-
-
 def _changed(before: SignalDecision | None, after: SignalDecision) -> bool:
     if before is None:
         return True
@@ -64,16 +67,118 @@ def _changed(before: SignalDecision | None, after: SignalDecision) -> bool:
     )
 
 
-class SignalDesk:
-    """Submits green-wave messages to the per-intersection arbiter and publishes decisions."""
+class GreenWave:
+    """Sends protected units' signal requests, arbitrated per intersection."""
 
     def __init__(
-        self, store: Store, *, clock: Callable[[], datetime], arbiter: Arbiter | None = None
+        self,
+        store: Store,
+        fleet: Fleet,
+        *,
+        clock: Callable[[], datetime],
+        arbiter: Arbiter | None = None,
+        config: GreenWaveConfig | None = None,
+        retime_s: float = RETIME_S,
     ) -> None:
         self.store = store
+        self.fleet = fleet
         self.clock = clock
         self.arbiter = arbiter or Arbiter()
+        self.config = config or GreenWaveConfig()
+        self.retime_s = retime_s
 
+    # -- from plans to messages ------------------------------------------------------------
+    async def send(
+        self,
+        record: AssignmentRecord,
+        update: PlanUpdate,
+        *,
+        now: datetime,
+        reason: str | None = None,
+    ) -> int:
+        """Keep a re-planned leg on its record and send what is worth sending.
+
+        Args:
+            record: the record as read (its version guards the commit).
+            update: the leg's new plan and messages (a re-plan from a fix, a new route).
+            now: the clock.
+            reason: set when the leg has a new route (a ``route.planned`` event says why).
+
+        Returns:
+            How many messages went to the arbiter (0 when another fix of the unit won).
+        """
+        keys = self.store.keys
+        leg = record.leg()
+        if leg is None:
+            return 0
+        messages, sent = (
+            outgoing(update.requests, record.sent_eta, retime_s=self.retime_s)
+            if record.greenwave_active
+            else ([], record.sent_eta)
+        )
+        new_leg = leg.model_copy(update={"route": update.plan.route, "greenwave": update.plan})
+        changed = record.model_copy(
+            update={leg.kind.value: new_leg, "sent_eta": sent, "version": record.version + 1}
+        )
+        tx = self.store.tx()
+        tx.expect_version(keys.assignment(record.unit_id), record.version)
+        tx.put(keys.assignment(record.unit_id), changed, changed.version)
+        if reason is not None:
+            tx.event(
+                EventType.ROUTE_PLANNED,
+                RoutePlanned(
+                    unit_id=record.unit_id, leg=leg.kind, route=update.plan.route, reason=reason
+                ),
+                actor=f"unit:{record.unit_id}",
+                ts=now,
+                incident_id=record.incident_id,
+            )
+        try:
+            await self.store.commit(tx)
+        except VersionConflict:
+            # Another fix of this unit won; the next fix re-times from the fresh record.
+            return 0
+        if messages:
+            await self.submit(
+                messages, incident_id=record.incident_id, actor=f"unit:{record.unit_id}"
+            )
+        return len(messages)
+
+    async def activate(self, records: Sequence[AssignmentRecord], *, now: datetime) -> int:
+        """Send the first requests of protected records that have sent none yet.
+
+        A unit already on its way is re-planned from its latest fix; one still at its start
+        gets the plan from its departure.
+        """
+        sent = 0
+        for record in records:
+            if not record.greenwave_active or record.sent_eta:
+                continue
+            fresh = await self.store.get(
+                AssignmentRecord, self.store.keys.assignment(record.unit_id)
+            )
+            leg = fresh.leg() if fresh is not None else None
+            if fresh is None or leg is None or fresh.sent_eta:
+                continue
+            position = await self.fleet.position(fresh.unit_id)
+            if position is not None and position.at >= leg.greenwave.departure:
+                update = replan_from_position(
+                    leg.greenwave,
+                    position=(position.lat, position.lon),
+                    now=now,
+                    config=self.config,
+                )
+            else:
+                update = plan_green_wave(
+                    leg.route,
+                    departure=leg.greenwave.departure,
+                    requester=leg.greenwave.requester,
+                    config=self.config,
+                )
+            sent += await self.send(fresh, update, now=now)
+        return sent
+
+    # -- the arbiter -------------------------------------------------------------------------
     async def state(self, intersection_id: int) -> IntersectionState:
         found = await self.store.get(
             IntersectionState, self.store.keys.greenwave(str(intersection_id))
@@ -93,7 +198,8 @@ class SignalDesk:
         by_node: dict[int, list[SignalRequest]] = defaultdict(list)
         for request in requests:
             by_node[request.intersection_id].append(request)
-        for _ in range(MAX_ATTEMPTS):
+
+        async def attempt() -> list[SignalDecision]:
             now = self.clock()
             tx = self.store.tx()
             decided: dict[str, SignalDecision] = {}
@@ -106,12 +212,12 @@ class SignalDesk:
                     tx, before, after, messages, incident_id=incident_id, actor=actor, now=now
                 )
                 decided.update({d.request.request_id: d for d in after.decisions})
-            try:
-                await self.store.commit(tx)
-            except VersionConflict:
-                continue
+            await self.store.commit(tx)
             return [decided[r.request_id] for r in requests]
-        raise StoreError("intersections kept changing; green-wave messages not sent")
+
+        return await self.store.retry(
+            attempt, what="intersections (green-wave messages not sent)", attempts=MAX_ATTEMPTS
+        )
 
     async def report(self, report: SignalReport, *, actor: str) -> SignalDecision:
         """A controller's ``served`` or ``rejected`` for a request it holds.
@@ -122,7 +228,8 @@ class SignalDesk:
         """
         if report.status not in (SignalStatus.SERVED, SignalStatus.REJECTED):
             raise ConflictError("a controller reports 'served' or 'rejected'")
-        for _ in range(MAX_ATTEMPTS):
+
+        async def attempt() -> SignalDecision:
             now = self.clock()
             before = await self.state(report.intersection_id)
             current = next(
@@ -151,12 +258,12 @@ class SignalDesk:
             after = self.arbiter.resolve(staged, now=now)
             tx = self.store.tx()
             self._stage(tx, before, after, [], incident_id=None, actor=actor, now=now)
-            try:
-                await self.store.commit(tx)
-            except VersionConflict:
-                continue
+            await self.store.commit(tx)
             return final
-        raise StoreError(f"intersection {report.intersection_id} kept changing")
+
+        return await self.store.retry(
+            attempt, what=f"intersection {report.intersection_id}", attempts=MAX_ATTEMPTS
+        )
 
     def _stage(
         self,
@@ -181,19 +288,18 @@ class SignalDesk:
             if decision is None:
                 continue
             tx.event(
-                f"greenwave.{message.request_type.value}",
+                _MESSAGE_EVENTS[message.request_type],
+                SignalDecisionEvent.of(decision, incident_id=incident_id),
                 actor=actor,
                 ts=now,
                 incident_id=incident_id,
-                data=decision_data(decision, incident_id=incident_id),
             )
         for request_id, decision in new.items():
             if request_id in asked or not _changed(old.get(request_id), decision):
                 continue
             tx.event(
-                "greenwave.status",
+                EventType.GREENWAVE_STATUS,
+                SignalDecisionEvent.of(decision, incident_id=None),
                 actor=actor,
                 ts=now,
-                incident_id=None,
-                data=decision_data(decision, incident_id=None),
             )

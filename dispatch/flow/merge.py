@@ -1,8 +1,10 @@
-"""Turning one validated call into committed incident state (joint intake's adapter).
+"""Steps 2-3, joint intake and plan: one validated call becomes committed incident state.
 
-The decision (merge or create, and the response plan) is the pure core's
-(:mod:`dispatch.core.merge`, :mod:`dispatch.core.plans`); this module reads the candidates from
-Redis, commits the result with guards and retries when another instance got there first.
+The decisions are the core's: which open incident the call joins (:mod:`dispatch.core.merge`)
+and what the incident needs after it (:meth:`PlanTable.for_call`). This adapter reads the
+candidates in one round trip, commits the result guarded by the change counters of the grid
+cells around the call (so two instances never open two incidents for one crash), and tries
+again when another instance got there first. It also splits a wrongly merged call out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from datetime import datetime
 from dispatch.core import merge
 from dispatch.core.geo import cell_of, cells_around
 from dispatch.core.plans import PlanTable
-from dispatch.errors import NotFoundError, StoreError
+from dispatch.errors import NotFoundError
+from dispatch.events import EventType, IncidentCreated, IncidentMerged, IncidentSplit
 from dispatch.infra.store import Store, VersionConflict
 from dispatch.models import CallEvent, CallRecord, Incident
 
@@ -35,7 +38,7 @@ class CallOutcome:
     event_ids: tuple[str, ...] = ()
 
 
-class CallHandler:
+class JointIntake:
     """Commits calls as incidents: merges reports of one emergency, plans the response."""
 
     def __init__(
@@ -57,85 +60,85 @@ class CallHandler:
         Raises:
             StoreError: Redis failed or contention did not clear (the entry stays pending).
         """
+        outcome = await self.store.retry(
+            lambda: self._attempt(call, stream_id),
+            what=f"call {call.key}: the neighbourhood",
+            attempts=MAX_ATTEMPTS,
+        )
+        if outcome.kind != "duplicate":
+            log.info("call %s %s incident %s", call.key, outcome.kind, outcome.incident_id)
+        return outcome
+
+    async def _attempt(self, call: CallEvent, stream_id: str | None) -> CallOutcome:
         keys = self.store.keys
         size_m = self.policy.distance_m
-        for _ in range(MAX_ATTEMPTS):
-            cells = cells_around(call.lat, call.lon, size_m)
-            # Redis's geo radius uses a slightly different earth radius: search a little
-            # wider and let the pure core decide on the exact distance.
-            seen, versions, candidates = await self.store.merge_view(
-                call.key, cells, lat=call.lat, lon=call.lon, radius_m=size_m * 1.01 + 1.0
-            )
-            if seen is not None:
-                return CallOutcome("duplicate", seen)
-            decision = merge.find_merge_target(call, candidates, policy=self.policy)
-            now = self.clock()
-            target: Incident | None = None
-            if decision is not None:
-                target = next(c for c in candidates if c.id == decision.incident_id)
-                severities = [s for s in (target.severity, call.severity) if s is not None]
-                plan = self.plans.plan_for(
-                    [*target.call_types, call.call_type], max(severities) if severities else None
-                )
-                incident_id = target.id
-            else:
-                plan = self.plans.plan_for([call.call_type], call.severity)
-                incident_id = await self.store.new_incident_id(call.received_at.strftime("%Y%m%d"))
-            updated = merge.apply_call(
-                target,
-                call,
+        cells = cells_around(call.lat, call.lon, size_m)
+        # Redis's geo radius uses a slightly different earth radius: search a little
+        # wider and let the pure core decide on the exact distance.
+        seen, versions, candidates = await self.store.merge_view(
+            call.key, cells, lat=call.lat, lon=call.lon, radius_m=size_m * 1.01 + 1.0
+        )
+        if seen is not None:
+            return CallOutcome("duplicate", seen)
+        decision = merge.find_merge_target(call, candidates, policy=self.policy)
+        now = self.clock()
+        target: Incident | None = None
+        if decision is not None:
+            target = next(c for c in candidates if c.id == decision.incident_id)
+            incident_id = target.id
+        else:
+            incident_id = await self.store.new_incident_id(call.received_at.strftime("%Y%m%d"))
+        updated = merge.apply_call(
+            target,
+            call,
+            incident_id=incident_id,
+            plan=self.plans.for_call(call, target),
+            now=now,
+            stream_id=stream_id,
+            note=None if decision is None else decision.reason,
+        )
+        record = CallRecord.from_call(call, stream_id)
+        tx = self.store.tx()
+        for cell in cells:
+            tx.expect_field(keys.cell_versions, cell, versions[cell])
+        tx.expect_absent(keys.call_index, call.key)
+        tx.expect_version(keys.incident(incident_id), 0 if target is None else target.version)
+        tx.put(keys.incident(incident_id), updated, updated.version)
+        tx.hset(keys.call_index, {call.key: incident_id})
+        tx.zadd(keys.open_incidents, incident_id, updated.last_call_at.timestamp())
+        tx.hincrby(keys.cell_versions, cell_of(updated.lat, updated.lon, size_m))
+        actor = f"centre:{call.centre.value}"
+        if decision is None:
+            tx.zadd(keys.incident_index, incident_id, updated.created_at.timestamp())
+            tx.geoadd(keys.open_geo, incident_id, lon=updated.lon, lat=updated.lat)
+            tx.event(
+                EventType.INCIDENT_CREATED,
+                IncidentCreated(incident=updated, call=record),
+                actor=actor,
+                ts=now,
                 incident_id=incident_id,
-                plan=plan,
-                now=now,
-                stream_id=stream_id,
-                note=None if decision is None else decision.reason,
             )
-            record = CallRecord.from_call(call, stream_id)
-            tx = self.store.tx()
-            for cell in cells:
-                tx.expect_field(keys.cell_versions, cell, versions[cell])
-            tx.expect_absent(keys.call_index, call.key)
-            tx.expect_version(keys.incident(incident_id), 0 if target is None else target.version)
-            tx.put(keys.incident(incident_id), updated, updated.version)
-            tx.hset(keys.call_index, {call.key: incident_id})
-            tx.zadd(keys.open_incidents, incident_id, updated.last_call_at.timestamp())
-            tx.hincrby(keys.cell_versions, cell_of(updated.lat, updated.lon, size_m))
-            actor = f"centre:{call.centre.value}"
-            if target is None:
-                tx.zadd(keys.incident_index, incident_id, updated.created_at.timestamp())
-                tx.geoadd(keys.open_geo, incident_id, lon=updated.lon, lat=updated.lat)
-                tx.event(
-                    "incident.created",
-                    actor=actor,
-                    ts=now,
-                    incident_id=incident_id,
-                    data={"incident": updated, "call": record},
-                )
-            else:
-                assert decision is not None
-                tx.event(
-                    "incident.merged",
-                    actor=actor,
-                    ts=now,
-                    incident_id=incident_id,
-                    data={
-                        "incident": updated,
-                        "call": record,
-                        "reason": decision.reason,
-                        "distance_m": round(decision.distance_m, 1),
-                        "gap_s": round(decision.gap_s, 1),
-                    },
-                )
-            try:
-                event_ids = await self.store.commit(tx)
-            except VersionConflict as exc:
-                if exc.kind == "exists":
-                    return CallOutcome("duplicate", exc.current)
-                continue
-            kind = "created" if target is None else "merged"
-            log.info("call %s %s incident %s", call.key, kind, incident_id)
-            return CallOutcome(kind, incident_id, tuple(event_ids))
-        raise StoreError(f"call {call.key}: state kept changing under {MAX_ATTEMPTS} attempts")
+        else:
+            tx.event(
+                EventType.INCIDENT_MERGED,
+                IncidentMerged(
+                    incident=updated,
+                    call=record,
+                    reason=decision.reason,
+                    distance_m=round(decision.distance_m, 1),
+                    gap_s=round(decision.gap_s, 1),
+                ),
+                actor=actor,
+                ts=now,
+                incident_id=incident_id,
+            )
+        try:
+            event_ids = await self.store.commit(tx)
+        except VersionConflict as exc:
+            if exc.kind == "exists":
+                return CallOutcome("duplicate", exc.current)
+            raise
+        return CallOutcome("created" if target is None else "merged", incident_id, tuple(event_ids))
 
     async def split(
         self, incident_id: str, call_key: str, *, actor: str
@@ -146,48 +149,52 @@ class CallHandler:
             NotFoundError: no such incident, or the call is not on it.
             ConflictError: the call is the incident's only one, or the incident is closed.
         """
+        return await self.store.retry(
+            lambda: self._split(incident_id, call_key, actor),
+            what=f"incident {incident_id}",
+            attempts=MAX_ATTEMPTS,
+        )
+
+    async def _split(
+        self, incident_id: str, call_key: str, actor: str
+    ) -> tuple[Incident, Incident]:
         keys = self.store.keys
-        for _ in range(MAX_ATTEMPTS):
-            now = self.clock()
-            incident = await self.store.get_incident(incident_id)
-            if incident is None:
-                raise NotFoundError(f"no incident {incident_id}")
-            moved = next((c for c in incident.calls if c.key == call_key), None)
-            day = (moved.received_at if moved else now).strftime("%Y%m%d")
-            new_id = await self.store.new_incident_id(day)
-            original, split = merge.split_call(
-                incident, call_key, new_incident_id=new_id, plans=self.plans, now=now, actor=actor
-            )
-            size_m = self.policy.distance_m
-            tx = self.store.tx()
-            tx.expect_version(keys.incident(incident.id), incident.version)
-            tx.put(keys.incident(incident.id), original, original.version)
-            tx.put(keys.incident(new_id), split, split.version)
-            tx.hset(keys.call_index, {call_key: new_id})
-            tx.zadd(keys.incident_index, new_id, split.created_at.timestamp())
-            tx.zadd(keys.open_incidents, new_id, split.last_call_at.timestamp())
-            tx.geoadd(keys.open_geo, new_id, lon=split.lon, lat=split.lat)
-            # The original may have moved to its new first call.
-            tx.geoadd(keys.open_geo, incident.id, lon=original.lon, lat=original.lat)
-            for inc in (original, split):
-                tx.hincrby(keys.cell_versions, cell_of(inc.lat, inc.lon, size_m))
-            tx.event(
-                "incident.split",
-                actor=actor,
-                ts=now,
-                incident_id=incident.id,
-                data={"incident": original, "call_key": call_key, "new_incident_id": new_id},
-            )
-            tx.event(
-                "incident.created",
-                actor=actor,
-                ts=now,
-                incident_id=new_id,
-                data={"incident": split, "split_from": incident.id},
-            )
-            try:
-                await self.store.commit(tx)
-            except VersionConflict:
-                continue
-            return original, split
-        raise StoreError(f"incident {incident_id} kept changing; try again")
+        now = self.clock()
+        incident = await self.store.get_incident(incident_id)
+        if incident is None:
+            raise NotFoundError(f"no incident {incident_id}")
+        moved = next((c for c in incident.calls if c.key == call_key), None)
+        day = (moved.received_at if moved else now).strftime("%Y%m%d")
+        new_id = await self.store.new_incident_id(day)
+        original, split = merge.split_call(
+            incident, call_key, new_incident_id=new_id, plans=self.plans, now=now, actor=actor
+        )
+        size_m = self.policy.distance_m
+        tx = self.store.tx()
+        tx.expect_version(keys.incident(incident.id), incident.version)
+        tx.put(keys.incident(incident.id), original, original.version)
+        tx.put(keys.incident(new_id), split, split.version)
+        tx.hset(keys.call_index, {call_key: new_id})
+        tx.zadd(keys.incident_index, new_id, split.created_at.timestamp())
+        tx.zadd(keys.open_incidents, new_id, split.last_call_at.timestamp())
+        tx.geoadd(keys.open_geo, new_id, lon=split.lon, lat=split.lat)
+        # The original may have moved to its new first call.
+        tx.geoadd(keys.open_geo, incident.id, lon=original.lon, lat=original.lat)
+        for inc in (original, split):
+            tx.hincrby(keys.cell_versions, cell_of(inc.lat, inc.lon, size_m))
+        tx.event(
+            EventType.INCIDENT_SPLIT,
+            IncidentSplit(incident=original, call_key=call_key, new_incident_id=new_id),
+            actor=actor,
+            ts=now,
+            incident_id=incident.id,
+        )
+        tx.event(
+            EventType.INCIDENT_CREATED,
+            IncidentCreated(incident=split, split_from=incident.id),
+            actor=actor,
+            ts=now,
+            incident_id=new_id,
+        )
+        await self.store.commit(tx)
+        return original, split

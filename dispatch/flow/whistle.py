@@ -1,4 +1,4 @@
-"""The whistle's adapter: rosters, the pure state machine, timers and the event log together.
+"""Step 5, the whistle: rosters, the pure state machine, timers and the event log together.
 
 Every transition (sound, ack, timeout, close) is one commit: the whistle record, the
 incident's link to it, the timers the state machine asked for and one event per effect
@@ -14,14 +14,24 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
 from dispatch.auth import Principal
 from dispatch.core import whistle as machine
-from dispatch.errors import ConflictError, ForbiddenError, NotFoundError, StoreError
-from dispatch.flow.assign import AssignmentRequest, Recommendations, Responder
+from dispatch.core.recommend import Recommendations
+from dispatch.errors import ConflictError, ForbiddenError, NotFoundError
+from dispatch.events import (
+    EventType,
+    GreenWaveEnabled,
+    WhistleAck,
+    WhistleAlert,
+    WhistleClosed,
+    WhistleSounded,
+    WhistleStandDown,
+    WhistleSummons,
+)
+from dispatch.flow.assign import AssignmentRequest, Assignments
 from dispatch.flow.fleet import Fleet
-from dispatch.infra.store import Store, Tx, VersionConflict
+from dispatch.flow.recommend import Recommender
+from dispatch.infra.store import Store, Tx
 from dispatch.infra.timers import Timers
 from dispatch.models import AGENCY_CENTRE, Incident, Role
 
@@ -30,47 +40,15 @@ log = logging.getLogger(__name__)
 TIMER_KIND = "whistle.ack_deadline"
 
 
-class IncidentSummary(BaseModel):
-    """What a summoned coordinator sees first."""
-
-    id: str
-    call_types: list[str]
-    centres: list[str]
-    lat: float
-    lon: float
-    address: str | None
-    severity: int | None
-    priority: int
-    agencies: list[str]
-
-
-def summary(incident: Incident) -> IncidentSummary:
-    return IncidentSummary(
-        id=incident.id,
-        call_types=[t.value for t in incident.call_types],
-        centres=[c.value for c in incident.centres],
-        lat=incident.lat,
-        lon=incident.lon,
-        address=incident.address,
-        severity=incident.severity,
-        priority=incident.priority,
-        agencies=[a.value for a in incident.agencies],
-    )
-
-
-def whistle_id_for(incident_id: str) -> str:
-    """One whistle per incident: its id follows from the incident's."""
-    return f"W-{incident_id}"
-
-
-class WhistleService:
+class WhistleDesk:
     """Sounds whistles, takes acks, escalates on missed deadlines."""
 
     def __init__(
         self,
         store: Store,
         fleet: Fleet,
-        responder: Responder,
+        assignments: Assignments,
+        recommender: Recommender,
         timers: Timers,
         *,
         clock: Callable[[], datetime],
@@ -79,7 +57,8 @@ class WhistleService:
     ) -> None:
         self.store = store
         self.fleet = fleet
-        self.responder = responder
+        self.assignments = assignments
+        self.recommender = recommender
         self.timers = timers
         self.clock = clock
         self.ack_timeout_s = ack_timeout_s
@@ -93,9 +72,19 @@ class WhistleService:
         return found
 
     async def open_whistles(self) -> list[machine.Whistle]:
-        ids: Any = await self.store.redis.zrange(self.store.keys.open_whistles, 0, -1)
-        keys = [self.store.keys.whistle(i.decode() if isinstance(i, bytes) else i) for i in ids]
-        return [w for w in await self.store.get_many(machine.Whistle, keys) if w is not None]
+        keys = self.store.keys
+        ids = await self.store.ranked(keys.open_whistles)
+        return [
+            w
+            for w in await self.store.get_many(machine.Whistle, [keys.whistle(i) for i in ids])
+            if w is not None
+        ]
+
+    async def _incident(self, incident_id: str) -> Incident:
+        incident = await self.store.get_incident(incident_id)
+        if incident is None:
+            raise NotFoundError(f"no incident {incident_id}")
+        return incident
 
     async def sound(
         self,
@@ -117,13 +106,13 @@ class WhistleService:
         centre = AGENCY_CENTRE.get(who.agency)
         if centre is None:
             raise ForbiddenError(f"a {who.agency.value} dispatcher has no call centre")
-        keys = self.store.keys
-        for _ in range(8):
-            incident = await self.responder.incident(incident_id)
+
+        async def attempt() -> tuple[machine.Whistle, Recommendations | None]:
+            incident = await self._incident(incident_id)
             _day, duty = await self.fleet.duty()
             now = self.clock()
             whistle, effects = machine.sound(
-                whistle_id=whistle_id_for(incident.id),
+                whistle_id=machine.whistle_id_for(incident.id),
                 incident=incident,
                 sounded_by=who.sub,
                 centre=centre,
@@ -133,8 +122,10 @@ class WhistleService:
                 forced=forced,
                 reason=reason,
             )
-            if recommended is None or recommended.incident_id != incident.id:
-                recommended = await self._recommendations(incident)
+            recs = recommended
+            if recs is None or recs.incident_id != incident.id:
+                recs = await self._recommendations(incident)
+            keys = self.store.keys
             tx = self.store.tx()
             tx.expect_version(keys.incident(incident.id), incident.version)
             tx.expect_version(keys.whistle(whistle.id), 0)
@@ -149,24 +140,21 @@ class WhistleService:
             tx.put(keys.whistle(whistle.id), whistle, 1)
             tx.zadd(keys.open_whistles, whistle.id, now.timestamp())
             tx.event(
-                "whistle.sounded",
+                EventType.WHISTLE_SOUNDED,
+                WhistleSounded(whistle=whistle, incident=incident.summary(), centre=centre),
                 actor=who.sub,
                 ts=now,
                 incident_id=incident.id,
-                data={"whistle": whistle, "incident": summary(incident), "centre": centre},
             )
-            await self._apply(
-                tx, whistle, effects, linked, actor=who.sub, now=now, extra=recommended
-            )
-            try:
-                await self.store.commit(tx)
-            except VersionConflict:
-                continue
-            log.info("whistle %s sounded by %s (%s)", whistle.id, who.sub, centre.value)
-            if self.auto_assign and recommended is not None:
-                await self._assign_top_units(incident.id, recommended, actor=who.sub)
-            return whistle
-        raise StoreError(f"incident {incident_id} kept changing; try again")
+            await self._apply(tx, whistle, effects, linked, actor=who.sub, now=now, extra=recs)
+            await self.store.commit(tx)
+            return whistle, recs
+
+        whistle, recs = await self.store.retry(attempt, what=f"incident {incident_id}")
+        log.info("whistle %s sounded by %s (%s)", whistle.id, who.sub, centre.value)
+        if self.auto_assign and recs is not None:
+            await self._assign_top_units(incident_id, recs, actor=who.sub)
+        return whistle
 
     async def ack(self, whistle_id: str, who: Principal) -> machine.Whistle:
         """A coordinator acknowledges their summons. Raises ForbiddenError if not a coordinator."""
@@ -202,41 +190,44 @@ class WhistleService:
         fired: str | None = None,
     ) -> machine.Whistle:
         keys = self.store.keys
-        for _ in range(8):
-            current = await self.get(whistle_id)
-            incident = await self.responder.incident(current.incident_id)
+
+        async def attempt() -> tuple[machine.Whistle, Incident, bool]:
+            current, version = await self.store.get_versioned(
+                machine.Whistle, keys.whistle(whistle_id)
+            )
+            if current is None:
+                raise NotFoundError(f"no whistle {whistle_id}")
+            incident = await self._incident(current.incident_id)
             now = self.clock()
             new, effects = step(current, now)
             tx = self.store.tx()
             if fired is not None:
                 self.timers.done(tx, fired)
             if new == current and not effects:
-                if fired is None:
-                    return current
-                await self.store.commit(tx)  # a stale or late timer: drop it
-                return current
-            version = await self._version(whistle_id)
+                if fired is not None:
+                    await self.store.commit(tx)  # a stale or late timer: drop it
+                return current, incident, False
             tx.expect_version(keys.whistle(whistle_id), version)
             tx.put(keys.whistle(whistle_id), new, version + 1)
             if new.closed_at is not None:
                 tx.zrem(keys.open_whistles, whistle_id)
                 if current.closed_at is None:
                     tx.event(
-                        "whistle.closed",
+                        EventType.WHISTLE_CLOSED,
+                        WhistleClosed(whistle_id=whistle_id),
                         actor=actor,
                         ts=now,
                         incident_id=incident.id,
-                        data={"whistle_id": whistle_id},
                     )
             await self._apply(tx, new, effects, incident, actor=actor, now=now, before=current)
-            try:
-                await self.store.commit(tx)
-            except VersionConflict:
-                continue
-            if any(isinstance(e, machine.EnableGreenWave) for e in effects):
-                await self.responder.activate_all(incident.id, now=now)
-            return new
-        raise StoreError(f"whistle {whistle_id} kept changing; try again")
+            await self.store.commit(tx)
+            protect = any(isinstance(e, machine.EnableGreenWave) for e in effects)
+            return new, incident, protect
+
+        new, incident, protect = await self.store.retry(attempt, what=f"whistle {whistle_id}")
+        if protect:
+            await self.assignments.activate(incident.id, now=self.clock())
+        return new
 
     async def _assign_top_units(
         self, incident_id: str, recommended: Recommendations, *, actor: str
@@ -251,19 +242,15 @@ class WhistleService:
                 continue
             request = AssignmentRequest(unit_ids=[agency.suggested[0]])
             try:
-                await self.responder.assign(incident_id, request, actor=f"auto:{actor}")
+                await self.assignments.assign(incident_id, request, actor=f"auto:{actor}")
             except (ConflictError, NotFoundError) as exc:
                 log.warning("whistle auto-assign for %s: %s", incident_id, exc)
 
-    async def _version(self, whistle_id: str) -> int:
-        raw = await self.store.redis.hget(self.store.keys.whistle(whistle_id), "v")
-        return 0 if raw is None else int(raw)
-
     async def _recommendations(self, incident: Incident) -> Recommendations | None:
-        if self.responder.router is None:
+        if self.recommender.router is None:
             return None
         try:
-            return await self.responder.recommend_for(incident)
+            return await self.recommender.recommend_for(incident)
         except ConflictError as exc:
             log.warning("whistle for %s: no recommendations: %s", incident.id, exc)
             return None
@@ -284,16 +271,16 @@ class WhistleService:
         for effect in effects:
             if isinstance(effect, machine.Summon):
                 tx.event(
-                    "whistle.summons",
+                    EventType.WHISTLE_SUMMONS,
+                    WhistleSummons(
+                        whistle_id=whistle.id,
+                        summons=effect.summons,
+                        incident=incident.summary(),
+                        recommended=extra.top(5) if extra is not None else None,
+                    ),
                     actor=actor,
                     ts=now,
                     incident_id=incident.id,
-                    data={
-                        "whistle_id": whistle.id,
-                        "summons": effect.summons,
-                        "incident": summary(incident),
-                        "recommended": extra.top(5) if extra is not None else None,
-                    },
                 )
             elif isinstance(effect, machine.ScheduleTimer):
                 self.timers.schedule(
@@ -308,43 +295,43 @@ class WhistleService:
                 self.timers.done(tx, effect.timer_id)
             elif isinstance(effect, machine.AlertCentre):
                 tx.event(
-                    "whistle.alert",
+                    EventType.WHISTLE_ALERT,
+                    WhistleAlert(whistle_id=whistle.id, centre=effect.centre, text=effect.text),
                     actor=actor,
                     ts=now,
                     incident_id=incident.id,
-                    data={"whistle_id": whistle.id, "centre": effect.centre, "text": effect.text},
                 )
             elif isinstance(effect, machine.StandDown):
                 tx.event(
-                    "whistle.stand_down",
+                    EventType.WHISTLE_STAND_DOWN,
+                    WhistleStandDown(whistle_id=whistle.id, summons=effect.summons),
                     actor=actor,
                     ts=now,
                     incident_id=incident.id,
-                    data={"whistle_id": whistle.id, "summons": effect.summons},
                 )
             elif isinstance(effect, machine.EnableGreenWave):
-                records = await self.responder.add_enable_greenwave(
+                records = await self.assignments.stage_protection(
                     tx, incident, actor=actor, now=now
                 )
                 tx.event(
-                    "greenwave.enabled",
+                    EventType.GREENWAVE_ENABLED,
+                    GreenWaveEnabled(whistle_id=whistle.id, units=[r.unit_id for r in records]),
                     actor=actor,
                     ts=now,
                     incident_id=incident.id,
-                    data={"whistle_id": whistle.id, "units": [r.unit_id for r in records]},
                 )
         was_acked = {s.id for s in before.summons if s.acked_at is not None} if before else set()
         for s in whistle.summons:
             if s.acked_at is None or s.id in was_acked:
                 continue
             tx.event(
-                "whistle.ack",
+                EventType.WHISTLE_ACK,
+                WhistleAck(
+                    whistle_id=whistle.id,
+                    summons=s,
+                    after_s=(now - s.summoned_at) / timedelta(seconds=1),
+                ),
                 actor=actor,
                 ts=now,
                 incident_id=incident.id,
-                data={
-                    "whistle_id": whistle.id,
-                    "summons": s,
-                    "after_s": (now - s.summoned_at) / timedelta(seconds=1),
-                },
             )

@@ -10,9 +10,9 @@ hash tag, so the same script runs on a Redis Cluster.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -22,19 +22,21 @@ from redis.exceptions import RedisError, ResponseError
 
 from dispatch.constants import (
     CALL_STREAM_MAXLEN,
-    CONSUMER_GROUP,
     DEAD_STREAM_MAXLEN,
     EVENT_STREAM_MAXLEN,
+    POSITION_STREAM_MAXLEN,
     Keys,
 )
 from dispatch.errors import ConflictError, StoreError
-from dispatch.models import CallEvent, DeadLetter, Event, Incident, IncidentStatus
+from dispatch.events import EventType, Payload
+from dispatch.models import CallEvent, DeadLetter, Event, Incident, IncidentStatus, Position
 
 log = logging.getLogger(__name__)
 
 # One Redis, or a Redis Cluster: every key a commit touches shares one hash tag.
 AnyRedis = Redis | RedisCluster
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 _COMMIT_LUA = """
 local tx = cjson.decode(ARGV[1])
@@ -193,24 +195,38 @@ class Tx:
 
     def event(
         self,
-        type: str,
+        type: EventType,
+        payload: Payload,
         *,
         actor: str,
         ts: datetime,
         incident_id: str | None = None,
-        data: dict[str, Any] | BaseModel | None = None,
     ) -> Tx:
-        """Append one event to the log as part of this commit."""
-        if isinstance(data, BaseModel):
-            payload = data.model_dump_json()
-        else:
-            payload = orjson.dumps(data or {}, default=_json_default).decode()
+        """Append one event (its type's payload model) to the log as part of this commit."""
+        return self._append(type.value, payload.to_json(), actor, ts, incident_id)
+
+    def raw_event(
+        self,
+        type: str,
+        data: Mapping[str, Any],
+        *,
+        actor: str,
+        ts: datetime,
+        incident_id: str | None = None,
+    ) -> Tx:
+        """Append an event of any type and data: for tests and tools, never the service."""
+        body = orjson.dumps(dict(data), default=_json_default).decode()
+        return self._append(type, body, actor, ts, incident_id)
+
+    def _append(
+        self, type: str, body: str, actor: str, ts: datetime, incident_id: str | None
+    ) -> Tx:
         fields = [
             "type", type,
             "incident_id", incident_id or "",
             "actor", actor,
             "ts", ts.astimezone(UTC).isoformat(),
-            "data", payload,
+            "data", body,
         ]  # fmt: skip
         # Each incident keeps the ids of its events, so its audit trail is one LRANGE
         # plus the entries, not a scan of the whole log.
@@ -239,7 +255,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def event_from_entry(entry_id: bytes | str, raw: dict[bytes, bytes]) -> Event:
+def text(value: bytes | str | int) -> str:
+    """A Redis reply as text (the client returns bytes; ids and counters may come as int)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def event_from_entry(entry_id: bytes | str, raw: Mapping[bytes, bytes]) -> Event:
     """Rebuild an :class:`Event` from an event-log entry."""
     f = {k.decode(): v.decode() for k, v in raw.items()}
     return Event(
@@ -253,7 +276,11 @@ def event_from_entry(entry_id: bytes | str, raw: dict[bytes, bytes]) -> Event:
 
 
 class Store:
-    """Async access to Yishao's state in one Redis namespace."""
+    """Async access to Yishao's state in one Redis namespace.
+
+    Every method that talks to Redis wraps its errors as :class:`StoreError` (503 at the
+    edge), so adapters above never handle a Redis exception themselves.
+    """
 
     def __init__(self, redis: AnyRedis, keys: Keys) -> None:
         self.redis = redis
@@ -278,41 +305,122 @@ class Store:
             result = await self._commit(keys=keys, args=[body])
         except RedisError as exc:
             raise StoreError(f"commit failed: {exc}") from exc
-        status = _s(result[0])
+        status = text(result[0])
         if status != "ok":
-            index = int(_s(result[1])) - 1
+            index = int(text(result[1])) - 1
             guard = tx.guards[index]
             raise VersionConflict(
                 f"guard {guard['op']} on {keys[int(guard['k']) - 1]} failed",
                 kind=status,
-                current=_s(result[2]),
+                current=text(result[2]),
             )
-        return [_s(r) for r in result[1:]]
+        return [text(r) for r in result[1:]]
+
+    async def retry(
+        self, attempt: Callable[[], Awaitable[T]], *, what: str, attempts: int = 8
+    ) -> T:
+        """Run ``attempt`` (read, decide, commit) again while its commit's guards fail.
+
+        Every read-decide-commit step of the service is optimistic: it re-reads and decides
+        again when another instance committed in between. ``attempt`` raises
+        :class:`VersionConflict` (from :meth:`commit`) to ask for another round.
+
+        Raises:
+            StoreError: the state kept changing for ``attempts`` rounds.
+        """
+        for _ in range(attempts):
+            try:
+                return await attempt()
+            except VersionConflict:
+                continue
+        raise StoreError(f"{what} kept changing; try again")
+
+    async def _call(self, what: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except RedisError as exc:
+            raise StoreError(f"{what}: {exc}") from exc
+
+    async def ping(self) -> bool:
+        """Whether Redis answers (never raises)."""
+        try:
+            return bool(await self.redis.ping())
+        except RedisError:
+            return False
 
     # -- generic objects ----------------------------------------------------------
     async def get(self, model: type[M], key: str) -> M | None:
-        raw = await self.redis.hget(key, "json")
+        raw = await self._call("read", self.redis.hget(key, "json"))
         return None if raw is None else model.model_validate_json(raw)
 
     async def get_many(self, model: type[M], keys: Sequence[str]) -> list[M | None]:
+        return [
+            None if r is None else model.model_validate_json(r) for r in await self.raw_many(keys)
+        ]
+
+    async def raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The stored JSON of several objects, one round trip (for readers that skip pydantic)."""
         if not keys:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hget(key, "json")
-            raws = await pipe.execute()
-        return [None if r is None else model.model_validate_json(r) for r in raws]
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hget(key, "json")
+                raws: list[bytes | None] = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"read: {exc}") from exc
+        return raws
+
+    async def get_versioned(self, model: type[M], key: str) -> tuple[M | None, int]:
+        """An object and its version (0 when absent), read together."""
+        v, raw = await self._call("read", self.redis.hmget(key, ["v", "json"]))
+        return (None if raw is None else model.model_validate_json(raw)), int(v or 0)
+
+    async def version(self, key: str) -> int:
+        """The version of the object at ``key`` (0 when absent): a cheap freshness check."""
+        raw = await self._call("read", self.redis.hget(key, "v"))
+        return 0 if raw is None else int(raw)
+
+    async def existing(self, keys: Sequence[str]) -> list[bool]:
+        """Which of these objects exist, one round trip."""
+        if not keys:
+            return []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.exists(key)
+                found = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"read: {exc}") from exc
+        return [bool(n) for n in found]
+
+    async def members(self, key: str) -> list[str]:
+        """The members of a set, sorted."""
+        return sorted(text(m) for m in await self._call("read", self.redis.smembers(key)))
+
+    async def is_member(self, key: str, member: str) -> bool:
+        return bool(await self._call("read", self.redis.sismember(key, member)))
+
+    async def ranked(self, key: str) -> list[str]:
+        """The members of a sorted set, lowest score first."""
+        found: Any = await self._call("read", self.redis.zrange(key, 0, -1))
+        return [text(m) for m in found]
 
     # -- incidents ----------------------------------------------------------------
     async def get_incident(self, incident_id: str) -> Incident | None:
         return await self.get(Incident, self.keys.incident(incident_id))
 
+    async def open_incidents(self) -> list[Incident]:
+        """Every incident not yet closed, oldest last call first."""
+        ids = await self.ranked(self.keys.open_incidents)
+        return [i for i in await self.get_many(Incident, [self.keys.incident(i) for i in ids]) if i]
+
     async def incident_for_call(self, call_key: str) -> str | None:
-        raw = await self.redis.hget(self.keys.call_index, call_key)
-        return None if raw is None else _s(raw)
+        raw = await self._call("read", self.redis.hget(self.keys.call_index, call_key))
+        return None if raw is None else text(raw)
 
     async def new_incident_id(self, day: str) -> str:
-        seq = await self.redis.incr(self.keys.incident_seq)
+        seq = await self._call("allocate", self.redis.incr(self.keys.incident_seq))
         return f"YS-{day}-{seq:06d}"
 
     async def merge_view(
@@ -325,23 +433,23 @@ class Store:
             counters of the cells around the call (the commit's guards); the open
             incidents within ``radius_m``, nearest first.
         """
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(self.keys.call_index, call_key)
-            pipe.hmget(self.keys.cell_versions, list(cells))
-            pipe.geosearch(
-                self.keys.open_geo, longitude=lon, latitude=lat, radius=radius_m, unit="m",
-                sort="ASC",
-            )  # fmt: skip
-            try:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hget(self.keys.call_index, call_key)
+                pipe.hmget(self.keys.cell_versions, list(cells))
+                pipe.geosearch(
+                    self.keys.open_geo, longitude=lon, latitude=lat, radius=radius_m, unit="m",
+                    sort="ASC",
+                )  # fmt: skip
                 seen, raw_versions, ids = await pipe.execute()
-            except ResponseError as exc:
-                raise StoreError(f"reading merge candidates failed: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"reading merge candidates failed: {exc}") from exc
         versions = {
-            c: ("" if v is None else _s(v)) for c, v in zip(cells, raw_versions, strict=True)
+            c: ("" if v is None else text(v)) for c, v in zip(cells, raw_versions, strict=True)
         }
-        found = await self.get_many(Incident, [self.keys.incident(_s(i)) for i in ids])
+        found = await self.get_many(Incident, [self.keys.incident(text(i)) for i in ids])
         candidates = [i for i in found if i is not None and i.status is not IncidentStatus.CLOSED]
-        return (None if seen is None else _s(seen)), versions, candidates
+        return (None if seen is None else text(seen)), versions, candidates
 
     async def list_incidents(
         self,
@@ -357,13 +465,16 @@ class Store:
         offset = 0
         page = max(limit, 100)
         while len(out) < limit:
-            ids: Any = await self.redis.zrevrangebyscore(
-                self.keys.incident_index, "+inf", low, start=offset, num=page
+            ids: Any = await self._call(
+                "read",
+                self.redis.zrevrangebyscore(
+                    self.keys.incident_index, "+inf", low, start=offset, num=page
+                ),
             )
             if not ids:
                 break
             offset += len(ids)
-            for inc in await self.get_many(Incident, [self.keys.incident(_s(i)) for i in ids]):
+            for inc in await self.get_many(Incident, [self.keys.incident(text(i)) for i in ids]):
                 if inc is None:
                     continue
                 if status is not None and inc.status is not status:
@@ -375,14 +486,72 @@ class Store:
                     break
         return out
 
-    # -- call intake --------------------------------------------------------------
-    async def ensure_group(self) -> None:
-        """Create the intake consumer group (and the stream) if they do not exist."""
+    # -- units, positions, hospitals, rosters ---------------------------------------
+    async def fleet_version(self) -> str:
+        """The fleet's change counter ('' before the first unit write)."""
+        raw = await self._call("read", self.redis.hget(self.keys.fleet_version, "v"))
+        return "" if raw is None else text(raw)
+
+    async def position(self, unit_id: str) -> Position | None:
+        raw = await self._call("read", self.redis.hget(self.keys.positions, unit_id))
+        return None if raw is None else Position.model_validate_json(raw)
+
+    async def positions(self, unit_ids: Sequence[str]) -> list[Position | None]:
+        if not unit_ids:
+            return []
+        raws = await self._call("read", self.redis.hmget(self.keys.positions, list(unit_ids)))
+        return [None if r is None else Position.model_validate_json(r) for r in raws]
+
+    async def record_positions(self, fixes: Sequence[tuple[str, Position, float | None]]) -> None:
+        """Keep each unit's latest fix and append every fix to the live-map stream."""
+        keys = self.keys
         try:
-            await self.redis.xgroup_create(self.keys.calls, CONSUMER_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise StoreError(f"cannot create consumer group: {exc}") from exc
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for unit_id, pos, eta_s in fixes:
+                    body = pos.model_dump_json()
+                    fields: dict[Any, Any] = {"unit_id": unit_id, "position": body}
+                    if eta_s is not None:
+                        fields["eta_s"] = f"{eta_s:.1f}"
+                    pipe.hset(keys.positions, unit_id, body)
+                    pipe.xadd(
+                        keys.position_stream,
+                        fields,
+                        maxlen=POSITION_STREAM_MAXLEN,
+                        approximate=True,
+                    )
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"recording positions: {exc}") from exc
+
+    async def read_positions(
+        self, after: str, *, count: int, block_ms: int
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Fixes on the live-map stream after ``after`` ('$': from now), waiting up to block_ms."""
+        resp: Any = await self._call(
+            "read positions",
+            self.redis.xread({self.keys.position_stream: after}, count=count, block=block_ms),
+        )
+        return [(text(i), raw) for _stream, entries in resp or [] for i, raw in entries]
+
+    async def roster(
+        self, day: date, agencies: Sequence[str]
+    ) -> tuple[list[bytes | str], list[bytes | str]]:
+        """The stored roster entries of ``day`` for these agencies, and every rotation rule."""
+        keys = self.keys
+        wanted = [f"{day.isoformat()}:{a}" for a in agencies]
+        entries = await self._call("read roster", self.redis.hmget(keys.roster_entries, wanted))
+        rules = await self._call("read roster", self.redis.hgetall(keys.roster_rules))
+        return [e for e in entries if e is not None], list(rules.values())
+
+    # -- call intake --------------------------------------------------------------
+    async def add_call(self, call: CallEvent) -> str:
+        """Add a call to the intake stream as a call-taking system would; returns its entry id."""
+        fields: dict[Any, Any] = call.to_fields()
+        entry_id = await self._call(
+            "cannot reach the call stream",
+            self.redis.xadd(self.keys.calls, fields, maxlen=CALL_STREAM_MAXLEN, approximate=True),
+        )
+        return text(entry_id)
 
     async def dead_letter(
         self,
@@ -401,35 +570,28 @@ class Store:
             "deliveries": str(deliveries),
             "fields": orjson.dumps(fields).decode(),
         }
-        dead_id = await self.redis.xadd(
-            self.keys.calls_dead,
-            cast(dict[Any, Any], entry),
-            maxlen=DEAD_STREAM_MAXLEN,
-            approximate=True,
+        dead_id = await self._call(
+            "dead letter",
+            self.redis.xadd(
+                self.keys.calls_dead,
+                cast(dict[Any, Any], entry),
+                maxlen=DEAD_STREAM_MAXLEN,
+                approximate=True,
+            ),
         )
-        return _s(dead_id)
-
-    async def add_call(self, call: CallEvent) -> str:
-        """Add a call to the intake stream as a call-taking system would; returns its entry id."""
-        fields: dict[Any, Any] = call.to_fields()
-        try:
-            entry_id = await self.redis.xadd(
-                self.keys.calls, fields, maxlen=CALL_STREAM_MAXLEN, approximate=True
-            )
-        except RedisError as exc:
-            raise StoreError(f"cannot reach the call stream: {exc}") from exc
-        return _s(entry_id)
+        return text(dead_id)
 
     async def list_dead(self, *, count: int = 100, before: str = "+") -> list[DeadLetter]:
-        entries: Any = await self.redis.xrevrange(
-            self.keys.calls_dead, max=before, min="-", count=count
+        entries: Any = await self._call(
+            "read dead letters",
+            self.redis.xrevrange(self.keys.calls_dead, max=before, min="-", count=count),
         )
         out: list[DeadLetter] = []
         for entry_id, raw in entries:
-            f = {_s(k): _s(v) for k, v in raw.items()}
+            f = {text(k): text(v) for k, v in raw.items()}
             out.append(
                 DeadLetter(
-                    id=_s(entry_id),
+                    id=text(entry_id),
                     source_id=f.get("source_id", ""),
                     reason=f.get("reason", ""),
                     failed_at=datetime.fromisoformat(f["failed_at"]),
@@ -439,29 +601,129 @@ class Store:
             )
         return out
 
+    async def remember_failure(self, entry_id: str, reason: str) -> None:
+        """Note why processing a call entry failed (the dead letter's reason if it never works)."""
+        await self._call("note", self.redis.hset(self.keys.intake_errors, entry_id, reason))
+
+    async def failure_of(self, entry_id: str) -> str | None:
+        raw = await self._call("read", self.redis.hget(self.keys.intake_errors, entry_id))
+        return None if raw is None else text(raw)
+
+    async def forget_failures(self, entry_ids: Sequence[str]) -> None:
+        if entry_ids:
+            await self._call("note", self.redis.hdel(self.keys.intake_errors, *entry_ids))
+
+    async def group_backlog(self, stream: str, group: str) -> tuple[int | None, int | None]:
+        """A consumer group's pending entries and lag (None, None when it does not exist yet)."""
+        try:
+            groups: Any = await self.redis.xinfo_groups(stream)
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return None, None
+            raise StoreError(f"read groups: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"read groups: {exc}") from exc
+        for g in groups:
+            if text(g.get("name", "")) == group:
+                raw_lag = g.get("lag")
+                return int(g.get("pending") or 0), None if raw_lag is None else int(raw_lag)
+        return None, None
+
     # -- event log ----------------------------------------------------------------
     async def events_after(self, last_id: str = "0", *, count: int = 1000) -> list[Event]:
         """Events strictly after ``last_id``, oldest first."""
-        entries: Any = await self.redis.xrange(
-            self.keys.events, min=f"({last_id}", max="+", count=count
-        )
+        entries = await self.event_entries(f"({last_id}", "+", count=count)
         return [event_from_entry(i, raw) for i, raw in entries]
+
+    async def event_entries(
+        self, low: str, high: str, *, count: int
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Raw event-log entries in ``[low, high]`` (``(`` before an id excludes it)."""
+        entries: Any = await self._call(
+            "read events", self.redis.xrange(self.keys.events, min=low, max=high, count=count)
+        )
+        return [(text(i), raw) for i, raw in entries]
+
+    async def read_events(
+        self, after: str, *, count: int, block_ms: int
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Events after ``after``, waiting up to ``block_ms`` for the first (XREAD)."""
+        resp: Any = await self._call(
+            "read events",
+            self.redis.xread({self.keys.events: after}, count=count, block=block_ms),
+        )
+        return [(text(i), raw) for i, raw in (resp[0][1] if resp else [])]
+
+    async def event_log_info(self) -> dict[str, Any] | None:
+        """XINFO STREAM of the event log (None before the first event)."""
+        try:
+            info: Any = await self.redis.xinfo_stream(self.keys.events)
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return None
+            raise StoreError(f"read event log: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"read event log: {exc}") from exc
+        return dict(info)
+
+    async def last_event_id(self) -> str:
+        """The id of the newest event ever added to the log (``0-0`` before the first)."""
+        info = await self.event_log_info()
+        return "0-0" if info is None else text(info["last-generated-id"])
 
     async def events_for_incident(self, incident_id: str) -> list[Event]:
         """The incident's audit trail, oldest first (entries trimmed from the log are skipped)."""
         ids = [
-            _s(i) for i in await self.redis.lrange(self.keys.incident_events(incident_id), 0, -1)
+            text(i)
+            for i in await self._call(
+                "read", self.redis.lrange(self.keys.incident_events(incident_id), 0, -1)
+            )
         ]
         if not ids:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for event_id in ids:
-                pipe.xrange(self.keys.events, min=event_id, max=event_id, count=1)
-            found = await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for event_id in ids:
+                    pipe.xrange(self.keys.events, min=event_id, max=event_id, count=1)
+                found = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"read events: {exc}") from exc
         return [event_from_entry(e[0][0], e[0][1]) for e in found if e]
 
+    # -- drill reports ------------------------------------------------------------
+    async def put_report(
+        self, drill_id: str, *, info: str, report: str, html: str, stored_at: datetime
+    ) -> None:
+        """Store a drill report's index entry, JSON and HTML (replacing one of the same id)."""
+        keys = self.keys
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(
+                    keys.report(drill_id), mapping={"info": info, "json": report, "html": html}
+                )
+                pipe.zadd(keys.report_index, {drill_id: stored_at.timestamp()})
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"store report: {exc}") from exc
 
-def _s(value: bytes | str | int) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    return str(value)
+    async def report_field(self, drill_id: str, name: str) -> str | None:
+        """One part of a stored report: ``info``, ``json`` or ``html``."""
+        raw = await self._call("read report", self.redis.hget(self.keys.report(drill_id), name))
+        return None if raw is None else text(raw)
+
+    async def report_infos(self, *, limit: int = 100) -> list[str]:
+        """The index entries of the newest reports, newest first (one round trip)."""
+        keys = self.keys
+        ids: Any = await self._call(
+            "read reports", self.redis.zrevrange(keys.report_index, 0, limit - 1)
+        )
+        if not ids:
+            return []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for raw_id in ids:
+                    pipe.hget(keys.report(text(raw_id)), "info")
+                found = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"read reports: {exc}") from exc
+        return [text(r) for r in found if r is not None]

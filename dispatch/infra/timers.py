@@ -24,7 +24,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from dispatch.errors import YishaoError
-from dispatch.infra.store import Store, Tx
+from dispatch.infra.store import Store, Tx, text
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class Timers:
         )
         handled = 0
         for i in range(0, len(raw), 2):
-            timer_id = _s(raw[i])
-            body = _s(raw[i + 1])
+            timer_id = text(raw[i])
+            body = text(raw[i + 1])
             payload: dict[str, Any] = orjson.loads(body) if body else {}
             handler = self.handlers.get(str(payload.get("kind", "")))
             if handler is None:
@@ -126,7 +126,3 @@ class Timers:
                 log.warning("timers: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=poll_s)
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -34,16 +34,13 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import orjson
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from redis.exceptions import RedisError, ResponseError
+from pydantic import BaseModel
 
 from dispatch.auth import Principal
 from dispatch.core.audience import (
@@ -57,29 +54,16 @@ from dispatch.core.audience import (
     stream_key,
     view_of,
 )
-from dispatch.infra.store import Store
+from dispatch.errors import StoreError
+from dispatch.infra.store import Store, text
 from dispatch.models import Role
+from dispatch.push.frames import Decoded, decode_entry, frame
+from dispatch.settings import HubConfig
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 Sender = Callable[[str], Awaitable[None]]
-
-
-class HubConfig(BaseSettings):
-    """Tuning of the push layer, from ``YISHAO_WS_*`` variables (or passed to ``create_app``)."""
-
-    model_config = SettingsConfigDict(env_prefix="YISHAO_WS_", extra="ignore")
-
-    queue_size: int = Field(1024, ge=1, description="messages queued per client before a cut")
-    backlog_max: int = Field(20_000, ge=1, description="events buffered while a client replays")
-    read_batch: int = Field(500, ge=1, le=10_000)
-    block_ms: int = Field(500, ge=1)
-    replay_page: int = Field(500, ge=1, le=10_000)
-    heartbeat_s: float = Field(15.0, gt=0)
-    auth_timeout_s: float = Field(10.0, gt=0)
-    close_timeout_s: float = Field(5.0, gt=0)
-    cache_size: int = Field(20_000, ge=1, description="incidents whose place the hub remembers")
 
 
 class CloseReason(StrEnum):
@@ -89,62 +73,6 @@ class CloseReason(StrEnum):
     EXPIRED = "expired"  # its token expired while connected
     FORBIDDEN = "forbidden"  # it asked for what its role or scope does not allow
     GONE = "gone"  # the peer went away (no close frame to send)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def frame(type: str, data: Any = None, *, id: str | None = None, ts: str | None = None) -> str:
-    """One server message ``{type, id, ts, data}`` as JSON text (``id`` null unless an event's)."""
-    return orjson.dumps(
-        {"type": type, "id": id, "ts": ts or now_iso(), "data": {} if data is None else data},
-        default=_default,
-    ).decode()
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """An event-log entry decoded once: its facts for the filters and its text for the wire."""
-
-    id: str
-    key: StreamKey
-    type: str
-    incident_id: str | None
-    data: Mapping[str, Any]
-    text: str
-
-
-def decode_entry(entry_id: bytes | str, raw: Mapping[bytes, bytes]) -> Decoded:
-    """Decode an entry and serialise its envelope once (``data`` embedded as stored)."""
-    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    f = {k.decode(): v.decode() for k, v in raw.items()}
-    raw_data = f.get("data", "{}")
-    try:
-        data = orjson.loads(raw_data)
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
-        log.warning("event %s has undecodable data; pushed with data {}", eid)
-        data, raw_data = {}, "{}"
-    incident_id = f.get("incident_id") or None
-    text = orjson.dumps(
-        {
-            "type": f.get("type", ""),
-            "id": eid,
-            "ts": f.get("ts", ""),
-            "incident_id": incident_id,
-            "actor": f.get("actor", ""),
-            "data": orjson.Fragment(raw_data),
-        }
-    ).decode()
-    return Decoded(eid, stream_key(eid), f.get("type", ""), incident_id, data, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,26 +240,22 @@ class Hub:
 
     async def head(self) -> StreamKey:
         """The id of the newest event ever added (``0-0`` before the first)."""
-        info = await self._info()
-        return (0, 0) if info is None else stream_key(_s(info["last-generated-id"]))
+        info = await self.store.event_log_info()
+        return (0, 0) if info is None else stream_key(text(info["last-generated-id"]))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read the event log until ``stop`` is set; Redis errors are logged and retried."""
-        events = self.store.keys.events
         while not stop.is_set():
             try:
                 if not self.ready.is_set():
                     await self.start()
-                resp: Any = await self.store.redis.xread(
-                    {events: self.position},
-                    count=self.config.read_batch,
-                    block=self.config.block_ms,
+                entries = await self.store.read_events(
+                    self.position, count=self.config.read_batch, block_ms=self.config.block_ms
                 )
-                entries = resp[0][1] if resp else []
                 if entries:
                     await self._deliver([decode_entry(i, raw) for i, raw in entries])
                 self._heartbeat()
-            except RedisError as exc:
+            except StoreError as exc:
                 self.stats.read_errors += 1
                 log.warning("hub: event log read failed: %s; retrying in 1 s", exc)
                 with contextlib.suppress(TimeoutError):
@@ -403,11 +327,8 @@ class Hub:
         ids = sorted(missing)
         keys = self.store.keys
         try:
-            async with self.store.redis.pipeline(transaction=False) as pipe:
-                for incident_id in ids:
-                    pipe.hget(keys.incident(incident_id), "json")
-                raws = await pipe.execute()
-        except RedisError as exc:
+            raws = await self.store.raw_many([keys.incident(i) for i in ids])
+        except StoreError as exc:
             log.warning("hub: cannot read incidents for filtering: %s", exc)
             return
         for incident_id, raw in zip(ids, raws, strict=True):
@@ -420,15 +341,6 @@ class Hub:
             self._remember(incident_id, info)
 
     # -- resume ------------------------------------------------------------------------
-    async def _info(self) -> dict[str, Any] | None:
-        try:
-            info: Any = await self.store.redis.xinfo_stream(self.store.keys.events)
-        except ResponseError as exc:
-            if "no such key" in str(exc).lower():
-                return None
-            raise
-        return dict(info)
-
     async def retained(self, cursor: StreamKey) -> bool:
         """Whether every event after ``cursor`` is still in the log (nothing trimmed past it).
 
@@ -436,10 +348,10 @@ class Hub:
         database). An id just before the oldest entry counts as lost once anything has been
         trimmed: the log cannot tell a gap from no gap there, so the client resyncs.
         """
-        info = await self._info()
+        info = await self.store.event_log_info()
         if info is None:
             return cursor == (0, 0)
-        if cursor > stream_key(_s(info["last-generated-id"])):
+        if cursor > stream_key(text(info["last-generated-id"])):
             return False
         added = info.get("entries-added")
         if added is not None and int(added) == int(info["length"]):
@@ -447,7 +359,7 @@ class Hub:
         first = info.get("first-entry")
         if not first:
             return False
-        return cursor >= stream_key(_s(first[0]))
+        return cursor >= stream_key(text(first[0]))
 
     async def catch_up(self, client: Client, last_id: str | None, send: Sender) -> None:
         """Bring an attached client from ``last_id`` to live, sending with ``send``.
@@ -484,9 +396,9 @@ class Hub:
         )
         while client.backlog:
             batch, client.backlog = client.backlog, []
-            for view, text in batch:
+            for view, body in batch:
                 if view.key > floor and client.audience.wants(view):
-                    await send(text)
+                    await send(body)
         if client.reason is None:
             client.backlog = None  # live from here: the reader offers to its queue
 
@@ -494,13 +406,9 @@ class Hub:
         self, client: Client, cursor: StreamKey, upto: StreamKey, send: Sender
     ) -> tuple[int, bool]:
         sent = 0
-        redis, events = self.store.redis, self.store.keys.events
         while cursor < upto:
-            entries: Any = await redis.xrange(
-                events,
-                min=f"({key_text(cursor)}",
-                max=key_text(upto),
-                count=self.config.replay_page,
+            entries = await self.store.event_entries(
+                f"({key_text(cursor)}", key_text(upto), count=self.config.replay_page
             )
             # Checked after the read: if nothing was trimmed past the cursor by now, nothing
             # after it was trimmed before the read either (trimming only removes the oldest).
@@ -520,18 +428,3 @@ class Hub:
                     sent += 1
                 cursor = d.key
         return sent, False
-
-
-async def last_event_id(store: Store) -> str:
-    """The id of the newest event ever added to the log (``0-0`` before the first)."""
-    try:
-        info: Any = await store.redis.xinfo_stream(store.keys.events)
-    except ResponseError as exc:
-        if "no such key" in str(exc).lower():
-            return "0-0"
-        raise
-    return _s(info["last-generated-id"])
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

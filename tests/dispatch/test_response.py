@@ -7,8 +7,9 @@ import math
 
 import pytest
 
+from dispatch.core.assign import AssignmentRecord
 from dispatch.errors import ConflictError
-from dispatch.flow.assign import AssignmentRecord, AssignmentRequest
+from dispatch.flow.assign import AssignmentRequest
 from dispatch.flow.fleet import FleetUnit
 from dispatch.models import Agency, CallEvent, CallType, Centre, Hospital, UnitStatus, UnitType
 from routing import Router
@@ -33,7 +34,7 @@ async def open_incident(
         received_at=stack.clock.now,
         severity=4,
     )
-    out = await stack.calls.handle(call)
+    out = await stack.joint.handle(call)
     return out.incident_id
 
 
@@ -67,7 +68,7 @@ async def load_fleet(stack: Stack, router: Router) -> list[FleetUnit]:
 async def test_recommendations_rank_by_road_time(stack: Stack, shanghai_router: Router) -> None:
     await load_fleet(stack, shanghai_router)
     incident_id = await open_incident(stack)
-    recs = await stack.responder.recommend(incident_id)
+    recs = await stack.recommender.recommend(incident_id)
     agencies = {r.agency for r in recs.agencies}
     assert agencies >= {Agency.TRAFFIC, Agency.EMS, Agency.FIRE}
     units = {u.id: u for u in await stack.fleet.units()}
@@ -92,7 +93,7 @@ async def test_stale_unit_is_ranked_from_its_station_and_flagged(
     await load_fleet(stack, shanghai_router)
     stack.clock.advance(3600)  # every fix is now an hour old
     incident_id = await open_incident(stack)
-    recs = await stack.responder.recommend(incident_id)
+    recs = await stack.recommender.recommend(incident_id)
     assert all(c.stale and c.from_station for r in recs.agencies for c in r.candidates)
 
 
@@ -101,7 +102,7 @@ async def test_assign_routes_plans_and_blocks_double_assignment(
 ) -> None:
     await load_fleet(stack, shanghai_router)
     incident_id = await open_incident(stack)
-    records = await stack.responder.assign(
+    records = await stack.assignments.assign(
         incident_id,
         AssignmentRequest(unit_ids=["traffic_police_car-0", "fire_rescue-1"]),
         actor="disp-120",
@@ -114,18 +115,18 @@ async def test_assign_routes_plans_and_blocks_double_assignment(
         assert not r.greenwave_active  # protection needs the 122 coordinator's ack
         unit = await stack.fleet.get_unit(r.unit_id)
         assert unit.status is UnitStatus.DISPATCHED and unit.incident_id == incident_id
-    incident = await stack.responder.incident(incident_id)
+    incident = await stack.assignments.incident(incident_id)
     assert incident.status.value == "dispatched"
     assert {a.unit_id for a in incident.assignments} == {"traffic_police_car-0", "fire_rescue-1"}
     types = [e.type for e in await stack.store.events_for_incident(incident_id)]
     assert types.count("assignment.created") == 2
     assert types.count("route.planned") == 2 and types.count("greenwave.planned") == 2
     with pytest.raises(ConflictError, match="dispatched"):
-        await stack.responder.assign(
+        await stack.assignments.assign(
             incident_id, AssignmentRequest(unit_ids=["fire_rescue-1"]), actor="x"
         )
     # The refused attempt changed nothing.
-    assert len((await stack.responder.incident(incident_id)).assignments) == 2
+    assert len((await stack.assignments.incident(incident_id)).assignments) == 2
 
 
 async def test_one_unit_raced_to_two_incidents_goes_to_one(
@@ -142,11 +143,11 @@ async def test_one_unit_raced_to_two_incidents_goes_to_one(
         lon=121.4457,
         received_at=stack.clock.now,
     )
-    b = (await stack.calls.handle(b_call)).incident_id
+    b = (await stack.joint.handle(b_call)).incident_id
     assert a != b
     results = await asyncio.gather(
-        stack.responder.assign(a, AssignmentRequest(unit_ids=["fire_engine-0"]), actor="x"),
-        stack.responder.assign(b, AssignmentRequest(unit_ids=["fire_engine-0"]), actor="y"),
+        stack.assignments.assign(a, AssignmentRequest(unit_ids=["fire_engine-0"]), actor="x"),
+        stack.assignments.assign(b, AssignmentRequest(unit_ids=["fire_engine-0"]), actor="y"),
         return_exceptions=True,
     )
     ok = [r for r in results if isinstance(r, list)]
@@ -157,7 +158,7 @@ async def test_one_unit_raced_to_two_incidents_goes_to_one(
         i
         for i in (a, b)
         if any(
-            x.unit_id == "fire_engine-0" for x in (await stack.responder.incident(i)).assignments
+            x.unit_id == "fire_engine-0" for x in (await stack.assignments.incident(i)).assignments
         )
     ]
     assert holders == [unit.incident_id]
@@ -185,7 +186,7 @@ async def test_ambulance_gets_nearest_accepting_hospital_and_transport_leg(
         actor="test",
     )
     incident_id = await open_incident(stack, "critical_patient")
-    [record] = await stack.responder.assign(
+    [record] = await stack.assignments.assign(
         incident_id, AssignmentRequest(unit_ids=["ambulance-0"]), actor="x"
     )
     assert record.hospital is not None and record.transport is not None
@@ -202,15 +203,15 @@ async def test_enable_greenwave_activates_every_unit_now_and_later(
 ) -> None:
     await load_fleet(stack, shanghai_router)
     incident_id = await open_incident(stack)
-    await stack.responder.assign(
+    await stack.assignments.assign(
         incident_id, AssignmentRequest(unit_ids=["ambulance-1"]), actor="x"
     )
-    assert await stack.responder.enable_greenwave(incident_id, actor="disp-122") == 1
-    [later] = await stack.responder.assign(
+    assert await stack.assignments.enable_greenwave(incident_id, actor="disp-122") == 1
+    [later] = await stack.assignments.assign(
         incident_id, AssignmentRequest(unit_ids=["fire_rescue-2"]), actor="x"
     )
     assert later.greenwave_active
-    records = await stack.responder.assignments(await stack.responder.incident(incident_id))
+    records = await stack.records.of_incident(await stack.assignments.incident(incident_id))
     assert all(isinstance(r, AssignmentRecord) and r.greenwave_active for r in records)
 
 
@@ -225,11 +226,11 @@ async def test_split_moves_a_wrongly_merged_call_out(stack: Stack, clock: FakeCl
         lon=SCENE[1],
         received_at=clock.now,
     )
-    assert (await stack.calls.handle(second)).incident_id == first
-    original, new = await stack.calls.split(first, "120:T2", actor="disp-120")
+    assert (await stack.joint.handle(second)).incident_id == first
+    original, new = await stack.joint.split(first, "120:T2", actor="disp-120")
     assert [c.key for c in original.calls] == ["122:T1"]
     assert [c.key for c in new.calls] == ["120:T2"]
     assert await stack.store.incident_for_call("120:T2") == new.id
     assert "ems" in new.agencies
     # The same call redelivered is still a duplicate, attached to its new incident.
-    assert (await stack.calls.handle(second)).kind == "duplicate"
+    assert (await stack.joint.handle(second)).kind == "duplicate"

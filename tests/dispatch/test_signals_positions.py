@@ -47,9 +47,9 @@ async def protected_unit(
         lon=SCENE[1],
         received_at=stack.clock.now,
     )
-    incident_id = (await stack.calls.handle(call)).incident_id
-    await stack.responder.enable_greenwave(incident_id, actor="disp-122")
-    [record] = await stack.responder.assign(
+    incident_id = (await stack.joint.handle(call)).incident_id
+    await stack.assignments.enable_greenwave(incident_id, actor="disp-122")
+    [record] = await stack.assignments.assign(
         incident_id, AssignmentRequest(unit_ids=[unit_id]), actor="x"
     )
     return incident_id, record.scene.route
@@ -70,7 +70,7 @@ async def test_protected_assignment_requests_every_signal_and_gets_grants(
     )
     assert all(r["status"] == "granted" for r in requests)
     # The arbiter's snapshot of each intersection is in Redis.
-    state = await stack.signals.state(route.signals[0].node_id)
+    state = await stack.greenwave.state(route.signals[0].node_id)
     assert [d.status for d in state.decisions] == [SignalStatus.GRANTED]
 
 
@@ -82,14 +82,14 @@ async def test_positions_cancel_passed_signals_and_retime_ahead_sparingly(
     # At the second signal, having passed the first.
     at = stack.clock.now + timedelta(seconds=first.eta_s + 1)
     stack.clock.now = at
-    fix = await stack.positions.handle("AMB-1", Position(lat=second.lat, lon=second.lon, at=at))
+    fix = await stack.tracking.handle("AMB-1", Position(lat=second.lat, lon=second.lon, at=at))
     assert fix.eta_s is not None and fix.eta_s < route.duration_s
     cancels = await gw_events(stack, incident_id, "greenwave.cancel")
     assert first.node_id in [c["intersection_id"] for c in cancels]
     # A second fix a second later, at the same place: nothing ahead moved by >2 s, nothing sent.
     stack.clock.advance(1)
     before = len(await stack.store.events_for_incident(incident_id))
-    fix2 = await stack.positions.handle(
+    fix2 = await stack.tracking.handle(
         "AMB-1", Position(lat=second.lat, lon=second.lon, at=stack.clock.now)
     )
     assert fix2.sent <= 1
@@ -103,7 +103,7 @@ async def test_off_route_fix_reroutes(stack: Stack, shanghai_router: Router) -> 
         float(shanghai_router.graph.node_lat[far]),
         float(shanghai_router.graph.node_lon[far]),
     )
-    fix = await stack.positions.handle("AMB-1", Position(lat=lat, lon=lon, at=stack.clock.now))
+    fix = await stack.tracking.handle("AMB-1", Position(lat=lat, lon=lon, at=stack.clock.now))
     assert fix.rerouted
     planned = [e for e in await gw_events(stack, incident_id, "route.planned") if "reason" in e]
     assert planned and "off route" in str(planned[0]["reason"])
@@ -152,11 +152,11 @@ async def test_conflicting_requests_at_one_intersection_are_never_both_granted(
     high = request(
         "amb-1", node, ApproachLabel.W, ApproachLabel.E, VehicleRole.AMBULANCE, 1, 31, stack
     )
-    [d_low] = await stack.signals.submit([low], incident_id="I-a", actor="t")
+    [d_low] = await stack.greenwave.submit([low], incident_id="I-a", actor="t")
     assert d_low.status is SignalStatus.GRANTED
-    [d_high] = await stack.signals.submit([high], incident_id="I-b", actor="t")
+    [d_high] = await stack.greenwave.submit([high], incident_id="I-b", actor="t")
     assert d_high.status is SignalStatus.GRANTED
-    state = await stack.signals.state(node)
+    state = await stack.greenwave.state(node)
     by_id = {d.request.request_id: d for d in state.decisions}
     bumped = by_id[low.request_id]
     if bumped.status is SignalStatus.GRANTED:  # shifted after the ambulance plus clearance
@@ -177,7 +177,7 @@ async def test_controller_reports_flow_back(stack: Stack, shanghai_router: Route
         for r in await gw_events(stack, incident_id, "greenwave.request")
         if r["intersection_id"] == node
     ]
-    final = await stack.signals.report(
+    final = await stack.greenwave.report(
         SignalReport(
             intersection_id=node, request_id=str(req["request_id"]), status=SignalStatus.SERVED
         ),
@@ -187,7 +187,7 @@ async def test_controller_reports_flow_back(stack: Stack, shanghai_router: Route
     statuses = [e for e in await stack.store.events_after("0") if e.type == "greenwave.status"]
     assert statuses[-1].data["status"] == "served" and statuses[-1].data["unit_id"] == "AMB-1"
     with pytest.raises(Exception, match="holds no request"):
-        await stack.signals.report(
+        await stack.greenwave.report(
             SignalReport(intersection_id=node, request_id="nope", status=SignalStatus.SERVED),
             actor="c",
         )
@@ -211,16 +211,16 @@ async def test_status_on_scene_cancels_and_transport_leg_takes_over(
         actor="t",
     )
     incident_id, route = await protected_unit(stack, shanghai_router)
-    await stack.positions.set_status("AMB-1", UnitStatus.EN_ROUTE, actor="unit:AMB-1")
+    await stack.tracking.set_status("AMB-1", UnitStatus.EN_ROUTE, actor="unit:AMB-1")
     stack.clock.advance(route.duration_s)
-    await stack.positions.set_status("AMB-1", UnitStatus.ON_SCENE, actor="unit:AMB-1")
-    incident = await stack.responder.incident(incident_id)
+    await stack.tracking.set_status("AMB-1", UnitStatus.ON_SCENE, actor="unit:AMB-1")
+    incident = await stack.assignments.incident(incident_id)
     assert incident.status.value == "on_scene"
     cancels = await gw_events(stack, incident_id, "greenwave.cancel")
     assert {c["intersection_id"] for c in cancels} == {s.node_id for s in route.signals}
     stack.clock.advance(300)
-    await stack.positions.set_status("AMB-1", UnitStatus.TRANSPORTING, actor="unit:AMB-1")
-    record = await stack.responder.assignment_of("AMB-1")
+    await stack.tracking.set_status("AMB-1", UnitStatus.TRANSPORTING, actor="unit:AMB-1")
+    record = await stack.records.get("AMB-1")
     assert record is not None and record.active_leg == "transport" and record.transport is not None
     assert record.transport.greenwave.departure == stack.clock.now
     transport_nodes = {s.node_id for s in record.transport.route.signals}
@@ -230,7 +230,7 @@ async def test_status_on_scene_cancels_and_transport_leg_takes_over(
         if r["intersection_id"] in transport_nodes
     ]
     assert len(requested_after) >= len(transport_nodes)
-    await stack.positions.set_status("AMB-1", UnitStatus.AVAILABLE, actor="unit:AMB-1")
+    await stack.tracking.set_status("AMB-1", UnitStatus.AVAILABLE, actor="unit:AMB-1")
     unit = await stack.fleet.get_unit("AMB-1")
     assert unit.status is UnitStatus.AVAILABLE and unit.incident_id is None
-    assert await stack.responder.assignment_of("AMB-1") is None
+    assert await stack.records.get("AMB-1") is None

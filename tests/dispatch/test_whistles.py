@@ -13,7 +13,7 @@ from dispatch.core.whistle import SummonsStatus
 from dispatch.errors import ConflictError, ForbiddenError
 from dispatch.flow.assign import AssignmentRequest
 from dispatch.flow.fleet import FleetUnit
-from dispatch.flow.recommend import Reactor
+from dispatch.flow.reactor import Reactor
 from dispatch.infra.store import Store
 from dispatch.models import Agency, CallEvent, CallType, Centre, Role, UnitType
 from routing import Router
@@ -55,7 +55,7 @@ async def drowning(stack: Stack, n: int = 1, call_type: str = "drowning") -> str
         lon=SCENE[1],
         received_at=stack.clock.now,
     )
-    return (await stack.calls.handle(call)).incident_id
+    return (await stack.joint.handle(call)).incident_id
 
 
 async def summons_events(store: Store, incident_id: str) -> list[dict[str, object]]:
@@ -85,7 +85,7 @@ async def test_sound_summons_all_three_at_once(stack: Stack) -> None:
     assert len(events) == 3
     assert all(e["incident"]["id"] == incident_id for e in events)  # type: ignore[index]
     assert all(e["recommended"] is not None for e in events)  # units come with the summons
-    incident = await stack.responder.incident(incident_id)
+    incident = await stack.assignments.incident(incident_id)
     assert incident.whistle_id == whistle.id
     for s in whistle.summons:
         assert await stack.timers.due_at(f"whistle-ack:{s.id}") == pytest.approx(
@@ -120,7 +120,7 @@ async def test_ineligible_needs_force_with_reason_and_never_twice(stack: Stack) 
         lon=SCENE[1],
         received_at=stack.clock.now,
     )
-    incident_id = (await stack.calls.handle(call)).incident_id
+    incident_id = (await stack.joint.handle(call)).incident_id
     fire = who(Role.DISPATCHER, Agency.FIRE, "disp-119")
     with pytest.raises(ConflictError, match="not whistle-eligible"):
         await stack.whistles.sound(incident_id, fire)
@@ -146,7 +146,9 @@ async def test_traffic_ack_turns_on_green_wave_for_every_unit(
         FleetUnit(id="A1", agency=Agency.EMS, type=UnitType.AMBULANCE, lat=lat, lon=lon), actor="t"
     )
     incident_id = await drowning(stack)
-    await stack.responder.assign(incident_id, AssignmentRequest(unit_ids=["A1"]), actor="disp-120")
+    await stack.assignments.assign(
+        incident_id, AssignmentRequest(unit_ids=["A1"]), actor="disp-120"
+    )
     whistle = await stack.whistles.sound(incident_id, who(Role.DISPATCHER, Agency.EMS, "disp-120"))
     stack.clock.advance(5)
     after_ems = await stack.whistles.ack(
@@ -161,7 +163,7 @@ async def test_traffic_ack_turns_on_green_wave_for_every_unit(
     stack.clock.advance(3)
     after = await stack.whistles.ack(whistle.id, who(Role.COORDINATOR, Agency.TRAFFIC, "li.122"))
     assert after.greenwave_enabled_at == stack.clock.now
-    [record] = await stack.responder.assignments(await stack.responder.incident(incident_id))
+    [record] = await stack.records.of_incident(await stack.assignments.incident(incident_id))
     assert record.greenwave_active
     types = [e.type for e in await stack.store.events_for_incident(incident_id)]
     assert types.count("greenwave.enabled") == 1 and types.count("greenwave.activated") == 1
@@ -256,7 +258,7 @@ async def test_reactor_recommends_and_sounds_automatically(
     )
     reactor = Reactor(
         stack.store,
-        stack.responder,
+        stack.recommender,
         stack.whistles,
         consumer="r1",
         clock=stack.clock,
@@ -300,9 +302,9 @@ async def test_auto_assign_sends_the_top_unit_of_every_agency(
             FleetUnit(id=uid, agency=agency, type=utype, lat=lat, lon=lon), actor="t"
         )
     incident_id = await drowning(stack)
-    recs = await stack.responder.recommend(incident_id)
+    recs = await stack.recommender.recommend(incident_id)
     await stack.whistles.sound(incident_id, who(Role.DISPATCHER, Agency.EMS, "disp-120"))
-    incident = await stack.responder.incident(incident_id)
+    incident = await stack.assignments.incident(incident_id)
     assigned = {a.unit_id for a in incident.assignments}
     expected = {a.suggested[0] for a in recs.agencies if a.suggested}
     assert assigned == expected and len(assigned) >= 2
@@ -313,7 +315,7 @@ async def test_closing_an_incident_closes_its_whistle_and_stops_merging(stack: S
     await roster(stack)
     incident_id = await drowning(stack)
     whistle = await stack.whistles.sound(incident_id, who(Role.DISPATCHER, Agency.EMS, "disp-120"))
-    closed = await stack.responder.close_incident(incident_id, actor="disp-120", reason="rescued")
+    closed = await stack.assignments.close_incident(incident_id, actor="disp-120", reason="rescued")
     assert closed.status.value == "closed"
     await stack.whistles.close(whistle.id, actor="disp-120")
     assert (await stack.whistles.get(whistle.id)).closed_at is not None
@@ -321,7 +323,7 @@ async def test_closing_an_incident_closes_its_whistle_and_stops_merging(stack: S
     stack.clock.advance(60)
     assert await stack.timers.fire_due() == 0  # every pending ack timer was cancelled
     with pytest.raises(ConflictError, match="already closed"):
-        await stack.responder.close_incident(incident_id, actor="x", reason="again")
+        await stack.assignments.close_incident(incident_id, actor="x", reason="again")
     # A new call at the same spot is a new emergency.
     assert await drowning(stack, n=2) != incident_id
     types = [e.type for e in await stack.store.events_for_incident(incident_id)]

@@ -48,7 +48,7 @@ def e2e_router(e2e_graph: Path) -> Router:
 
 @pytest.fixture
 def service(redis: Redis, redis_url: str, e2e_graph: Path, tmp_path: Path) -> Iterator[Service]:
-    """``python -m dispatch.cli serve`` on a free port against the (flushed) test database."""
+    """``python -m yishao serve`` on a free port against the (flushed) test database."""
     port = free_port()
     env = {
         **os.environ,
@@ -64,7 +64,7 @@ def service(redis: Redis, redis_url: str, e2e_graph: Path, tmp_path: Path) -> It
     log = tmp_path / "service.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dispatch.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "yishao", "serve", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=out,

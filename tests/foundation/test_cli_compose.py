@@ -16,7 +16,7 @@ from dispatch.auth import verify
 from tests.utils import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
-YISHAO = [sys.executable, "-m", "dispatch.cli"]
+YISHAO = [sys.executable, "-m", "yishao"]
 ENV = {**os.environ, "YISHAO_SECRET": TEST_SECRET, "YISHAO_ENV": "test"}
 
 
@@ -30,7 +30,7 @@ def command_paths() -> list[list[str]]:
     """Every command path of the ``yishao`` CLI, from click's own tree."""
     import typer
 
-    from dispatch.cli import app
+    from yishao.cli import app
 
     out: list[list[str]] = []
 

@@ -16,7 +16,7 @@ from dispatch.constants import CONSUMER_GROUP, Keys
 from dispatch.core.merge import MergePolicy
 from dispatch.core.plans import PlanTable
 from dispatch.flow.intake import Intake
-from dispatch.flow.merge import CallHandler
+from dispatch.flow.merge import JointIntake
 from dispatch.infra.store import Store
 from dispatch.models import CallEvent, CallType, Centre
 from tests.conftest import FakeClock
@@ -48,7 +48,7 @@ def make_call(
 
 
 def make_intake(store: Store, clock: FakeClock, name: str = "c1", **kw: Any) -> Intake:
-    handler = CallHandler(store, PLANS, policy=MergePolicy(), clock=clock)
+    handler = JointIntake(store, PLANS, policy=MergePolicy(), clock=clock)
     opts: dict[str, Any] = {
         "batch": 50,
         "block_ms": 10,
@@ -77,7 +77,7 @@ async def test_valid_call_becomes_incident_and_one_event(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock
 ) -> None:
     intake = make_intake(store, clock)
-    await store.ensure_group()
+    await intake.ensure_group()
     sid = await add(
         redis, keys, make_call(1, centre="120", call_type="critical_patient").to_fields()
     )
@@ -102,7 +102,7 @@ async def test_duplicate_call_changes_nothing(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock
 ) -> None:
     intake = make_intake(store, clock)
-    await store.ensure_group()
+    await intake.ensure_group()
     fields = make_call(7).to_fields()
     await add(redis, keys, fields)
     await drain(intake)
@@ -121,7 +121,7 @@ async def test_reports_of_one_emergency_to_two_centres_merge(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock
 ) -> None:
     intake = make_intake(store, clock)
-    await store.ensure_group()
+    await intake.ensure_group()
     await add(
         redis,
         keys,
@@ -160,7 +160,7 @@ async def test_malformed_call_is_dead_lettered_with_reason(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     intake = make_intake(store, clock)
-    await store.ensure_group()
+    await intake.ensure_group()
     bad = {**make_call(3, phone="13912345678").to_fields(), "lat": "north"}
     sid = await add(redis, keys, bad)
     good_sid = await add(redis, keys, make_call(4).to_fields())
@@ -180,7 +180,7 @@ async def test_malformed_call_is_dead_lettered_with_reason(
 async def test_consumer_killed_between_read_and_ack_loses_nothing(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock
 ) -> None:
-    await store.ensure_group()
+    await make_intake(store, clock, name="setup").ensure_group()
     for n in range(20):
         await add(redis, keys, make_call(n).to_fields())
     # Consumer "dead" reads everything and dies before processing or acking.
@@ -201,12 +201,12 @@ async def test_consumer_killed_between_read_and_ack_loses_nothing(
 async def test_crash_after_commit_before_ack_is_idempotent(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock
 ) -> None:
-    await store.ensure_group()
+    await make_intake(store, clock, name="setup").ensure_group()
     call = make_call(5)
     await add(redis, keys, call.to_fields())
     await redis.xreadgroup(CONSUMER_GROUP, "dead", {keys.calls: ">"}, count=10)
     # The dead consumer committed the incident but never acked.
-    handler = CallHandler(store, PLANS, policy=MergePolicy(), clock=clock)
+    handler = JointIntake(store, PLANS, policy=MergePolicy(), clock=clock)
     await handler.handle(call)
     survivor = make_intake(store, clock, name="survivor", reclaim_idle_ms=50)
     await asyncio.sleep(0.1)
@@ -223,12 +223,12 @@ async def test_entry_failing_processing_is_dead_lettered_after_n_deliveries(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     intake = make_intake(store, clock, reclaim_idle_ms=20, max_deliveries=3)
-    await store.ensure_group()
+    await intake.ensure_group()
 
     async def broken(call: CallEvent, *, stream_id: str | None = None) -> Any:
         raise Boom("geocoder exploded")
 
-    monkeypatch.setattr(intake.handler, "handle", broken)
+    monkeypatch.setattr(intake.joint, "handle", broken)
     sid = await add(redis, keys, make_call(9).to_fields())
     await drain(intake)  # delivery 1 fails
     for _ in range(10):
@@ -247,7 +247,7 @@ async def test_entry_failing_processing_is_dead_lettered_after_n_deliveries(
 async def test_two_consumers_share_the_stream_without_double_processing(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock
 ) -> None:
-    await store.ensure_group()
+    await make_intake(store, clock, name="setup").ensure_group()
     a = make_intake(store, clock, name="a", batch=7)
     b = make_intake(store, clock, name="b", batch=7)
     async with redis.pipeline(transaction=False) as pipe:
@@ -279,8 +279,8 @@ async def test_concurrent_reports_of_one_emergency_make_one_incident(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock
 ) -> None:
     """Two instances racing on calls about one crash: the cell guards keep it one incident."""
-    await store.ensure_group()
-    handlers = [CallHandler(store, PLANS, policy=MergePolicy(), clock=clock) for _ in range(2)]
+    await make_intake(store, clock, name="setup").ensure_group()
+    handlers = [JointIntake(store, PLANS, policy=MergePolicy(), clock=clock) for _ in range(2)]
     calls = [
         make_call(
             n,
@@ -329,8 +329,8 @@ async def test_hostile_entries_never_crash_and_are_all_accounted_for(
         await redis.flushdb()
         keys = Keys()
         store = Store(redis, keys)
-        await store.ensure_group()
         intake = make_intake(store, FakeClock())
+        await intake.ensure_group()
         for e in entries:
             await redis.xadd(keys.calls, e)  # type: ignore[arg-type]
         await drain(intake)
@@ -347,7 +347,7 @@ async def test_calls_after_window_open_a_new_incident(
     store: Store, redis: Redis, keys: Keys, clock: FakeClock
 ) -> None:
     intake = make_intake(store, clock)
-    await store.ensure_group()
+    await intake.ensure_group()
     await add(redis, keys, make_call(1, lat=30.05, lon=119.96, clock=clock).to_fields())
     await drain(intake)
     clock.now += timedelta(minutes=11)

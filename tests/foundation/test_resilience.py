@@ -21,7 +21,7 @@ from dispatch.constants import CONSUMER_GROUP, Keys
 from dispatch.core.merge import MergePolicy
 from dispatch.core.plans import PlanTable
 from dispatch.flow.intake import Intake
-from dispatch.flow.merge import CallHandler
+from dispatch.flow.merge import JointIntake
 from dispatch.infra.store import Store
 from dispatch.models import CallEvent, CallType, Centre
 from tests.conftest import FakeClock
@@ -57,7 +57,7 @@ def start_service(redis_url: str, name: str) -> tuple[subprocess.Popen[bytes], s
         [
             sys.executable,
             "-m",
-            "dispatch.cli",
+            "yishao",
             "serve",
             "--port",
             str(port),
@@ -245,11 +245,11 @@ async def test_intake_and_commit_work_on_a_real_cluster(redis_cluster: str) -> N
         keys = Keys()
         store = Store(client, keys)
         clock = FakeClock()
-        handler = CallHandler(store, PlanTable.load(), policy=MergePolicy(), clock=clock)
+        handler = JointIntake(store, PlanTable.load(), policy=MergePolicy(), clock=clock)
         intake = Intake(
             store, handler, consumer="c1", clock=clock, block_ms=10, reclaim_idle_ms=100
         )
-        await store.ensure_group()
+        await intake.ensure_group()
         for n in range(30):
             await store.add_call(spread_call(n, clock))
         # A second report of call 0's emergency to 120, 50 m away: merges across centres.

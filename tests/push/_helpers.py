@@ -104,7 +104,7 @@ def events(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 async def commit(store: Store, type: str, *, incident_id: str | None = None, **data: Any) -> str:
     """Commit one event through the real Store (one Lua commit), as the services do."""
     tx = store.tx()
-    tx.event(type, actor="test", ts=datetime.now(UTC), incident_id=incident_id, data=data)
+    tx.raw_event(type, data, actor="test", ts=datetime.now(UTC), incident_id=incident_id)
     (event_id,) = await store.commit(tx)
     return event_id
 

@@ -9,8 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatch.api import create_app
-from dispatch.push.hub import HubConfig
-from dispatch.settings import Settings
+from dispatch.settings import HubConfig, Settings
 from tests.utils import ServerThread
 
 ServerFactory = Callable[..., ServerThread]

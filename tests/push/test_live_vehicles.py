@@ -14,8 +14,7 @@ from redis.asyncio import Redis
 
 from dispatch.api import create_app
 from dispatch.models import Agency, Role
-from dispatch.push.hub import HubConfig
-from dispatch.settings import Settings
+from dispatch.settings import HubConfig, Settings
 from routing import Router
 from routing import graph as graph_mod
 from tests.push._helpers import bearer, open_ws, ready, recv, tok, until

@@ -1,0 +1,301 @@
+"""The event log's vocabulary: every event type, and the pydantic model of its payload.
+
+Each committed change appends events to ``{yishao}:events`` (``Tx.event``); the payload is
+one of the models below, serialised as the event's ``data``. Screens, terminals, signal
+controllers and the archive read the same shapes; ``yishao schema events`` prints the JSON
+Schema of every payload, keyed by event type.
+
+An optional field is left out when it does not apply (``incident.created`` has ``call`` for a
+new call and ``split_from`` for a split, never both); nested records keep all their fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dispatch.core.assign import LegKind
+from dispatch.core.recommend import Recommendations
+from dispatch.core.rosters import RosterEntry, RotationRule
+from dispatch.core.whistle import Summons, Whistle
+from dispatch.models import (
+    Agency,
+    CallRecord,
+    Centre,
+    Hospital,
+    Incident,
+    IncidentSummary,
+    Unit,
+    UnitStatus,
+    UnitType,
+)
+from routing import Route
+from routing.arbiter import SignalDecision, SignalStatus
+from routing.greenwave import PlannedSignal, Requester, SignalRequest
+
+
+class EventType(StrEnum):
+    """Every event the service appends to its log, by step of a call's way."""
+
+    # joint intake and the incident's life
+    INCIDENT_CREATED = "incident.created"
+    INCIDENT_MERGED = "incident.merged"
+    INCIDENT_SPLIT = "incident.split"
+    INCIDENT_UPDATED = "incident.updated"
+    INCIDENT_CLOSED = "incident.closed"
+    # recommendation
+    INCIDENT_RECOMMENDED = "incident.recommended"
+    # the whistle
+    WHISTLE_SOUNDED = "whistle.sounded"
+    WHISTLE_SUMMONS = "whistle.summons"
+    WHISTLE_ACK = "whistle.ack"
+    WHISTLE_ALERT = "whistle.alert"
+    WHISTLE_STAND_DOWN = "whistle.stand_down"
+    WHISTLE_CLOSED = "whistle.closed"
+    # assignment and routes
+    ASSIGNMENT_CREATED = "assignment.created"
+    ASSIGNMENT_RELEASED = "assignment.released"
+    ROUTE_PLANNED = "route.planned"
+    # green wave
+    GREENWAVE_PLANNED = "greenwave.planned"
+    GREENWAVE_ENABLED = "greenwave.enabled"
+    GREENWAVE_ACTIVATED = "greenwave.activated"
+    GREENWAVE_REQUEST = "greenwave.request"
+    GREENWAVE_UPDATE = "greenwave.update"
+    GREENWAVE_CANCEL = "greenwave.cancel"
+    GREENWAVE_STATUS = "greenwave.status"
+    # units and reference data
+    UNIT_STATUS = "unit.status"
+    UNIT_UPDATED = "unit.updated"
+    HOSPITALS_UPDATED = "hospitals.updated"
+    ROSTER_UPDATED = "roster.updated"
+
+
+# The green-wave messages a signal controller receives.
+SIGNAL_EVENTS = frozenset(
+    {
+        EventType.GREENWAVE_REQUEST,
+        EventType.GREENWAVE_UPDATE,
+        EventType.GREENWAVE_CANCEL,
+        EventType.GREENWAVE_STATUS,
+    }
+)
+
+
+class Payload(BaseModel):
+    """Base of every event payload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def to_json(self) -> str:
+        """The event's ``data``: top-level fields that do not apply (None) are left out."""
+        unset = {name for name, value in self if value is None}
+        return self.model_dump_json(exclude=unset or None)
+
+
+class IncidentCreated(Payload):
+    incident: Incident
+    call: CallRecord | None = None
+    split_from: str | None = None
+
+
+class IncidentMerged(Payload):
+    incident: Incident
+    call: CallRecord
+    reason: str
+    distance_m: float
+    gap_s: float
+
+
+class IncidentSplit(Payload):
+    incident: Incident
+    call_key: str
+    new_incident_id: str
+
+
+class IncidentUpdated(Payload):
+    incident: Incident
+    change: str
+
+
+class IncidentClosed(Payload):
+    incident: Incident
+    reason: str
+    released: list[str] = Field(default_factory=list)
+
+
+class IncidentRecommended(Payload):
+    version: int
+    recommendations: Recommendations
+
+
+class WhistleSounded(Payload):
+    whistle: Whistle
+    incident: IncidentSummary
+    centre: Centre
+
+
+class WhistleSummons(Payload):
+    whistle_id: str
+    summons: Summons
+    incident: IncidentSummary
+    recommended: Recommendations | None = None
+
+
+class WhistleAck(Payload):
+    whistle_id: str
+    summons: Summons
+    after_s: float
+
+
+class WhistleAlert(Payload):
+    whistle_id: str
+    centre: Centre
+    text: str
+
+
+class WhistleStandDown(Payload):
+    whistle_id: str
+    summons: Summons
+
+
+class WhistleClosed(Payload):
+    whistle_id: str
+
+
+class AssignmentCreated(Payload):
+    unit_id: str
+    agency: Agency
+    unit_type: UnitType
+    eta_s: float
+    distance_m: float
+    hospital: Hospital | None = None
+
+
+class AssignmentReleased(Payload):
+    unit_id: str
+    status: UnitStatus
+    reason: str
+
+
+class RoutePlanned(Payload):
+    unit_id: str
+    leg: LegKind
+    route: Route
+    reason: str | None = None
+
+
+class GreenWavePlanned(Payload):
+    unit_id: str
+    leg: LegKind
+    active: bool
+    departure: datetime
+    signals: list[PlannedSignal]
+    requester: Requester
+
+
+class GreenWaveEnabled(Payload):
+    units: list[str]
+    whistle_id: str | None = None
+
+
+class GreenWaveActivated(Payload):
+    unit_id: str
+    signals: list[PlannedSignal]
+
+
+class SignalDecisionEvent(Payload):
+    """A request, update, cancel or a changed decision at one intersection."""
+
+    intersection_id: int
+    request_id: str
+    unit_id: str
+    incident_id: str | None
+    request: SignalRequest
+    status: SignalStatus
+    granted_from: datetime | None
+    granted_to: datetime | None
+    shift_s: float
+    reason: str
+
+    @classmethod
+    def of(cls, decision: SignalDecision, *, incident_id: str | None) -> SignalDecisionEvent:
+        request = decision.request
+        return cls(
+            intersection_id=request.intersection_id,
+            request_id=request.request_id,
+            unit_id=request.requester.unit_id,
+            incident_id=incident_id,
+            request=request,
+            status=decision.status,
+            granted_from=decision.granted_from,
+            granted_to=decision.granted_to,
+            shift_s=decision.shift_s,
+            reason=decision.reason,
+        )
+
+
+class UnitStatusChanged(Payload):
+    unit_id: str
+    status: UnitStatus
+    previous: UnitStatus
+
+
+class UnitUpdated(Payload):
+    unit: Unit
+
+
+class HospitalsUpdated(Payload):
+    hospitals: list[Hospital]
+
+
+class RosterUpdated(Payload):
+    entries: list[RosterEntry]
+    rules: list[RotationRule]
+
+
+PAYLOADS: dict[EventType, type[Payload]] = {
+    EventType.INCIDENT_CREATED: IncidentCreated,
+    EventType.INCIDENT_MERGED: IncidentMerged,
+    EventType.INCIDENT_SPLIT: IncidentSplit,
+    EventType.INCIDENT_UPDATED: IncidentUpdated,
+    EventType.INCIDENT_CLOSED: IncidentClosed,
+    EventType.INCIDENT_RECOMMENDED: IncidentRecommended,
+    EventType.WHISTLE_SOUNDED: WhistleSounded,
+    EventType.WHISTLE_SUMMONS: WhistleSummons,
+    EventType.WHISTLE_ACK: WhistleAck,
+    EventType.WHISTLE_ALERT: WhistleAlert,
+    EventType.WHISTLE_STAND_DOWN: WhistleStandDown,
+    EventType.WHISTLE_CLOSED: WhistleClosed,
+    EventType.ASSIGNMENT_CREATED: AssignmentCreated,
+    EventType.ASSIGNMENT_RELEASED: AssignmentReleased,
+    EventType.ROUTE_PLANNED: RoutePlanned,
+    EventType.GREENWAVE_PLANNED: GreenWavePlanned,
+    EventType.GREENWAVE_ENABLED: GreenWaveEnabled,
+    EventType.GREENWAVE_ACTIVATED: GreenWaveActivated,
+    EventType.GREENWAVE_REQUEST: SignalDecisionEvent,
+    EventType.GREENWAVE_UPDATE: SignalDecisionEvent,
+    EventType.GREENWAVE_CANCEL: SignalDecisionEvent,
+    EventType.GREENWAVE_STATUS: SignalDecisionEvent,
+    EventType.UNIT_STATUS: UnitStatusChanged,
+    EventType.UNIT_UPDATED: UnitUpdated,
+    EventType.HOSPITALS_UPDATED: HospitalsUpdated,
+    EventType.ROSTER_UPDATED: RosterUpdated,
+}
+
+
+def parse_payload(type: EventType, data: Any) -> Payload:
+    """Validate an event's ``data`` as its type's payload (for readers that want models).
+
+    Raises:
+        pydantic.ValidationError: the data is not that payload.
+    """
+    return PAYLOADS[type].model_validate(data)
+
+
+def payload_schemas() -> dict[str, Any]:
+    """The JSON Schema of every payload, keyed by event type (``yishao schema events``)."""
+    return {t.value: PAYLOADS[t].model_json_schema() for t in EventType}

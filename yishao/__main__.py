@@ -1,0 +1,5 @@
+"""``python -m yishao`` runs the ``yishao`` command."""
+
+from yishao.cli import main
+
+main()

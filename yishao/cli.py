@@ -1,0 +1,19 @@
+"""``yishao``: every command of the service, the road graph and the drills."""
+
+from __future__ import annotations
+
+from dispatch.cli import app
+from routing.cli import graph_app, route
+from simulators.cli import drill
+
+app.add_typer(graph_app, name="graph", help="Build and inspect road graphs.")
+app.command("route")(route)
+app.command("drill")(drill)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
