@@ -116,6 +116,9 @@ class GreenWaveConfig(BaseModel):
     max_off_route_m: float = Field(
         default=80.0, gt=0, description="farther than this the vehicle has left the route"
     )
+    retime_s: float = Field(
+        default=2.0, ge=0, description="an ETA change smaller than this is not worth an update"
+    )
 
 
 class PlannedSignal(BaseModel):

@@ -37,8 +37,6 @@ from routing.greenwave import (
 )
 
 MAX_ATTEMPTS = 16
-# An ETA change smaller than this is not worth a message to the controller.
-RETIME_S = 2.0
 
 _MESSAGE_EVENTS = {
     RequestType.REQUEST: EventType.GREENWAVE_REQUEST,
@@ -78,14 +76,12 @@ class GreenWave:
         clock: Callable[[], datetime],
         arbiter: Arbiter | None = None,
         config: GreenWaveConfig | None = None,
-        retime_s: float = RETIME_S,
     ) -> None:
         self.store = store
         self.fleet = fleet
         self.clock = clock
         self.arbiter = arbiter or Arbiter()
         self.config = config or GreenWaveConfig()
-        self.retime_s = retime_s
 
     # -- from plans to messages ------------------------------------------------------------
     async def send(
@@ -112,7 +108,7 @@ class GreenWave:
         if leg is None:
             return 0
         messages, sent = (
-            outgoing(update.requests, record.sent_eta, retime_s=self.retime_s)
+            outgoing(update.requests, record.sent_eta, retime_s=self.config.retime_s)
             if record.greenwave_active
             else ([], record.sent_eta)
         )
