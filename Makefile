@@ -11,7 +11,7 @@ export YISHAO_REDIS_URL ?= redis://127.0.0.1:6379/0
 run: setup redis
 	@scripts/run.sh
 
-## test: set up, make sure Redis answers, then ruff, mypy and pytest
+## test: set up, make sure Redis answers, then ruff, the import contracts, mypy and pytest
 test: setup redis lint typecheck pytest
 
 setup: $(STAMP)
@@ -29,6 +29,7 @@ redis:
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck:
 	$(VENV)/bin/mypy

@@ -451,6 +451,12 @@ async def run_config(args: argparse.Namespace, instances: int) -> dict[str, Any]
         for _ in procs:
             await loop.run_in_executor(None, ready_q.get, True, 90)
         await open_coordinators(screens, services, coordinators, tasks)
+        # Consoles that stop reading (a frozen browser tab): the hub must cut them, and the
+        # others' latency must not suffer (compare a run with --stalled 0).
+        stalled = [
+            await connect(url, max_queue=1, compression=None, proxy=None, open_timeout=30)
+            for url in console_urls(services, args.stalled, random.choice)
+        ]
         await asyncio.sleep(0.5)
         cpu0 = [s.cpu_seconds() for s in services]
         t0 = time.monotonic()
@@ -476,6 +482,15 @@ async def run_config(args: argparse.Namespace, instances: int) -> dict[str, Any]
                 screens.cut[code] = screens.cut.get(code, 0) + n
         for proc in procs:
             proc.join(timeout=10)
+        stalled_cut = 0
+        for ws in stalled:
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), timeout=0.5)
+            except ConnectionClosed as closed:
+                stalled_cut += closed.rcvd is not None and closed.rcvd.code == 4408
+            except TimeoutError:
+                await ws.close()
         expected = produced * (args.consoles - sum(screens.cut.values()))
         lat = screens.latencies
         result = {
@@ -496,6 +511,8 @@ async def run_config(args: argparse.Namespace, instances: int) -> dict[str, Any]
                 "max": max(lat, default=float("nan")) * 1000,
             },
             "closed": screens.cut,
+            "stalled": args.stalled,
+            "stalled_cut_4408": stalled_cut,
             "summons_ms": summons_figures(whistle_lat),
             "service_cpu_pct": [round(c, 1) for c in cpu],
             "service_rss_mb": [round(r, 1) for r in rss],
@@ -796,6 +813,7 @@ def main() -> None:
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     p.add_argument("--instances", default="1,2", help="comma-separated, e.g. 1,2")
     p.add_argument("--consoles", type=int, default=200)
+    p.add_argument("--stalled", type=int, default=0, help="events mode: consoles that never read")
     p.add_argument("--coordinators", type=int, default=50)
     p.add_argument("--mode", choices=["events", "positions"], default="events")
     p.add_argument(

@@ -159,10 +159,10 @@ def call_send(
     import asyncio
 
     from pydantic import ValidationError
-    from redis.asyncio import Redis
 
     from dispatch.codec import validation_reason
     from dispatch.constants import Keys
+    from dispatch.infra.connect import open_redis
     from dispatch.infra.store import Store
     from dispatch.models import CallEvent
 
@@ -179,7 +179,7 @@ def call_send(
             raise typer.Exit(2) from exc
 
     async def send() -> list[str]:
-        redis = Redis.from_url(settings.redis_url)
+        redis = open_redis(settings)
         try:
             store = Store(redis, Keys(settings.namespace))
             return [await store.add_call(call) for call in calls]
@@ -212,16 +212,15 @@ def _with_fleet(work: Callable[[Fleet], Awaitable[T]]) -> T:
     import asyncio
     from datetime import UTC, datetime
 
-    from redis.asyncio import Redis
-
     from dispatch.constants import Keys
     from dispatch.flow.fleet import Fleet
+    from dispatch.infra.connect import open_redis
     from dispatch.infra.store import Store
 
     settings = _settings()
 
     async def go() -> T:
-        redis = Redis.from_url(settings.redis_url)
+        redis = open_redis(settings)
         try:
             fleet = Fleet(Store(redis, Keys(settings.namespace)), clock=lambda: datetime.now(UTC))
             return await work(fleet)
