@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Screens get one frame of moved units per interval, not a message per fix.
     position_frame_s: float = Field(1.0, gt=0, le=10)
     token_ttl_s: int = Field(12 * 3600, ge=1)
+    # Standards adapters (dispatch.interop): where the standards' schemas live (default
+    # ../shared/data/standards beside the repository) and the domain our EIDO and CAP ids use.
+    standards_dir: Path | None = None
+    interop_domain: str = Field("yishao.local", pattern=r"^[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?$")
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
