@@ -507,7 +507,7 @@ def atom_feed(
 ) -> bytes:
     """An Atom 1.0 feed of the current alerts (see :meth:`Alert.current`), newest first.
 
-    Each entry is an alert's latest message: its id is the message's CAP reference, its
+    Each entry is an alert's latest message: its id is :func:`entry_id` of the message, its
     ``alternate`` link the alert's stable URL (``application/cap+xml``).
     """
     ElementTree.register_namespace("", ATOM_NS)
@@ -534,13 +534,13 @@ def atom_feed(
         message = alert.latest.message
         zh = message.infos[0]
         entry = el(feed, "entry")
-        el(entry, "id", f"urn:cap:{message.reference}")
+        el(entry, "id", entry_id(message))
         el(entry, "title", zh.headline)
         el(entry, "updated", _atom_time(message.sent))
         el(entry, "published", _atom_time(alert.messages[0].message.sent))
         el(entry, "link", rel="alternate", href=alert_url(alert.alert_id), type=CAP_MEDIA_TYPE)
-        for info in message.infos:
-            el(entry, "category", term=info.categories[0].value)
+        for category in dict.fromkeys(c for info in message.infos for c in info.categories):
+            el(entry, "category", term=category.value)
         summary = (
             " / ".join(f"{i.event}: {i.headline}" for i in message.infos)
             + f" [{message.status.value} {message.msg_type.value}]"
@@ -548,6 +548,12 @@ def atom_feed(
         el(entry, "summary", summary)
     body: bytes = ElementTree.tostring(feed, encoding="utf-8", xml_declaration=True)
     return body
+
+
+def entry_id(message: Message) -> str:
+    """An RFC 4151 ``tag:`` URI naming one CAP message for ever (Atom ids must be IRIs)."""
+    domain = message.sender.rpartition("@")[2] or message.sender
+    return f"tag:{domain},{message.sent.astimezone(UTC):%Y-%m-%d}:cap:{message.identifier}"
 
 
 def _atom_time(value: datetime) -> str:

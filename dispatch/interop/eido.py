@@ -539,15 +539,38 @@ def _call_type(incident: Mapping[str, Any] | None, call: Mapping[str, Any] | Non
     return CallType.OTHER
 
 
-def _centre(document: Mapping[str, Any], call_type: CallType, fallback: Centre | None) -> Centre:
+def _centre_of_agency(agency: Mapping[str, Any]) -> Centre | None:
+    for kind in agency.get("agencyType") or []:
+        head = str(kind).split(".")[0].lower()
+        if head in _CENTRE_BY_AGENCY_TYPE:
+            return _CENTRE_BY_AGENCY_TYPE[head]
+    return None
+
+
+def _centre(
+    document: Mapping[str, Any],
+    index: Mapping[str, tuple[str, Mapping[str, Any]]],
+    call: Mapping[str, Any] | None,
+    call_type: CallType,
+    fallback: Centre | None,
+) -> Centre:
+    """The centre given, else the call's agency, the owning agency, the call type's."""
     if fallback is not None:
         return fallback
-    for agency in _components(document, "agencyComponent"):
-        if agency.get("incidentOwningAgencyIndicator") is True:
-            for kind in agency.get("agencyType") or []:
-                head = str(kind).split(".")[0].lower()
-                if head in _CENTRE_BY_AGENCY_TYPE:
-                    return _CENTRE_BY_AGENCY_TYPE[head]
+    candidates = [
+        index[ref][1]
+        for ref in (_refs(call, "agencyReference") if call is not None else [])
+        if ref in index and index[ref][0] == "agencyComponent"
+    ]
+    candidates += [
+        a
+        for a in _components(document, "agencyComponent")
+        if a.get("incidentOwningAgencyIndicator") is True
+    ]
+    for agency in candidates:
+        found = _centre_of_agency(agency)
+        if found is not None:
+            return found
     if call_type in _CENTRE_BY_CALL_TYPE:
         return _CENTRE_BY_CALL_TYPE[call_type]
     raise InvalidEidoError(
@@ -575,8 +598,8 @@ def eido_calls(document: Mapping[str, Any], *, centre: Centre | None = None) -> 
 
     Args:
         document: the EIDO.
-        centre: the centre that takes the calls (default: the owning agency's type, then the
-            call type).
+        centre: the centre that takes the calls (default: the type of the call's agency, then
+            of the owning agency, then the call type's usual centre).
 
     Returns:
         One :class:`EidoCall` per call, keyed ``<EIDO $id>|<call $id>``.
@@ -621,7 +644,7 @@ def eido_calls(document: Mapping[str, Any], *, centre: Centre | None = None) -> 
             "call_id": _stable_call_id(component_id, eido_id)
             if component_id
             else _stable_call_id(eido_id),
-            "centre": _centre(document, call_type, centre),
+            "centre": _centre(document, index, call, call_type, centre),
             "call_type": call_type,
             "lat": point[0],
             "lon": point[1],
