@@ -14,6 +14,7 @@ CAP alerts are public warnings, so their XML and feed need no token; everything 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,7 +35,7 @@ from dispatch.interop.cap import (
     CapRequest,
     atom_feed,
 )
-from dispatch.interop.eido import Origin, eido_calls, incident_to_eido
+from dispatch.interop.eido import EidoCall, Origin, eido_calls, incident_to_eido
 from dispatch.interop.eido_intake import EidoIntake, Outcome
 from dispatch.interop.errors import InvalidEidoError, StandardsMissingError
 from dispatch.interop.schemas import (
@@ -82,10 +83,17 @@ def _cap(svc: Services) -> CapSchema:
 
 
 def alert_desk(svc: Svc) -> AlertDesk:
+    """The desk that issues alerts: it validates each against the XSD, so it needs it."""
     return AlertDesk(svc.store, clock=svc.clock, origin=_origin(svc), schema=_cap(svc))
 
 
+def alert_reader(svc: Svc) -> AlertDesk:
+    """A desk for reading stored alerts (their XML was validated when issued)."""
+    return AlertDesk(svc.store, clock=svc.clock, origin=_origin(svc), schema=None)
+
+
 Desk = Annotated[AlertDesk, Depends(alert_desk)]
+Alerts = Annotated[AlertDesk, Depends(alert_reader)]
 
 
 # -- EIDO ------------------------------------------------------------------------------------------
@@ -156,8 +164,8 @@ async def post_eido(
     if not isinstance(document, dict):
         return _refused(422, "(root)", "an EIDO is a JSON object")
     try:
-        _eido(svc).validate(document)
-        calls = eido_calls(document, centre=centre)
+        # Off the event loop: the first document to reach a NIEM component loads its YAML.
+        calls = await asyncio.to_thread(_checked_calls, _eido(svc), document, centre)
     except InvalidEidoError as exc:
         return JSONResponse(
             {"detail": str(exc), "field": exc.field, "complaints": exc.complaints},
@@ -173,6 +181,13 @@ async def post_eido(
     )
     fresh = any(t.outcome is Outcome.QUEUED for t in taken)
     return JSONResponse(answer.model_dump(mode="json"), status_code=202 if fresh else 200)
+
+
+def _checked_calls(
+    schema: EidoSchema, document: dict[str, Any], centre: Centre | None
+) -> list[EidoCall]:
+    schema.validate(document)
+    return eido_calls(document, centre=centre)
 
 
 def _refused(status: int, field: str, reason: str) -> JSONResponse:
@@ -215,7 +230,7 @@ async def post_cap(
 
 @router.get("/api/incidents/{incident_id}/cap", response_model=list[AlertSummary])
 async def incident_alerts(
-    incident_id: str, request: Request, svc: Svc, desk: Desk, who: AlertReader
+    incident_id: str, request: Request, svc: Svc, desk: Alerts, who: AlertReader
 ) -> list[AlertSummary]:
     """The incident's CAP alerts, oldest first."""
     if await svc.store.get_incident(incident_id) is None:
@@ -231,7 +246,7 @@ async def incident_alerts(
     response_class=Response,
     responses={200: {"content": {ATOM_MEDIA_TYPE: {}}}},
 )
-async def cap_feed(request: Request, desk: Desk) -> Response:
+async def cap_feed(request: Request, desk: Alerts) -> Response:
     """Atom feed of the current public alerts (active, and cancellations of the last hour)."""
     body = atom_feed(
         await desk.recent(),
@@ -249,7 +264,7 @@ async def cap_feed(request: Request, desk: Desk) -> Response:
     response_class=Response,
     responses={200: {"content": {CAP_MEDIA_TYPE: {}}}},
 )
-async def cap_alert(alert_id: Annotated[str, _ALERT_ID], desk: Desk) -> Response:
+async def cap_alert(alert_id: Annotated[str, _ALERT_ID], desk: Alerts) -> Response:
     """The alert's latest message (the Cancel, once cancelled)."""
     alert = await desk.get(alert_id)
     if alert is None:
@@ -265,7 +280,7 @@ async def cap_alert(alert_id: Annotated[str, _ALERT_ID], desk: Desk) -> Response
 async def cap_message(
     alert_id: Annotated[str, _ALERT_ID],
     number: Annotated[int, PathParam(ge=1, le=10_000)],
-    desk: Desk,
+    desk: Alerts,
 ) -> Response:
     """The alert's n-th message (1 is the Alert); it never changes."""
     alert = await desk.get(alert_id)

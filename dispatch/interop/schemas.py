@@ -138,7 +138,7 @@ class EidoSchema:
         self.fixes = LoaderFixes()
         self.base_uri = main.as_uri()
         self.document: dict[str, Any] = load_schema_yaml(main, fixes=self.fixes, root=self.folder)
-        self._loaded: dict[str, Any] = {self.base_uri: self.document}
+        self._resources: dict[str, referencing.Resource[Any]] = {}
         registry: referencing.Registry[Any] = referencing.Registry(retrieve=self._retrieve)  # type: ignore[call-arg]
         registry = registry.with_resource(self.base_uri, _DRAFT4.create_resource(self.document))
         self.validator = jsonschema.Draft4Validator(
@@ -150,12 +150,18 @@ class EidoSchema:
     def _retrieve(self, uri: str) -> referencing.Resource[Any]:
         # NIEM component files are loaded when a document first reaches them (nc.yaml alone is
         # 380 kB), each mended like the main file; nothing outside the folder is ever read.
+        # The registry is immutable, so a validator would retrieve (and parse) the same file
+        # again for every document: each file is loaded once and kept here.
+        known = self._resources.get(uri)
+        if known is not None:
+            return known
         target = Path(urlsplit(uri).path).resolve()
         if self.folder not in target.parents or not target.is_file():
             raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
         contents = load_schema_yaml(target, fixes=self.fixes, root=self.folder)
-        self._loaded[uri] = contents
-        return _DRAFT4.create_resource(contents)
+        resource: referencing.Resource[Any] = _DRAFT4.create_resource(contents)
+        self._resources[uri] = resource
+        return resource
 
     def complaints(self, document: Any) -> list[str]:
         """Up to :data:`MAX_COMPLAINTS` schema complaints, each naming its field; [] if valid.
