@@ -17,8 +17,13 @@ from dispatch.interop.cap import (
     AlertState,
     CapRequest,
     CapStatus,
+    Category,
+    Certainty,
     MsgType,
+    ResponseType,
+    Severity,
     StoredMessage,
+    Urgency,
     atom_feed,
     cap_time,
     choose_alert,
@@ -258,3 +263,33 @@ def test_atom_feed_lists_current_alerts_newest_first(cap: CapSchema) -> None:
         author="a",
     )
     assert len(feedparser.parse(shown).entries) == 1
+
+
+def test_every_optional_field_still_validates(cap: CapSchema) -> None:
+    full = CapRequest(
+        msg_type=MsgType.ALERT,
+        headline="化工厂火灾，浓烟扩散",
+        headline_en="Chemical plant fire, smoke spreading",
+        status=CapStatus.EXERCISE,
+        description="浓烟向东南方向扩散",
+        description_en="Smoke drifting south-east",
+        instruction="请关闭门窗",
+        instruction_en="Close windows and doors",
+        category=Category.CBRNE,
+        event="危化品火灾",
+        event_en="Hazardous materials fire",
+        response_type=ResponseType.SHELTER,
+        urgency=Urgency.EXPECTED,
+        severity=Severity.SEVERE,
+        certainty=Certainty.LIKELY,
+        area_desc="金山区 & <工业园>",
+        radius_m=3000,
+        expires_in_s=3 * 3600,
+        note="演练 drill #3",
+    )
+    xml = _thread(full).messages[0].xml.encode()
+    cap.validate(xml)
+    root = ElementTree.fromstring(xml)
+    assert root.findtext("cap:note", namespaces=NS) == "演练 drill #3"
+    assert root.findtext("cap:info/cap:area/cap:areaDesc", namespaces=NS) == "金山区 & <工业园>"
+    assert root.findtext("cap:info/cap:area/cap:circle", namespaces=NS).endswith(" 3")
