@@ -131,20 +131,37 @@ def token_check(token: Annotated[str, typer.Argument(help="The token to verify."
 @app.command()
 def schema(
     name: Annotated[
-        str, typer.Argument(help="Which message: call, incident, event, unit, ... or 'list'.")
+        str,
+        typer.Argument(
+            help="Which message: call, incident, ..., events, eido, cap, j2735 or 'list'."
+        ),
     ],
 ) -> None:
-    """Print the JSON Schema of a public message."""
+    """Print the JSON Schema of a public message; ``events``: every event payload by type;
+    or a standard's own schema (eido: JSON Schema, cap: XSD, j2735: ASN.1; read from
+    YISHAO_STANDARDS_DIR)."""
+    from dispatch.events import payload_schemas
+    from dispatch.interop.errors import StandardsMissingError
+    from dispatch.interop.schemas import STANDARD_SCHEMAS, published_schema, resolve_standards_dir
     from dispatch.models import SCHEMAS
 
     if name == "list":
-        typer.echo("\n".join(sorted(SCHEMAS)))
+        typer.echo("\n".join(sorted([*SCHEMAS, *STANDARD_SCHEMAS, "events"])))
+        return
+    if name == "events":
+        typer.echo(json.dumps(payload_schemas(), indent=2, ensure_ascii=False))
+        return
+    if name in STANDARD_SCHEMAS:
+        try:
+            typer.echo(published_schema(name, resolve_standards_dir()))
+        except StandardsMissingError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from exc
         return
     model = SCHEMAS.get(name)
     if model is None:
-        typer.secho(
-            f"error: unknown schema {name!r}; one of: {', '.join(sorted(SCHEMAS))}", err=True
-        )
+        known = ", ".join(sorted([*SCHEMAS, *STANDARD_SCHEMAS, "events"]))
+        typer.secho(f"error: unknown schema {name!r}; one of: {known}", err=True)
         raise typer.Exit(2)
     typer.echo(json.dumps(model.model_json_schema(), indent=2, ensure_ascii=False))
 

@@ -175,3 +175,22 @@ class Keys:
     @property
     def report_index(self) -> str:
         return f"{self.tag}:reports"
+
+    # -- standards adapters (dispatch.interop) -------------------------------------
+    def cap_alert(self, alert_id: str) -> str:
+        """One CAP alert thread: its messages and their XML."""
+        return f"{self.tag}:cap:{alert_id}"
+
+    @property
+    def cap_alerts(self) -> str:
+        """Sorted set of CAP alert ids scored by their latest message (epoch seconds)."""
+        return f"{self.tag}:cap:alerts"
+
+    def incident_cap(self, incident_id: str) -> str:
+        """Set of the CAP alert ids of one incident."""
+        return f"{self.tag}:incident:{incident_id}:cap"
+
+    @property
+    def eido_received(self) -> str:
+        """Hash ``<EIDO id>|<call id>`` -> call stream id: EIDOs already taken as calls."""
+        return f"{self.tag}:eido:received"

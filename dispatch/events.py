@@ -5,15 +5,16 @@ one of the models below, serialised as the event's ``data``. Screens, terminals,
 controllers and the archive read the same shapes; ``yishao schema events`` prints the JSON
 Schema of every payload, keyed by event type.
 
-An optional field is left out when it does not apply (``incident.created`` has ``call`` for a
-new call and ``split_from`` for a split, never both); nested records keep all their fields.
+Fields a payload lists in ``omit_if_none`` are left out when they do not apply
+(``incident.created`` has ``call`` for a new call and ``split_from`` for a split, never both);
+every other field is always present, ``null`` when unknown.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,6 +68,10 @@ class EventType(StrEnum):
     GREENWAVE_UPDATE = "greenwave.update"
     GREENWAVE_CANCEL = "greenwave.cancel"
     GREENWAVE_STATUS = "greenwave.status"
+    # alerts to the public (CAP 1.2)
+    CAP_ISSUED = "cap.issued"
+    CAP_UPDATED = "cap.updated"
+    CAP_CANCELLED = "cap.cancelled"
     # units and reference data
     UNIT_STATUS = "unit.status"
     UNIT_UPDATED = "unit.updated"
@@ -89,14 +94,18 @@ class Payload(BaseModel):
     """Base of every event payload."""
 
     model_config = ConfigDict(frozen=True)
+    # Optional fields that are left out, rather than null, when they do not apply.
+    omit_if_none: ClassVar[frozenset[str]] = frozenset()
 
     def to_json(self) -> str:
-        """The event's ``data``: top-level fields that do not apply (None) are left out."""
-        unset = {name for name, value in self if value is None}
-        return self.model_dump_json(exclude=unset or None)
+        """The event's ``data`` as JSON (see ``omit_if_none``)."""
+        absent = {name for name in self.omit_if_none if getattr(self, name) is None}
+        return self.model_dump_json(exclude=absent or None)
 
 
 class IncidentCreated(Payload):
+    omit_if_none = frozenset({"call", "split_from"})
+
     incident: Incident
     call: CallRecord | None = None
     split_from: str | None = None
@@ -182,6 +191,8 @@ class AssignmentReleased(Payload):
 
 
 class RoutePlanned(Payload):
+    omit_if_none = frozenset({"reason"})
+
     unit_id: str
     leg: LegKind
     route: Route
@@ -198,6 +209,8 @@ class GreenWavePlanned(Payload):
 
 
 class GreenWaveEnabled(Payload):
+    omit_if_none = frozenset({"whistle_id"})
+
     units: list[str]
     whistle_id: str | None = None
 
@@ -236,6 +249,19 @@ class SignalDecisionEvent(Payload):
             shift_s=decision.shift_s,
             reason=decision.reason,
         )
+
+
+class CapMessageEvent(Payload):
+    """One CAP message of an alert thread (its XML is served at ``/cap/alerts/...``)."""
+
+    alert_id: str
+    identifier: str
+    msg_type: str
+    status: str
+    headline: str
+    headline_en: str
+    expires: datetime
+    references: list[str]
 
 
 class UnitStatusChanged(Payload):
@@ -280,6 +306,9 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.GREENWAVE_UPDATE: SignalDecisionEvent,
     EventType.GREENWAVE_CANCEL: SignalDecisionEvent,
     EventType.GREENWAVE_STATUS: SignalDecisionEvent,
+    EventType.CAP_ISSUED: CapMessageEvent,
+    EventType.CAP_UPDATED: CapMessageEvent,
+    EventType.CAP_CANCELLED: CapMessageEvent,
     EventType.UNIT_STATUS: UnitStatusChanged,
     EventType.UNIT_UPDATED: UnitUpdated,
     EventType.HOSPITALS_UPDATED: HospitalsUpdated,

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     ws_auth_timeout_s: float = Field(10.0, gt=0)
     ws_close_timeout_s: float = Field(5.0, gt=0)
     ws_cache_size: int = Field(20_000, ge=1)
+    # Standards adapters (dispatch.interop): where the standards' schemas live (default
+    # ../shared/data/standards beside the repository) and the domain our EIDO and CAP ids use.
+    standards_dir: Path | None = None
+    interop_domain: str = Field("yishao.local", pattern=r"^[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?$")
 
     def hub_config(self) -> HubConfig:
         """The push layer's tuning, from the ``ws_*`` settings."""

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from dispatch import __version__
 from dispatch.api.routes import router as api_router
 from dispatch.api.routes_dispatch import router as dispatch_router
+from dispatch.api.routes_interop import router as interop_router
 from dispatch.api.routes_reports import router as reports_router
 from dispatch.api.routes_snapshot import router as snapshot_router
 from dispatch.api.ws import install_handlers
@@ -115,6 +116,7 @@ def create_app(
     app.include_router(dispatch_router)
     app.include_router(snapshot_router)
     app.include_router(reports_router)
+    app.include_router(interop_router)
     app.include_router(ws_router)
     _install_error_handlers(app)
     return app

@@ -406,6 +406,11 @@ class Store:
         found: Any = await self._call("read", self.redis.zrange(key, 0, -1))
         return [text(m) for m in found]
 
+    async def newest(self, key: str, *, limit: int) -> list[str]:
+        """The ``limit`` highest-scored members of a sorted set, highest first."""
+        found: Any = await self._call("read", self.redis.zrevrange(key, 0, limit - 1))
+        return [text(m) for m in found]
+
     # -- incidents ----------------------------------------------------------------
     async def get_incident(self, incident_id: str) -> Incident | None:
         return await self.get(Incident, self.keys.incident(incident_id))
