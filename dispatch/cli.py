@@ -166,6 +166,17 @@ def schema(
     typer.echo(json.dumps(model.model_json_schema(), indent=2, ensure_ascii=False))
 
 
+@app.command("policy")
+def policy_table() -> None:
+    """Print the authorization model (who may do what) as the README's markdown table."""
+    from dispatch.core.policy import describe
+
+    typer.echo("| action | who may ask | condition on the object |")
+    typer.echo("|---|---|---|")
+    for action, who, condition in describe():
+        typer.echo(f"| `{action}` | {who} | {condition} |")
+
+
 @app.command("call")
 def call_send(
     file: Annotated[

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -74,10 +76,71 @@ def call_from_fields(raw: Mapping[Any, Any]) -> CallEvent:
             f"schema_version: {version!r} is not supported"
             f" (this service reads {CALL_SCHEMA_VERSION})"
         )
+    # Stream fields are text; the model's numbers are strict (a JSON client must send
+    # numbers), so the numeric fields are read here, each failure naming its field.
+    for name, convert in (("lat", float), ("lon", float), ("severity", int)):
+        if name in fields and fields[name] != "":
+            try:
+                fields[name] = convert(fields[name])
+            except ValueError as exc:
+                raise InvalidCallError(f"{name}: not a number") from exc
     try:
         return CallEvent.model_validate(fields)
     except ValidationError as exc:
         raise InvalidCallError(validation_reason(exc)) from exc
+
+
+# Redis keeps places in a geo index; it refuses latitudes beyond this (Web Mercator's edge).
+GEO_MAX_LAT = 85.05112878
+BBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    """What a live call must be beyond its schema: now, and here.
+
+    ``area`` is the service area ``(west, south, east, north)`` (None: anywhere Redis can
+    index); a call received more than ``max_age_s`` ago or more than ``max_ahead_s`` in the
+    future (clock skew) is not a live call.
+    """
+
+    area: BBox | None = None
+    max_age_s: float = 7 * 86_400.0
+    max_ahead_s: float = 300.0
+
+    def check(self, call: CallEvent, now: datetime) -> None:
+        """Raises InvalidCallError naming the field (never echoing the value)."""
+        if abs(call.lat) > GEO_MAX_LAT:
+            raise InvalidCallError(f"lat: beyond +/-{GEO_MAX_LAT} (not a place on the map)")
+        if self.area is not None:
+            west, south, east, north = self.area
+            if not (south <= call.lat <= north and west <= call.lon <= east):
+                raise InvalidCallError(
+                    "lat/lon: outside the service area "
+                    f"[{west:.3f}, {south:.3f}, {east:.3f}, {north:.3f}]"
+                )
+        age_s = (now - call.received_at).total_seconds()
+        if age_s > self.max_age_s:
+            raise InvalidCallError(f"received_at: more than {self.max_age_s:.0f} s ago")
+        if -age_s > self.max_ahead_s:
+            raise InvalidCallError(f"received_at: more than {self.max_ahead_s:.0f} s ahead")
+
+
+def parse_area(text: str) -> BBox | None:
+    """``"west,south,east,north"`` in degrees (empty: None).
+
+    Raises:
+        ValueError: not four numbers in that order.
+    """
+    if not text.strip():
+        return None
+    parts = [float(p) for p in text.split(",")]
+    if len(parts) != 4:
+        raise ValueError("the service area is west,south,east,north")
+    west, south, east, north = parts
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise ValueError("the service area is west,south,east,north with west<east, south<north")
+    return west, south, east, north
 
 
 def dumps(value: Any) -> str:

@@ -168,6 +168,19 @@ class Keys:
     def greenwave(self, intersection_id: str) -> str:
         return f"{self.tag}:greenwave:{intersection_id}"
 
+    @property
+    def revoked(self) -> str:
+        """Hash ``jti:<id>`` / ``sub:<name>`` / ``role:<role>`` -> revocation JSON."""
+        return f"{self.tag}:auth:revoked"
+
+    def auth_failures(self, client: str) -> str:
+        """Counter of failed sign-ins from one address (expires with its window)."""
+        return f"{self.tag}:auth:failures:{client}"
+
+    def auth_lock(self, client: str) -> str:
+        """Set while an address is locked out (expires with the lockout)."""
+        return f"{self.tag}:auth:lock:{client}"
+
     def report(self, drill_id: str) -> str:
         """Hash of one drill report: info, json, html."""
         return f"{self.tag}:report:{drill_id}"

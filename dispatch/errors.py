@@ -4,8 +4,9 @@ only ``dispatch.api`` maps them to HTTP status codes and websocket close codes.
 YishaoError
 ├── ConfigError            settings refused at start-up (default secret outside dev, ...)
 │   └── PlanError          a response-plan table that does not load (dispatch.core.plans)
-├── AuthError              token missing, malformed, badly signed or expired (401 / 4401)
+├── AuthError              token missing, malformed, badly signed, expired, revoked (401 / 4401)
 │   └── ForbiddenError     token valid but the role or agency may not do this (403 / 4403)
+├── RateLimitedError       too many failed sign-ins from one address: locked out for a while (429)
 ├── InvalidInputError      a request body, file or message that does not validate (422)
 │   ├── InvalidCallError   a call event that fails validation (dead-lettered, 422 over REST)
 │   └── RosterError        a roster file that does not validate (dispatch.core.rosters)
@@ -34,6 +35,14 @@ class AuthError(YishaoError):
 
 class ForbiddenError(AuthError):
     """The caller is authenticated but not allowed to do this."""
+
+
+class RateLimitedError(YishaoError):
+    """The caller is locked out for ``retry_after_s`` seconds after repeated failures."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class InvalidInputError(YishaoError, ValueError):

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatch.auth import Revocation
 from dispatch.core.assign import LegKind
 from dispatch.core.recommend import Recommendations
 from dispatch.core.rosters import RosterEntry, RotationRule
@@ -47,6 +48,7 @@ class EventType(StrEnum):
     INCIDENT_SPLIT = "incident.split"
     INCIDENT_UPDATED = "incident.updated"
     INCIDENT_CLOSED = "incident.closed"
+    INCIDENT_CLOSE_REQUESTED = "incident.close_requested"
     # recommendation
     INCIDENT_RECOMMENDED = "incident.recommended"
     # the whistle
@@ -72,6 +74,9 @@ class EventType(StrEnum):
     CAP_ISSUED = "cap.issued"
     CAP_UPDATED = "cap.updated"
     CAP_CANCELLED = "cap.cancelled"
+    # access: audited, seen by admins only
+    TOKEN_REVOKED = "token.revoked"
+    AUTH_LOCKOUT = "auth.lockout"
     # units and reference data
     UNIT_STATUS = "unit.status"
     UNIT_UPDATED = "unit.updated"
@@ -79,6 +84,8 @@ class EventType(StrEnum):
     ROSTER_UPDATED = "roster.updated"
 
 
+# Audit of access: pushed to admins only.
+ADMIN_EVENTS = frozenset({EventType.TOKEN_REVOKED, EventType.AUTH_LOCKOUT})
 # The green-wave messages a signal controller receives.
 SIGNAL_EVENTS = frozenset(
     {
@@ -134,6 +141,12 @@ class IncidentClosed(Payload):
     incident: Incident
     reason: str
     released: list[str] = Field(default_factory=list)
+
+
+class IncidentCloseRequested(Payload):
+    incident: Incident
+    agency: Agency
+    reason: str
 
 
 class IncidentRecommended(Payload):
@@ -264,6 +277,16 @@ class CapMessageEvent(Payload):
     references: list[str]
 
 
+class TokenRevoked(Payload):
+    revocation: Revocation
+
+
+class AuthLockout(Payload):
+    client: str
+    failures: int
+    until: datetime
+
+
 class UnitStatusChanged(Payload):
     unit_id: str
     status: UnitStatus
@@ -289,6 +312,7 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.INCIDENT_SPLIT: IncidentSplit,
     EventType.INCIDENT_UPDATED: IncidentUpdated,
     EventType.INCIDENT_CLOSED: IncidentClosed,
+    EventType.INCIDENT_CLOSE_REQUESTED: IncidentCloseRequested,
     EventType.INCIDENT_RECOMMENDED: IncidentRecommended,
     EventType.WHISTLE_SOUNDED: WhistleSounded,
     EventType.WHISTLE_SUMMONS: WhistleSummons,
@@ -309,6 +333,8 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.CAP_ISSUED: CapMessageEvent,
     EventType.CAP_UPDATED: CapMessageEvent,
     EventType.CAP_CANCELLED: CapMessageEvent,
+    EventType.TOKEN_REVOKED: TokenRevoked,
+    EventType.AUTH_LOCKOUT: AuthLockout,
     EventType.UNIT_STATUS: UnitStatusChanged,
     EventType.UNIT_UPDATED: UnitUpdated,
     EventType.HOSPITALS_UPDATED: HospitalsUpdated,

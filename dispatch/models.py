@@ -11,7 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
+
+from dispatch.errors import ForbiddenError
 
 CALL_SCHEMA_VERSION: Literal[1] = 1
 
@@ -117,6 +119,25 @@ def mask_phone(phone: str | None) -> str | None:
     return "".join(digits[:3]) + "*" * (len(digits) - 5) + "".join(digits[-2:])
 
 
+# In free text a caller or call-taker types: resident ID numbers (17 digits and a check digit
+# or X), mobile numbers (11 digits from 1, +86 allowed) and other runs of 7+ digits
+# (landlines), each with the usual separators.
+_ID_NUMBER = re.compile(r"(?<![\dA-Za-z])\d{6}(?:19|20)\d{2}\d{7}[\dXx](?![\dA-Za-z])")
+_DIGIT_RUN = re.compile(r"(?<![\d])(?:\+?86[ -]?)?\d(?:[ -]?\d){6,}(?![\d])")
+
+
+def mask_pii(text: str | None) -> str | None:
+    """Mask ID and phone numbers typed into free text (descriptions, addresses) for screens.
+
+    >>> mask_pii("caller 139 1234 5678 says ID 330183199001011234")
+    'caller 139******78 says ID 330183********1234'
+    """
+    if text is None:
+        return None
+    masked = _ID_NUMBER.sub(lambda m: m.group(0)[:6] + "*" * 8 + m.group(0)[-4:], text)
+    return _DIGIT_RUN.sub(lambda m: mask_phone(m.group(0)) or "", masked)
+
+
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a UTC offset (ISO 8601, e.g. 2026-11-29T20:15:00+08:00)")
@@ -124,9 +145,11 @@ def _aware(value: datetime) -> datetime:
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
-Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
+# Strict: a JSON number (an integer is fine), never a string or a boolean coerced into one.
+Latitude = Annotated[float, Strict(), Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
+Longitude = Annotated[float, Strict(), Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
+_ID_PATTERN = ID_PATTERN
 
 
 class CallEvent(BaseModel):
@@ -149,7 +172,7 @@ class CallEvent(BaseModel):
     address: str | None = Field(None, max_length=500)
     description: str | None = Field(None, max_length=4000)
     caller_phone: str | None = Field(None, pattern=r"^\+?[0-9][0-9 \-]{2,31}$")
-    severity: int | None = Field(None, ge=1, le=5)
+    severity: Annotated[int, Strict()] | None = Field(None, ge=1, le=5)
 
     @property
     def key(self) -> str:
@@ -177,8 +200,32 @@ class CallEvent(BaseModel):
         return data
 
 
+class Principal(BaseModel):
+    """Who is calling: the claims of a verified token."""
+
+    sub: str = Field(min_length=1, max_length=128)
+    role: Role
+    agency: Agency
+    # Optional scope: the intersections a signal controller serves, the compounds a
+    # property team covers, the unit a terminal drives.
+    scope: list[str] = Field(default_factory=list, max_length=10_000)
+    exp: int
+    iat: int
+    # The token's own id: what revoking one token names.
+    jti: str = Field("", max_length=64)
+
+    def require(self, *roles: Role) -> None:
+        """Raise ForbiddenError unless this principal has one of ``roles`` (admin always may)."""
+        if self.role is Role.ADMIN or self.role in roles:
+            return
+        allowed = ", ".join(r.value for r in roles)
+        raise ForbiddenError(f"role {self.role.value} may not do this (needs {allowed})")
+
+
 class CallRecord(BaseModel):
-    """A call as kept on its incident (the phone masked for every screen)."""
+    """A call as kept on its incident: the caller's phone, and any ID or phone number typed
+    into the description or address, masked for every screen (the raw call stays on the
+    calls stream, which only intake reads)."""
 
     call_id: str
     centre: Centre
@@ -201,8 +248,8 @@ class CallRecord(BaseModel):
             lat=call.lat,
             lon=call.lon,
             received_at=call.received_at,
-            address=call.address,
-            description=call.description,
+            address=mask_pii(call.address),
+            description=mask_pii(call.description),
             caller_phone_masked=mask_phone(call.caller_phone),
             severity=call.severity,
             stream_id=stream_id,
@@ -265,6 +312,8 @@ class Incident(BaseModel):
     assignments: list[Assignment] = Field(default_factory=list)
     whistle_id: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    # Involved agencies that asked the lead agency to close the incident.
+    close_requests: list[Agency] = Field(default_factory=list)
 
     @property
     def call_ids(self) -> list[str]:
@@ -335,8 +384,8 @@ class Unit(BaseModel):
     id: str = Field(pattern=_ID_PATTERN)
     agency: Agency
     type: UnitType
-    callsign: str | None = None
-    station: str | None = None
+    callsign: str | None = Field(None, max_length=40)
+    station: str | None = Field(None, max_length=120)
     station_lat: Latitude | None = None
     station_lon: Longitude | None = None
     status: UnitStatus = UnitStatus.AVAILABLE
@@ -347,7 +396,7 @@ class Unit(BaseModel):
 
 class Hospital(BaseModel):
     id: str = Field(pattern=_ID_PATTERN)
-    name: str
+    name: str = Field(min_length=1, max_length=200)
     lat: Latitude
     lon: Longitude
     accepting: bool = True

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from dispatch.codec import BBox, CallLimits, parse_area
 from dispatch.core.merge import MergePolicy
 from dispatch.core.plans import PlanTable
+from dispatch.flow.access import Access
 from dispatch.flow.assign import AssignmentRecords, Assignments
 from dispatch.flow.fleet import Fleet
 from dispatch.flow.greenwave import GreenWave
@@ -50,6 +52,8 @@ class Services:
     reactor: Reactor
     tracking: Tracking
     hub: Hub
+    access: Access
+    limits: CallLimits
     router: Router | None = None
 
     @property
@@ -70,6 +74,11 @@ def build(
 ) -> Services:
     """Wire the service's parts (no I/O: nothing runs until the caller starts the loops)."""
     plans = plans or PlanTable.load(settings.plans)
+    limits = CallLimits(
+        area=parse_area(settings.service_area) or _graph_area(router),
+        max_age_s=settings.call_max_age_s,
+        max_ahead_s=settings.call_max_ahead_s,
+    )
     policy = MergePolicy(distance_m=settings.merge_distance_m, window_s=settings.merge_window_s)
     stale = settings.stale_position_s
     fleet = Fleet(store, clock=clock)
@@ -79,6 +88,7 @@ def build(
         joint,
         consumer=instance,
         clock=clock,
+        limits=limits,
         batch=settings.intake_batch,
         block_ms=settings.intake_block_ms,
         reclaim_idle_ms=settings.reclaim_idle_ms,
@@ -130,5 +140,25 @@ def build(
         reactor=reactor,
         tracking=tracking,
         hub=hub,
+        access=Access(store, settings, clock=clock),
+        limits=limits,
         router=router,
+    )
+
+
+# Calls a little beyond the mapped roads are still the district's (a river bank, a hillside).
+AREA_MARGIN_DEG = 0.05
+
+
+def _graph_area(router: Router | None) -> BBox | None:
+    """The road graph's extent, widened by about 5 km (None without a graph)."""
+    if router is None:
+        return None
+    g = router.graph
+    m = AREA_MARGIN_DEG
+    return (
+        float(g.node_lon.min()) - m,
+        float(g.node_lat.min()) - m,
+        float(g.node_lon.max()) + m,
+        float(g.node_lat.max()) + m,
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dispatch.codec import parse_area
 from dispatch.constants import DEFAULT_NAMESPACE
 from dispatch.errors import ConfigError
 
@@ -71,6 +72,25 @@ class Settings(BaseSettings):
     # Screens get one frame of moved units per interval, not a message per fix.
     position_frame_s: float = Field(1.0, gt=0, le=10)
     token_ttl_s: int = Field(12 * 3600, ge=1)
+    # No token may claim a longer life than this, whoever minted it (default a month).
+    token_max_ttl_s: int = Field(30 * 24 * 3600, ge=60)
+    # Repeated authentication failures from one address: after this many within the window,
+    # that address is locked out (429) for the lockout time, and the lockout is audited.
+    auth_failures_max: int = Field(20, ge=1)
+    auth_failure_window_s: int = Field(60, ge=1)
+    auth_lockout_s: int = Field(300, ge=1)
+    # Calls must come from here and now: the service area "west,south,east,north" (empty:
+    # the road graph's extent plus 5 km, or anywhere without a graph), and a received_at no
+    # older than max_age (a week: an EIDO may hand over a long-running incident) nor further
+    # ahead than max_ahead (clock skew).
+    service_area: str = ""
+    call_max_age_s: float = Field(7 * 86_400.0, gt=0)
+    call_max_ahead_s: float = Field(300.0, ge=0)
+    # Request bodies larger than this are refused (413) unread; reports and EIDOs allow more.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Browser origins allowed to open /ws ("" = the service's own origin only; "*" = any).
+    # Clients that send no Origin (terminals, gateways, scripts) are not browsers: allowed.
+    ws_origins: str = ""
     # Websocket push (YISHAO_WS_*): per-client queue before a slow client is cut, events
     # buffered while a client replays, reader batch and block, replay page, heartbeat,
     # auth and close timeouts, incidents whose place the hub remembers for its filters.
@@ -101,6 +121,12 @@ class Settings(BaseSettings):
             close_timeout_s=self.ws_close_timeout_s,
             cache_size=self.ws_cache_size,
         )
+
+    @field_validator("service_area")
+    @classmethod
+    def _area(cls, value: str) -> str:
+        parse_area(value)
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -55,6 +55,9 @@ class SignalDecision(BaseModel):
     )
     reason: str = ""
     decided_at: datetime
+    # The controller's own word (it served it, or could not do it safely): final, never
+    # re-solved. The arbiter's own rejections (a conflict) are re-solved as others free up.
+    final: bool = False
 
 
 class IntersectionState(BaseModel):
@@ -172,6 +175,10 @@ class Arbiter:
                 if d.status is SignalStatus.GRANTED and d.granted_to
                 else _window(d.request)[1]
             )
+            if d.final:
+                if now - d.decided_at <= retain:
+                    kept.append(d)
+                continue
             if d.status in _ACTIVE and end < now:
                 d = d.model_copy(update={
                     "status": SignalStatus.SERVED

@@ -413,11 +413,11 @@ class _Drill:
             (n["agency"], n["unit_type"]): n["count"] - have.get((n["agency"], n["unit_type"]), 0)
             for n in inc.get("needs", [])
         }
-        centre = Centre(inc["calls"][0]["centre"]) if inc.get("calls") else Centre.TRAFFIC
-        headers = self._dispatcher(CENTRE_AGENCY[centre])
         short = False
         log_ = self.incidents[incident_id]
         for rec in recs.get("agencies", []):
+            # Each centre assigns its own units (the service refuses another agency's).
+            headers = self._dispatcher(Agency(rec["agency"]))
             by_id = {c["unit_id"]: c for c in rec.get("candidates", [])}
             for unit_id in rec.get("suggested", []):
                 cand = by_id.get(unit_id)

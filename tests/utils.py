@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import uvicorn
@@ -17,6 +18,13 @@ from fastapi import FastAPI
 MS = float(os.environ.get("YISHAO_TEST_MS", "1")) / 1000
 
 TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
+
+
+def recently(minutes_ago: float = 0.0) -> str:
+    """An ISO 8601 time (Shanghai offset) ``minutes_ago`` before now: a live call's
+    ``received_at`` (the service refuses calls more than a week old)."""
+    at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return at.astimezone(timezone(timedelta(hours=8))).isoformat(timespec="seconds")
 
 
 def free_port() -> int:

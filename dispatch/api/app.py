@@ -12,11 +12,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from dispatch import __version__
+from dispatch.api.edge import (
+    BodyLimit,
+    SecurityHeaders,
+    install_error_handlers,
+    install_log_scrubber,
+)
 from dispatch.api.routes import router as api_router
+from dispatch.api.routes_access import router as access_router
 from dispatch.api.routes_dispatch import router as dispatch_router
 from dispatch.api.routes_interop import router as interop_router
 from dispatch.api.routes_reports import router as reports_router
@@ -25,14 +31,6 @@ from dispatch.api.ws import install_handlers
 from dispatch.api.ws import router as ws_router
 from dispatch.api.ws_live import install_live_handlers
 from dispatch.constants import Keys
-from dispatch.errors import (
-    AuthError,
-    ConflictError,
-    ForbiddenError,
-    InvalidInputError,
-    NotFoundError,
-    UnavailableError,
-)
 from dispatch.infra.connect import open_redis
 from dispatch.infra.store import Store
 from dispatch.push.feed import PositionFeed
@@ -112,13 +110,17 @@ def create_app(
         description="Joint 122/120/119 emergency dispatch with green-wave signal priority.",
         lifespan=lifespan,
     )
+    install_log_scrubber()
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, default_bytes=settings.max_body_bytes)
     app.include_router(api_router)
+    app.include_router(access_router)
     app.include_router(dispatch_router)
     app.include_router(snapshot_router)
     app.include_router(reports_router)
     app.include_router(interop_router)
     app.include_router(ws_router)
-    _install_error_handlers(app)
+    install_error_handlers(app)
     return app
 
 
@@ -145,23 +147,3 @@ def _safe_url(settings: Settings) -> str:
         scheme, _, rest = url.partition("://")
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
-
-
-_STATUS: list[tuple[type[Exception], int]] = [
-    (ForbiddenError, 403),
-    (AuthError, 401),
-    (InvalidInputError, 422),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (UnavailableError, 503),
-]
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    for exc_type, status in _STATUS:
-
-        async def handler(request: Request, exc: Exception, status: int = status) -> JSONResponse:
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
-
-        app.add_exception_handler(exc_type, handler)

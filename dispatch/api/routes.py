@@ -8,12 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from dispatch.api.deps import Svc, require
-from dispatch.auth import Principal
+from dispatch.api import views
+from dispatch.api.deps import Svc, authorize, may
+from dispatch.api.edge import EdgeRoute
 from dispatch.constants import CONSUMER_GROUP
-from dispatch.errors import ForbiddenError, NotFoundError, StoreError
+from dispatch.core import policy
+from dispatch.core.policy import Action, Target
+from dispatch.errors import StoreError
 from dispatch.models import (
-    CENTRE_AGENCY,
+    AGENCY_CENTRE,
     Agency,
     CallEvent,
     DeadLetter,
@@ -21,14 +24,16 @@ from dispatch.models import (
     HealthReport,
     Incident,
     IncidentStatus,
+    Principal,
     Role,
     mask_phone,
 )
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", route_class=EdgeRoute)
 
-Reader = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.COORDINATOR, Role.OBSERVER))]
-Dispatcher = Annotated[Principal, Depends(require(Role.DISPATCHER))]
+Reader = Annotated[Principal, Depends(may(Action.READ_INCIDENT))]
+Caller = Annotated[Principal, Depends(may(Action.POST_CALL))]
+DeadReader = Annotated[Principal, Depends(may(Action.READ_DEAD))]
 
 
 class CallAccepted(BaseModel):
@@ -50,15 +55,13 @@ async def health(svc: Svc) -> HealthReport:
 
 
 @router.post("/calls", status_code=202, response_model=CallAccepted, tags=["calls"])
-async def post_call(call: CallEvent, svc: Svc, who: Dispatcher) -> CallAccepted:
+async def post_call(call: CallEvent, svc: Svc, who: Caller) -> CallAccepted:
     """Land a call on the intake stream, as the centre's call-taking system would.
 
     A dispatcher may post only for their own centre (traffic 122, ems 120, fire 119).
     """
-    if who.role is not Role.ADMIN and CENTRE_AGENCY[call.centre] is not who.agency:
-        raise ForbiddenError(
-            f"a {who.agency.value} dispatcher cannot post calls for centre {call.centre.value}"
-        )
+    authorize(who, Action.POST_CALL, Target(centre=call.centre))
+    svc.limits.check(call, svc.clock())
     stream_id = await svc.store.add_call(call)
     return CallAccepted(stream_id=stream_id, call_key=call.key)
 
@@ -72,42 +75,46 @@ async def list_incidents(
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Incident]:
-    """Incidents, newest first; ``since`` bounds creation time (ISO 8601)."""
-    return await svc.store.list_incidents(
+    """Incidents the caller may read, newest first; ``since`` bounds creation time."""
+    found = await svc.store.list_incidents(
         status=status, agency=agency.value if agency else None, since=since, limit=limit
     )
+    return await views.readable(svc, who, found)
 
 
 @router.get("/incidents/{incident_id}", response_model=Incident, tags=["incidents"])
 async def get_incident(incident_id: str, svc: Svc, who: Reader) -> Incident:
-    incident = await svc.store.get_incident(incident_id)
-    if incident is None:
-        raise NotFoundError(f"no incident {incident_id}")
-    return incident
+    return await views.incident_for(svc, who, incident_id)
 
 
 @router.get("/incidents/{incident_id}/events", response_model=list[Event], tags=["incidents"])
 async def incident_events(incident_id: str, svc: Svc, who: Reader) -> list[Event]:
     """The incident's audit trail: every change, oldest first."""
-    if await svc.store.get_incident(incident_id) is None:
-        raise NotFoundError(f"no incident {incident_id}")
-    return await svc.store.events_for_incident(incident_id)
+    await views.incident_for(svc, who, incident_id)
+    events = await svc.store.events_for_incident(incident_id)
+    if who.role is Role.OBSERVER:
+        return [e.model_copy(update={"data": policy.redact_event_data(e.data)}) for e in events]
+    return events
 
 
 @router.get("/calls/dead", response_model=list[DeadLetter], tags=["calls"])
 async def dead_calls(
     svc: Svc,
-    who: Dispatcher,
+    who: DeadReader,
     count: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: str = "+",
+    before: Annotated[str, Query(pattern=r"^(\+|[0-9]{1,19}(-[0-9]{1,19})?)$")] = "+",
 ) -> list[DeadLetter]:
     """Dead-lettered call entries, newest first, with the reason each was refused.
 
-    The caller's phone is masked for everyone but an admin.
+    A dispatcher sees the entries that name their own centre (``centre`` field); an admin
+    sees all. The caller's phone is masked for everyone but an admin.
     """
     letters = await svc.store.list_dead(count=count, before=before)
-    if who.role is not Role.ADMIN:
-        for letter in letters:
-            if "caller_phone" in letter.fields:
-                letter.fields["caller_phone"] = mask_phone(letter.fields["caller_phone"]) or ""
-    return letters
+    if who.role is Role.ADMIN:
+        return letters
+    centre = AGENCY_CENTRE.get(who.agency)
+    mine = [d for d in letters if centre is not None and d.fields.get("centre") == centre.value]
+    for letter in mine:
+        if "caller_phone" in letter.fields:
+            letter.fields["caller_phone"] = mask_phone(letter.fields["caller_phone"]) or ""
+    return mine

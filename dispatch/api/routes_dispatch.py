@@ -6,58 +6,79 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Path
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from dispatch.api.deps import Svc, require
-from dispatch.auth import Principal
+from dispatch.api import views
+from dispatch.api.deps import Svc, authorize, may
+from dispatch.api.edge import EdgeRoute
+from dispatch.core import policy
 from dispatch.core.assign import AssignmentRecord
+from dispatch.core.policy import Action, Target
 from dispatch.core.recommend import Recommendations
 from dispatch.core.rosters import Duty, parse_roster_file
 from dispatch.core.whistle import Whistle
-from dispatch.errors import ConflictError, ForbiddenError
+from dispatch.errors import InvalidInputError, NotFoundError
 from dispatch.flow.assign import AssignmentRequest
 from dispatch.flow.fleet import FleetUnit, parse_hospitals
-from dispatch.models import WHISTLE_AGENCIES, Agency, Hospital, Incident, Role, Unit
+from dispatch.models import (
+    WHISTLE_AGENCIES,
+    Agency,
+    Hospital,
+    Incident,
+    Principal,
+    Role,
+    Unit,
+)
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", route_class=EdgeRoute)
 
-Reader = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.COORDINATOR, Role.OBSERVER))]
-Dispatcher = Annotated[Principal, Depends(require(Role.DISPATCHER))]
-Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR))]
-Admin = Annotated[Principal, Depends(require())]
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,95}$"
+IdPath = Annotated[str, Path(pattern=_ID, description="an id (letters, digits, . _ : -)")]
+
+IncidentReader = Annotated[Principal, Depends(may(Action.READ_INCIDENT))]
+UnitReader = Annotated[Principal, Depends(may(Action.READ_UNITS))]
+WhistleReader = Annotated[Principal, Depends(may(Action.READ_WHISTLES))]
+RosterReader = Annotated[Principal, Depends(may(Action.READ_ROSTER))]
 
 
 # -- units and hospitals ----------------------------------------------------------------------
 @router.get("/units", response_model=list[Unit], tags=["units"])
-async def list_units(svc: Svc, who: Reader, agency: Agency | None = None) -> list[Unit]:
-    return await svc.fleet.units(agency=agency)
+async def list_units(svc: Svc, who: UnitReader, agency: Agency | None = None) -> list[Unit]:
+    """The units the caller may see (see the authorization model)."""
+    units = await views.readable_units(svc, who)
+    return [u for u in units if agency is None or u.agency is agency]
 
 
 @router.put("/units/{unit_id}", response_model=Unit, tags=["units"])
-async def put_unit(unit_id: str, spec: FleetUnit, svc: Svc, who: Dispatcher) -> Unit:
-    """Create or redefine a unit (a dispatcher of the unit's own agency, or an admin)."""
+async def put_unit(
+    unit_id: IdPath,
+    spec: FleetUnit,
+    svc: Svc,
+    who: Annotated[Principal, Depends(may(Action.PUT_UNIT))],
+) -> Unit:
+    """Create or redefine a unit of the caller's own agency."""
     if spec.id != unit_id:
-        raise ConflictError(f"body id {spec.id} does not match the path's {unit_id}")
-    if who.role is not Role.ADMIN and who.agency is not spec.agency:
-        raise ForbiddenError(
-            f"a {who.agency.value} dispatcher cannot define {spec.agency.value} units"
-        )
+        raise InvalidInputError(f"id: the body's id does not match the path's {unit_id}")
+    existing = await svc.store.get(Unit, svc.store.keys.unit(unit_id))
+    units = (existing,) if existing is not None else ()
+    authorize(who, Action.PUT_UNIT, Target(units=units, unit_agency=spec.agency))
     return await svc.fleet.put_unit(spec, actor=who.sub)
 
 
 @router.get("/hospitals", response_model=list[Hospital], tags=["units"])
-async def list_hospitals(svc: Svc, who: Reader) -> list[Hospital]:
+async def list_hospitals(svc: Svc, who: UnitReader) -> list[Hospital]:
     return await svc.fleet.hospitals()
 
 
 @router.put("/hospitals", response_model=list[Hospital], tags=["units"])
 async def put_hospitals(
-    svc: Svc, who: Dispatcher, body: Annotated[list[dict[str, Any]], Body()]
+    svc: Svc,
+    who: Annotated[Principal, Depends(may(Action.PUT_HOSPITALS))],
+    body: Annotated[list[dict[str, Any]], Body(max_length=1000)],
 ) -> list[Hospital]:
-    """Add or replace hospitals (an EMS dispatcher or an admin)."""
-    if who.role is not Role.ADMIN and who.agency is not Agency.EMS:
-        raise ForbiddenError("only the 120 centre keeps the hospital list")
+    """Add or replace hospitals (the 120 centre keeps the list)."""
     hospitals = parse_hospitals(body)
     await svc.fleet.put_hospitals(hospitals, actor=who.sub)
     return await svc.fleet.hospitals()
@@ -71,20 +92,28 @@ class DutyToday(BaseModel):
 
 
 @router.get("/rosters/today", response_model=DutyToday, tags=["whistle"])
-async def roster_today(svc: Svc, who: Reader) -> DutyToday:
-    """Today's on-duty coordinators (the duty day changes at 08:00 Asia/Shanghai)."""
+async def roster_today(svc: Svc, who: RosterReader) -> DutyToday:
+    """Today's on-duty coordinators (the duty day changes at 08:00 Asia/Shanghai); a
+    coordinator sees their own agency's."""
     day, duty = await svc.fleet.duty()
+    agencies = [who.agency] if who.role is Role.COORDINATOR else list(WHISTLE_AGENCIES)
     return DutyToday(
         day=day,
-        duty=list(duty.values()),
-        missing=[a for a in WHISTLE_AGENCIES if a not in duty],
+        duty=[d for a, d in duty.items() if a in agencies],
+        missing=[a for a in agencies if a in WHISTLE_AGENCIES and a not in duty],
     )
 
 
 @router.put("/rosters", status_code=204, tags=["whistle"])
-async def put_roster(svc: Svc, who: Admin, body: Annotated[Any, Body()]) -> None:
-    """Load roster entries and rotation rules (the roster file format)."""
+async def put_roster(
+    svc: Svc,
+    who: Annotated[Principal, Depends(may(Action.PUT_ROSTER))],
+    body: Annotated[Any, Body()],
+) -> None:
+    """Load roster entries and rotation rules (the roster file format), of the caller's agency."""
     entries, rules = parse_roster_file(body)
+    agencies = frozenset([e.agency for e in entries] + [r.agency for r in rules])
+    authorize(who, Action.PUT_ROSTER, Target(roster_agencies=agencies))
     await svc.fleet.put_roster(entries, rules, actor=who.sub)
 
 
@@ -92,8 +121,9 @@ async def put_roster(svc: Svc, who: Admin, body: Annotated[Any, Body()]) -> None
 @router.get(
     "/incidents/{incident_id}/recommendations", response_model=Recommendations, tags=["incidents"]
 )
-async def recommendations(incident_id: str, svc: Svc, who: Reader) -> Recommendations:
+async def recommendations(incident_id: IdPath, svc: Svc, who: IncidentReader) -> Recommendations:
     """Available units of each needed agency ranked by road travel time to the scene."""
+    await views.incident_for(svc, who, incident_id)
     return await svc.recommender.recommend(incident_id)
 
 
@@ -104,9 +134,18 @@ async def recommendations(incident_id: str, svc: Svc, who: Reader) -> Recommenda
     tags=["incidents"],
 )
 async def assign(
-    incident_id: str, request: AssignmentRequest, svc: Svc, who: Dispatcher
+    incident_id: IdPath,
+    request: AssignmentRequest,
+    svc: Svc,
+    who: Annotated[Principal, Depends(may(Action.ASSIGN))],
 ) -> list[AssignmentRecord]:
-    """Assign one or several units; each gets a route and a green-wave plan."""
+    """Assign units of the caller's agency; each gets a route and a green-wave plan."""
+    units = tuple([await svc.fleet.get_unit(uid) for uid in request.unit_ids])
+    authorize(
+        who,
+        Action.ASSIGN,
+        Target(incident=await svc.assignments.incident(incident_id), units=units),
+    )
     return await svc.assignments.assign(incident_id, request, actor=who.sub)
 
 
@@ -115,12 +154,13 @@ async def assign(
     response_model=list[AssignmentRecord],
     tags=["incidents"],
 )
-async def assignments(incident_id: str, svc: Svc, who: Reader) -> list[AssignmentRecord]:
-    return await svc.records.of_incident(await svc.assignments.incident(incident_id))
+async def assignments(incident_id: IdPath, svc: Svc, who: IncidentReader) -> list[AssignmentRecord]:
+    incident = await views.incident_for(svc, who, incident_id)
+    return await svc.records.of_incident(incident)
 
 
 class SplitRequest(BaseModel):
-    call_key: str = Field(description="centre:call_id of the call to move out")
+    call_key: str = Field(max_length=100, description="centre:call_id of the call to move out")
 
 
 class SplitResult(BaseModel):
@@ -129,8 +169,14 @@ class SplitResult(BaseModel):
 
 
 @router.post("/incidents/{incident_id}/split", response_model=SplitResult, tags=["incidents"])
-async def split(incident_id: str, body: SplitRequest, svc: Svc, who: Dispatcher) -> SplitResult:
-    """Move a wrongly merged call out into an incident of its own."""
+async def split(
+    incident_id: IdPath,
+    body: SplitRequest,
+    svc: Svc,
+    who: Annotated[Principal, Depends(may(Action.SPLIT))],
+) -> SplitResult:
+    """Move a wrongly merged call out into an incident of its own (the lead agency)."""
+    authorize(who, Action.SPLIT, Target(incident=await svc.assignments.incident(incident_id)))
     original, new = await svc.joint.split(incident_id, body.call_key, actor=who.sub)
     return SplitResult(original=original, new=new)
 
@@ -139,11 +185,31 @@ class CloseRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@router.post("/incidents/{incident_id}/close", response_model=Incident, tags=["incidents"])
+@router.post(
+    "/incidents/{incident_id}/close",
+    response_model=Incident,
+    tags=["incidents"],
+    responses={202: {"model": Incident, "description": "a close request for the lead agency"}},
+)
 async def close_incident(
-    incident_id: str, body: CloseRequest, svc: Svc, who: Dispatcher
-) -> Incident:
-    """Close an incident (its whistle too) and release its units; later calls open a new one."""
+    incident_id: IdPath,
+    body: CloseRequest,
+    svc: Svc,
+    who: Annotated[Principal, Depends(may(Action.CLOSE))],
+) -> Any:
+    """Close an incident (its whistle too) and release its units; later calls open a new one.
+
+    The lead agency closes (the agency of the centre that took the first call); another
+    involved agency's dispatcher records a close request instead (202), which the lead sees.
+    """
+    incident = await svc.assignments.incident(incident_id)
+    decision = policy.decide(who, Action.CLOSE, Target(incident=incident))
+    if not decision.allowed and decision.may_request:
+        asked = await svc.assignments.request_close(
+            incident_id, who.agency, actor=who.sub, reason=body.reason
+        )
+        return JSONResponse(asked.model_dump(mode="json"), status_code=202)
+    authorize(who, Action.CLOSE, Target(incident=incident))
     closed = await svc.assignments.close_incident(incident_id, actor=who.sub, reason=body.reason)
     if closed.whistle_id is not None:
         await svc.whistles.close(closed.whistle_id, actor=who.sub)
@@ -159,7 +225,10 @@ class WhistleRequest(BaseModel):
     "/incidents/{incident_id}/whistle", response_model=Whistle, status_code=201, tags=["whistle"]
 )
 async def sound_whistle(
-    incident_id: str, svc: Svc, who: Dispatcher, body: WhistleRequest | None = None
+    incident_id: IdPath,
+    svc: Svc,
+    who: Annotated[Principal, Depends(may(Action.SOUND_WHISTLE))],
+    body: WhistleRequest | None = None,
 ) -> Whistle:
     """Sound the whistle (一哨群应): a 120 or 119 dispatcher summons all three coordinators."""
     body = body or WhistleRequest()
@@ -174,26 +243,39 @@ class GreenWaveEnabled(BaseModel):
 @router.post(
     "/incidents/{incident_id}/greenwave", response_model=GreenWaveEnabled, tags=["whistle"]
 )
-async def enable_greenwave(incident_id: str, svc: Svc, who: Dispatcher) -> GreenWaveEnabled:
+async def enable_greenwave(
+    incident_id: IdPath,
+    svc: Svc,
+    who: Annotated[Principal, Depends(may(Action.ENABLE_GREENWAVE))],
+) -> GreenWaveEnabled:
     """Turn on green-wave protection for an incident's units (122 controls the signals)."""
-    if who.role is not Role.ADMIN and who.agency is not Agency.TRAFFIC:
-        raise ForbiddenError("only the 122 traffic centre turns on green-wave protection")
     count = await svc.assignments.enable_greenwave(incident_id, actor=who.sub)
     return GreenWaveEnabled(incident_id=incident_id, units=count)
 
 
 # -- whistles ------------------------------------------------------------------------------------
 @router.get("/whistles", response_model=list[Whistle], tags=["whistle"])
-async def open_whistles(svc: Svc, who: Reader) -> list[Whistle]:
-    return await svc.whistles.open_whistles()
+async def open_whistles(svc: Svc, who: WhistleReader) -> list[Whistle]:
+    """Open whistles the caller may see (a coordinator: those summoning them)."""
+    return await views.readable_whistles(svc, who)
 
 
 @router.get("/whistles/{whistle_id}", response_model=Whistle, tags=["whistle"])
-async def get_whistle(whistle_id: str, svc: Svc, who: Reader) -> Whistle:
-    return await svc.whistles.get(whistle_id)
+async def get_whistle(whistle_id: IdPath, svc: Svc, who: WhistleReader) -> Whistle:
+    whistle = await svc.whistles.get(whistle_id)
+    if who.role is Role.COORDINATOR and who.sub not in views.summons_of(whistle):
+        raise NotFoundError(f"no whistle {whistle_id}")
+    return whistle
 
 
 @router.post("/whistles/{whistle_id}/ack", response_model=Whistle, tags=["whistle"])
-async def ack_whistle(whistle_id: str, svc: Svc, who: Coordinator) -> Whistle:
-    """The summoned coordinator acknowledges (the token's subject must be the one summoned)."""
+async def ack_whistle(
+    whistle_id: IdPath,
+    svc: Svc,
+    who: Annotated[Principal, Depends(may(Action.ACK_WHISTLE))],
+) -> Whistle:
+    """The summoned coordinator acknowledges (the token's subject and agency are the summons')."""
+    whistle = await svc.whistles.get(whistle_id)
+    summons = tuple((s.coordinator, s.agency) for s in whistle.summons)
+    authorize(who, Action.ACK_WHISTLE, Target(summons=summons))
     return await svc.whistles.ack(whistle_id, who)

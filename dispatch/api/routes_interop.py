@@ -24,9 +24,12 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from dispatch.api.deps import Svc, require
+from dispatch.api import views
+from dispatch.api.deps import Svc, authorize, may
+from dispatch.api.edge import EdgeRoute
 from dispatch.auth import Principal
-from dispatch.errors import ForbiddenError, NotFoundError, StoreError
+from dispatch.core.policy import Action, Target
+from dispatch.errors import NotFoundError, StoreError
 from dispatch.interop.alerts import AlertDesk
 from dispatch.interop.cap import (
     ATOM_MEDIA_TYPE,
@@ -48,13 +51,11 @@ from dispatch.interop.schemas import (
 from dispatch.models import AGENCY_CENTRE, Centre, Role
 from dispatch.services import Services
 
-router = APIRouter(tags=["standards"])
+router = APIRouter(tags=["standards"], route_class=EdgeRoute)
 
-EidoReader = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.OBSERVER))]
-AlertReader = Annotated[
-    Principal, Depends(require(Role.DISPATCHER, Role.COORDINATOR, Role.OBSERVER))
-]
-Dispatcher = Annotated[Principal, Depends(require(Role.DISPATCHER))]
+IncidentReader = Annotated[Principal, Depends(may(Action.READ_INCIDENT))]
+EidoPoster = Annotated[Principal, Depends(may(Action.POST_EIDO))]
+CapIssuer = Annotated[Principal, Depends(may(Action.ISSUE_CAP))]
 # An EIDO is a whole incident; more than this is not one a centre sends.
 MAX_EIDO_BYTES = 2_000_000
 _ALERT_ID = PathParam(pattern=r"^[A-Za-z0-9._\-]{1,100}$")
@@ -98,12 +99,10 @@ Alerts = Annotated[AlertDesk, Depends(alert_reader)]
 
 # -- EIDO ------------------------------------------------------------------------------------------
 @router.get("/api/incidents/{incident_id}/eido", response_model=None)
-async def export_eido(incident_id: str, svc: Svc, who: EidoReader) -> JSONResponse:
+async def export_eido(incident_id: str, svc: Svc, who: IncidentReader) -> JSONResponse:
     """The incident as a NENA EIDO document (JSON, validated by the tests against NENA's
-    schema)."""
-    incident = await svc.store.get_incident(incident_id)
-    if incident is None:
-        raise NotFoundError(f"no incident {incident_id}")
+    schema), as the caller may read it."""
+    incident = await views.incident_for(svc, who, incident_id)
     return JSONResponse(incident_to_eido(incident, origin=_origin(svc)))
 
 
@@ -136,7 +135,7 @@ _EIDO_BODY: dict[str, Any] = {
     responses={200: {"model": EidoAccepted, "description": "every call was seen before"}},
 )
 async def post_eido(
-    request: Request, svc: Svc, who: Dispatcher, centre: Centre | None = None
+    request: Request, svc: Svc, who: EidoPoster, centre: Centre | None = None
 ) -> Response:
     """Take an EIDO from another centre as calls on the intake stream (one per call component).
 
@@ -145,15 +144,9 @@ async def post_eido(
     adds nothing: 200 with ``duplicate``; new calls answer 202. An invalid EIDO gets 422 naming
     the field.
     """
-    if who.role is not Role.ADMIN:
-        own = AGENCY_CENTRE.get(who.agency)
-        if own is None:
-            raise ForbiddenError(f"a {who.agency.value} dispatcher has no call-taking centre")
-        if centre is not None and centre is not own:
-            raise ForbiddenError(
-                f"a {who.agency.value} dispatcher cannot post calls for centre {centre.value}"
-            )
-        centre = own
+    authorize(who, Action.POST_EIDO, Target(centre=centre))
+    if centre is None and who.role is not Role.ADMIN:
+        centre = AGENCY_CENTRE[who.agency]
     body = await request.body()
     if len(body) > MAX_EIDO_BYTES:
         return _refused(413, "(root)", f"an EIDO may be at most {MAX_EIDO_BYTES} bytes")
@@ -210,14 +203,23 @@ def _xml(body: bytes | str, media_type: str, **headers: str) -> Response:
     responses={201: {"content": {CAP_MEDIA_TYPE: {}}, "description": "the CAP 1.2 alert"}},
 )
 async def post_cap(
-    incident_id: str, body: CapRequest, request: Request, desk: Desk, who: Dispatcher
+    incident_id: str,
+    body: CapRequest,
+    request: Request,
+    svc: Svc,
+    desk: Desk,
+    who: CapIssuer,
 ) -> Response:
     """Issue (``Alert``), update or cancel a public CAP 1.2 alert about the incident.
 
     Answers 201 with the message itself (``application/cap+xml``); ``Location`` is its stable
     URL. ``status`` Exercise marks a drill. An Update or Cancel names ``alert_id`` unless the
-    incident has only one active alert.
+    incident has only one active alert. The dispatcher's agency must be involved in it.
     """
+    incident = await svc.store.get_incident(incident_id)
+    if incident is None:
+        raise NotFoundError(f"no incident {incident_id}")
+    authorize(who, Action.ISSUE_CAP, Target(incident=incident))
     alert, stored = await desk.issue(incident_id, body, actor=who.sub)
     url = str(
         request.url_for("cap_message", alert_id=alert.alert_id, number=str(len(alert.messages)))
@@ -230,11 +232,10 @@ async def post_cap(
 
 @router.get("/api/incidents/{incident_id}/cap", response_model=list[AlertSummary])
 async def incident_alerts(
-    incident_id: str, request: Request, svc: Svc, desk: Alerts, who: AlertReader
+    incident_id: str, request: Request, svc: Svc, desk: Alerts, who: IncidentReader
 ) -> list[AlertSummary]:
     """The incident's CAP alerts, oldest first."""
-    if await svc.store.get_incident(incident_id) is None:
-        raise NotFoundError(f"no incident {incident_id}")
+    await views.incident_for(svc, who, incident_id)
     return [
         AlertSummary.of(a, url=str(request.url_for("cap_alert", alert_id=a.alert_id)))
         for a in await desk.alerts_of(incident_id)

@@ -12,21 +12,22 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from dispatch.api.deps import Svc, require
-from dispatch.auth import Principal, verify
+from dispatch.api.deps import Svc, authorize, client_address, may
+from dispatch.api.edge import EdgeRoute
+from dispatch.core.policy import Action, Target
 from dispatch.errors import NotFoundError
-from dispatch.models import Role
+from dispatch.models import Principal
 
-router = APIRouter()
+router = APIRouter(route_class=EdgeRoute)
 MAX_HTML = 8 * 1024 * 1024
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
 
-Reader = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.COORDINATOR, Role.OBSERVER))]
-Writer = Annotated[Principal, Depends(require())]
+Reader = Annotated[Principal, Depends(may(Action.READ_REPORTS))]
+Writer = Annotated[Principal, Depends(may(Action.PUT_REPORT))]
 
 
 class ReportUpload(BaseModel):
@@ -75,10 +76,17 @@ async def get_report(drill_id: str, svc: Svc, who: Reader) -> Any:
 
 @router.get("/reports/{drill_id}", response_class=HTMLResponse, tags=["drills"])
 async def report_page(
-    drill_id: str, svc: Svc, token: Annotated[str, Query(description="a bearer token")] = ""
+    drill_id: str,
+    request: Request,
+    svc: Svc,
+    token: Annotated[str, Query(max_length=8192, description="a bearer token")] = "",
 ) -> HTMLResponse:
-    """The drill's HTML page; a browser passes its token as ``?token=``."""
-    verify(svc.settings.secret, token).require(Role.DISPATCHER, Role.COORDINATOR, Role.OBSERVER)
+    """The drill's HTML page; a browser passes its token as ``?token=`` (scrubbed from the
+    access log), or an ``Authorization`` header."""
+    bearer = request.headers.get("authorization", "")
+    given = bearer[7:] if bearer.lower().startswith("bearer ") else token
+    who = await svc.access.authenticate(given, client=client_address(request))
+    authorize(who, Action.READ_REPORTS, Target())
     _check(drill_id)
     raw = await svc.store.report_field(drill_id, "html")
     if raw is None:

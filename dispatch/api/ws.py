@@ -1,12 +1,15 @@
 """``/ws``: the websocket edge of the hub. Authentication, client messages and close codes.
 
-Connect with ``/ws?token=T[&last_id=ID]`` or, where a client cannot put the token in the URL,
-send ``{"type": "auth", "token": T, "last_id": ID}`` as the first message (within
-``YISHAO_WS_AUTH_TIMEOUT_S``). The server then sends ``resync`` if it cannot replay from
-``last_id``, ``ready`` (``id`` = the position the client is at), the missed events, and then
-live events. Every server message is ``{type, id, ts, data}``; event messages also carry
-``incident_id`` and ``actor``, and their ``id`` is the event-log id to resume from (so is the
-``id`` of ``ready`` and ``heartbeat``; control messages have ``id`` null).
+Authenticate by offering the subprotocols ``["yishao", "yishao.token.<T>"]`` (what a browser
+does: the token stays out of every URL and log), or by sending ``{"type": "auth", "token": T,
+"last_id": ID}`` as the first message (within ``YISHAO_WS_AUTH_TIMEOUT_S``); ``/ws?token=T``
+still works for scripts (the access log scrubs it). A browser ``Origin`` must be the service's
+own or listed in ``YISHAO_WS_ORIGINS``. ``last_id`` may be a query parameter. The server
+sends ``resync`` if it cannot replay from ``last_id``, ``ready`` (``id`` = the position the
+client is at), the missed events, and then live events. Every server message is
+``{type, id, ts, data}``; event messages also carry ``incident_id`` and ``actor``, and their
+``id`` is the event-log id to resume from (so is the ``id`` of ``ready`` and ``heartbeat``;
+control messages have ``id`` null).
 
 Client messages (each validated; a bad one gets ``error``, the connection stays):
 
@@ -18,8 +21,11 @@ Client messages (each validated; a bad one gets ``error``, the connection stays)
 Any message may carry ``ref`` (echoed in the reply). Close codes:
 
 ====  =============================================================================
-4401  token missing, bad or expired (also when it expires while connected)
-4403  the role may not send this message type, or a subscription beyond its scope
+4401  token missing, bad, expired or revoked (also when it expires or is revoked while
+      connected)
+4403  the role may not send this message type, a subscription beyond its scope, or a
+      browser origin not allowed
+4429  too many failed sign-ins from this address: locked out for a while
 4408  the client fell behind (its queue or replay buffer overflowed): reload
       ``GET /api/snapshot`` and reconnect with its ``event_id`` as ``last_id``
 1011  the service failed; 1013 the hub is not ready (Redis down at start): retry
@@ -39,17 +45,19 @@ from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from dispatch.auth import Principal, verify
+from dispatch.core import policy
 from dispatch.core.audience import Subscription
+from dispatch.core.policy import Action, Target
 from dispatch.errors import (
     AuthError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    RateLimitedError,
     StoreError,
     YishaoError,
 )
-from dispatch.models import Role, Unit
+from dispatch.models import Principal, Role, Unit
 from dispatch.push.frames import frame
 from dispatch.push.hub import Client, CloseReason, Hub
 from dispatch.services import Services
@@ -64,6 +72,8 @@ CLOSE_CODES: dict[CloseReason, int] = {
     CloseReason.FORBIDDEN: 4403,
 }
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_LOCKED_OUT = 4429
+CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TRY_AGAIN = 1013
 CLOSE_INTERNAL = 1011
 _ERROR_CODES: list[tuple[type[YishaoError], str]] = [
@@ -117,8 +127,13 @@ def install_handlers(hub: Hub, svc: Services) -> None:
             raise OutOfScope(str(exc)) from exc
         client.reply("subscribed", wanted.model_dump(mode="json", exclude_none=True), ref=msg.ref)
 
-    @hub.on("ack", AckMessage, roles=[Role.COORDINATOR])
+    @hub.on("ack", AckMessage, action=Action.ACK_WHISTLE)
     async def ack(client: Client, msg: AckMessage) -> None:
+        current = await svc.whistles.get(msg.whistle_id)
+        summons = tuple((s.coordinator, s.agency) for s in current.summons)
+        decision = policy.decide(client.principal, Action.ACK_WHISTLE, Target(summons=summons))
+        if not decision.allowed:
+            raise ForbiddenError(decision.reason)
         whistle = await svc.whistles.ack(msg.whistle_id, client.principal)
         mine = [s for s in whistle.summons if s.coordinator == client.principal.sub]
         client.reply(
@@ -168,8 +183,9 @@ async def handle_text(client: Client, text: str) -> None:
             )
         )
         return
-    if not handler.allows(client.principal.role):
-        client.close(CloseReason.FORBIDDEN, f"a {client.principal.role.value} may not send {kind}")
+    admitted = handler.admits(client.principal)
+    if not admitted.allowed:
+        client.close(CloseReason.FORBIDDEN, f"{kind}: {admitted.reason}")
         return
     try:
         msg = handler.model.model_validate(obj)
@@ -214,11 +230,14 @@ def _log_failure(kind: str, exc: Exception) -> None:
 async def _authenticate(
     websocket: WebSocket, svc: Services, hub: Hub
 ) -> tuple[Principal, str | None] | None:
-    """The caller's principal and ``last_id``, from the query or a first ``auth`` message.
+    """The caller's principal and ``last_id``: the token from the ``yishao.token.<T>``
+    subprotocol, a first ``auth`` message, or (kept for scripts; scrubbed from the access
+    log) the ``token`` query parameter.
 
-    Closes with 4401 and returns None when the token is missing, bad or expired.
+    Closes with 4401 (4429 when the address is locked out) and returns None when the token is
+    missing, bad, expired or revoked.
     """
-    token = websocket.query_params.get("token")
+    token = _subprotocol_token(websocket) or websocket.query_params.get("token")
     last_id = websocket.query_params.get("last_id")
     deadline = time.monotonic() + hub.config.auth_timeout_s
     while token is None:
@@ -244,11 +263,44 @@ async def _authenticate(
             )
             continue
         token, last_id = auth.token, auth.last_id if auth.last_id is not None else last_id
+    client = websocket.client.host if websocket.client else "unknown"
     try:
-        return verify(svc.settings.secret, token), last_id
+        return await svc.access.authenticate(token, client=client), last_id
+    except RateLimitedError as exc:
+        await _close(websocket, CLOSE_LOCKED_OUT, str(exc), hub)
+        return None
     except AuthError as exc:
         await _close(websocket, CLOSE_UNAUTHORIZED, str(exc), hub)
         return None
+
+
+SUBPROTOCOL = "yishao"
+_TOKEN_PROTOCOL = "yishao.token."
+
+
+def _subprotocol_token(websocket: WebSocket) -> str | None:
+    """A browser cannot set headers on a websocket: it may offer ``["yishao",
+    "yishao.token.<T>"]`` as subprotocols, which no access log records."""
+    for offered in websocket.scope.get("subprotocols", []):
+        if isinstance(offered, str) and offered.startswith(_TOKEN_PROTOCOL):
+            return offered[len(_TOKEN_PROTOCOL) :]
+    return None
+
+
+def origin_allowed(websocket: WebSocket, allowed: str) -> bool:
+    """Whether a browser's ``Origin`` may open a socket (cross-site websocket hijacking).
+
+    No ``Origin``: not a browser (a terminal, a gateway, a script): allowed. ``allowed`` is
+    the ``YISHAO_WS_ORIGINS`` setting: ``*`` any; else a comma-separated list of origins,
+    to which the service's own origin (the ``Host`` it was reached by) is always added.
+    """
+    origin = websocket.headers.get("origin")
+    if origin is None or allowed.strip() == "*":
+        return True
+    host = websocket.headers.get("host", "")
+    own = {f"http://{host}", f"https://{host}"}
+    listed = {o.strip().rstrip("/") for o in allowed.split(",") if o.strip()}
+    return origin.rstrip("/") in own | listed
 
 
 async def _close(websocket: WebSocket, code: int, reason: str, hub: Hub) -> None:
@@ -300,10 +352,12 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     """The one push endpoint (see the module docstring for the protocol and close codes)."""
     svc: Services = websocket.app.state.services
     hub = svc.hub
-    await websocket.accept()
-    if hub is None:
-        await websocket.close(CLOSE_INTERNAL, "push is not running on this instance")
+    if not origin_allowed(websocket, svc.settings.ws_origins):
+        # Refused before the handshake completes: the browser sees a failed connection.
+        await websocket.close(CLOSE_FORBIDDEN_ORIGIN)
         return
+    offered = websocket.scope.get("subprotocols", [])
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     auth = await _authenticate(websocket, svc, hub)
     if auth is None:
         return

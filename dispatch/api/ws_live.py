@@ -16,11 +16,12 @@ from typing import Literal
 from pydantic import Field
 
 from dispatch.api.ws import ClientMessage, OutOfScope
-from dispatch.core.audience import ALL_INTERSECTIONS
+from dispatch.core import policy
+from dispatch.core.policy import Action, Target
 from dispatch.flow.fleet import Fleet
 from dispatch.flow.greenwave import GreenWave, SignalReport
 from dispatch.flow.track import Tracking
-from dispatch.models import AwareDatetime, Latitude, Longitude, Position, Role, UnitStatus
+from dispatch.models import AwareDatetime, Latitude, Longitude, Position, UnitStatus
 from dispatch.push.hub import Client, Hub
 from routing.arbiter import SignalStatus
 
@@ -67,16 +68,21 @@ def install_live_handlers(
     """Register ``position``, ``status`` (terminals) and ``signal_status`` (controllers)."""
     known_units: set[str] = set()
 
-    async def unit_of(client: Client) -> str:
+    async def unit_of(client: Client, action: Action) -> str:
+        """The terminal's own unit, once checked against the policy (its agency is the
+        token's); the check is cached per unit: a unit does not change agency while driving."""
         unit_id = client.principal.sub
         if unit_id not in known_units:
-            await fleet.get_unit(unit_id)  # NotFoundError -> error reply
+            unit = await fleet.get_unit(unit_id)  # NotFoundError -> error reply
+            decision = policy.decide(client.principal, action, Target(units=(unit,)))
+            if not decision.allowed:
+                raise OutOfScope(decision.reason)
             known_units.add(unit_id)
         return unit_id
 
-    @hub.on("position", PositionMessage, roles=[Role.TERMINAL])
+    @hub.on("position", PositionMessage, action=Action.TERMINAL_POSITION)
     async def on_position(client: Client, msg: PositionMessage) -> None:
-        unit_id = await unit_of(client)
+        unit_id = await unit_of(client, Action.TERMINAL_POSITION)
         fix = Position(
             lat=msg.lat,
             lon=msg.lon,
@@ -91,17 +97,18 @@ def install_live_handlers(
             ref=msg.ref,
         )
 
-    @hub.on("status", StatusMessage, roles=[Role.TERMINAL])
+    @hub.on("status", StatusMessage, action=Action.TERMINAL_STATUS)
     async def on_status(client: Client, msg: StatusMessage) -> None:
-        unit_id = await unit_of(client)
+        unit_id = await unit_of(client, Action.TERMINAL_STATUS)
         unit = await tracking.set_status(unit_id, msg.status, actor=f"unit:{unit_id}")
         client.reply("status.ok", {"unit_id": unit_id, "status": unit.status}, ref=msg.ref)
 
-    @hub.on("signal_status", SignalStatusMessage, roles=[Role.SIGNAL])
+    @hub.on("signal_status", SignalStatusMessage, action=Action.SIGNAL_STATUS)
     async def on_signal_status(client: Client, msg: SignalStatusMessage) -> None:
-        scope = client.principal.scope
-        if str(msg.intersection_id) not in scope and ALL_INTERSECTIONS not in scope:
-            raise OutOfScope(f"intersection {msg.intersection_id} is not in your scope")
+        target = Target(intersection_id=str(msg.intersection_id))
+        allowed = policy.decide(client.principal, Action.SIGNAL_STATUS, target)
+        if not allowed.allowed:
+            raise OutOfScope(allowed.reason)
         decision = await greenwave.report(
             SignalReport(
                 intersection_id=msg.intersection_id,

@@ -40,6 +40,7 @@ from dispatch.models import (
     Hospital,
     Incident,
     IncidentStatus,
+    TimelineEntry,
     Unit,
     UnitStatus,
     UnitType,
@@ -475,3 +476,31 @@ def close(
     ]
     cancels = [c for r in mine for c in held_cancels(r, now=now, config=config)]
     return Closed(incident=closed, units=released, records=mine, cancels=cancels)
+
+
+def request_close(
+    incident: Incident, agency: Agency, *, actor: str, reason: str, now: datetime
+) -> Incident | None:
+    """An involved agency asks the lead agency to close: the request kept on the incident.
+
+    Returns:
+        The incident with the request (version + 1), or None when this agency already asked.
+
+    Raises:
+        ConflictError: the incident is closed.
+    """
+    if incident.status is IncidentStatus.CLOSED:
+        raise ConflictError(f"incident {incident.id} is already closed")
+    if agency in incident.close_requests:
+        return None
+    entry = TimelineEntry(
+        at=now, type="incident.close_requested", actor=actor, text=f"{agency.value}: {reason}"
+    )
+    return incident.model_copy(
+        update={
+            "close_requests": [*incident.close_requests, agency],
+            "timeline": [*incident.timeline, entry],
+            "updated_at": now,
+            "version": incident.version + 1,
+        }
+    )

@@ -7,7 +7,9 @@ stays O(clients) with cheap work per client.
 
 Role rules (a client's subscription can only narrow them, never widen):
 
-- ``dispatcher``, ``observer``, ``admin``: every event.
+- ``dispatcher`` (of a dispatching agency: police, 122, 120, 119), ``observer``, ``admin``:
+  every event, but the access audit (``token.revoked``, ``auth.lockout``) goes to admins only;
+  observers get the callers' words and numbers taken out (:func:`policy.redact_event_data`).
 - ``coordinator``: ``whistle.summons`` addressed to them (``data.summons.coordinator`` is
   their token subject), then every event of an incident they were summoned to.
 - ``terminal`` (token subject = unit id): events about their unit (``data.unit_id`` or
@@ -33,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dispatch.core.policy import ALL_INTERSECTIONS, DISPATCHING
 from dispatch.errors import ForbiddenError
 from dispatch.models import Agency, Role
 
@@ -41,9 +44,18 @@ StreamKey = tuple[int, int]
 SIGNAL_TYPES = frozenset(
     {"greenwave.request", "greenwave.update", "greenwave.cancel", "greenwave.status"}
 )
+# The access audit: admins only.
+ADMIN_TYPES = frozenset({"token.revoked", "auth.lockout"})
 SEE_ALL = frozenset({Role.DISPATCHER, Role.OBSERVER, Role.ADMIN})
-# Scope entry of the 122 signal-control gateway: every intersection of the district.
-ALL_INTERSECTIONS = "*"
+
+
+def sees_everything(role: Role, agency: Agency) -> bool:
+    """Dispatchers of a dispatching agency, observers and admins see every event."""
+    if role is Role.DISPATCHER:
+        return agency in DISPATCHING
+    return role in SEE_ALL
+
+
 _MAX_IDS = 2_000
 
 
@@ -274,6 +286,7 @@ class Audience:
 
     role: Role
     sub: str
+    agency: Agency = Agency.POLICE
     scope: frozenset[str] = frozenset()
     filter: Filter = field(default_factory=Filter)
     summoned: set[str] = field(default_factory=set)
@@ -289,7 +302,9 @@ class Audience:
 
     def _role_allows(self, ev: EventView) -> bool:
         role = self.role
-        if role in SEE_ALL:
+        if ev.type in ADMIN_TYPES:
+            return role is Role.ADMIN
+        if sees_everything(role, self.agency):
             return True
         if role is Role.COORDINATOR:
             if ev.type == "whistle.summons" and ev.coordinator == self.sub:

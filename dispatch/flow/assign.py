@@ -29,12 +29,13 @@ from dispatch.events import (
     GreenWaveEnabled,
     GreenWavePlanned,
     IncidentClosed,
+    IncidentCloseRequested,
     RoutePlanned,
 )
 from dispatch.flow.fleet import Fleet, stage_unit
 from dispatch.flow.greenwave import GreenWave
 from dispatch.infra.store import Store, Tx
-from dispatch.models import Hospital, Incident, Unit
+from dispatch.models import Agency, Hospital, Incident, Unit
 from routing import OffGraphError, Route, Router
 
 log = logging.getLogger(__name__)
@@ -262,6 +263,33 @@ class Assignments:
         return await self.greenwave.activate(await self.records.of_incident(incident), now=now)
 
     # -- closing ---------------------------------------------------------------------------
+    async def request_close(
+        self, incident_id: str, agency: Agency, *, actor: str, reason: str
+    ) -> Incident:
+        """An involved agency asks the lead agency to close the incident (idempotent)."""
+
+        async def attempt() -> Incident:
+            incident = await self.incident(incident_id)
+            now = self.clock()
+            asked = core.request_close(incident, agency, actor=actor, reason=reason, now=now)
+            if asked is None:
+                return incident
+            keys = self.store.keys
+            tx = self.store.tx()
+            tx.expect_version(keys.incident(incident.id), incident.version)
+            tx.put(keys.incident(incident.id), asked, asked.version)
+            tx.event(
+                EventType.INCIDENT_CLOSE_REQUESTED,
+                IncidentCloseRequested(incident=asked, agency=agency, reason=reason),
+                actor=actor,
+                ts=now,
+                incident_id=incident.id,
+            )
+            await self.store.commit(tx)
+            return asked
+
+        return await self.store.retry(attempt, what=f"incident {incident_id}")
+
     async def close_incident(self, incident_id: str, *, actor: str, reason: str) -> Incident:
         """Close an incident and release its units (their green-wave requests cancelled).
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dispatch.codec import validation_reason
 from dispatch.constants import Keys
@@ -14,19 +14,31 @@ from dispatch.core.rosters import Duty, RosterEntry, RotationRule, duty_day, on_
 from dispatch.errors import ConflictError, InvalidInputError, NotFoundError
 from dispatch.events import EventType, HospitalsUpdated, RosterUpdated, UnitUpdated
 from dispatch.infra.store import Store, Tx
-from dispatch.models import Agency, Hospital, Position, Unit, UnitStatus, UnitType
+from dispatch.models import (
+    ID_PATTERN,
+    Agency,
+    Hospital,
+    Latitude,
+    Longitude,
+    Position,
+    Unit,
+    UnitStatus,
+    UnitType,
+)
 
 
 class FleetUnit(BaseModel):
     """A unit as a fleet file gives it: where it is based and, by default, where it is now."""
 
-    id: str
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=ID_PATTERN)
     agency: Agency
     type: UnitType
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    station: str | None = None
-    callsign: str | None = None
+    lat: Latitude
+    lon: Longitude
+    station: str | None = Field(None, max_length=120)
+    callsign: str | None = Field(None, max_length=40)
     status: UnitStatus = UnitStatus.AVAILABLE
 
 

@@ -240,6 +240,7 @@ class GreenWave:
                     "status": report.status,
                     "reason": report.reason or current.reason,
                     "decided_at": now,
+                    "final": True,
                 }
             )
             # A rejection frees the window: re-solve so others may now be granted.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from dispatch.codec import call_from_fields, decode_fields
+from dispatch.codec import CallLimits, call_from_fields, decode_fields
 from dispatch.constants import CONSUMER_GROUP
 from dispatch.errors import InvalidCallError, StoreError
 from dispatch.flow.merge import JointIntake
@@ -49,10 +49,12 @@ class Intake:
         reclaim_idle_ms: int = 30_000,
         max_deliveries: int = 5,
         concurrency: int = 32,
+        limits: CallLimits | None = None,
     ) -> None:
         self.store = store
         self.joint = joint
         self.clock = clock
+        self.limits = limits or CallLimits()
         self._stats = IntakeStats()
         self._slots = asyncio.Semaphore(concurrency)
         self.consumer = StreamConsumer(
@@ -117,6 +119,7 @@ class Intake:
         async with self._slots:
             try:
                 call = call_from_fields(fields)
+                self.limits.check(call, self.clock())
             except InvalidCallError as exc:
                 await self.store.dead_letter(
                     source_id=entry_id,

@@ -33,7 +33,7 @@ from dispatch.flow.fleet import Fleet
 from dispatch.flow.recommend import Recommender
 from dispatch.infra.store import Store, Tx
 from dispatch.infra.timers import Timers
-from dispatch.models import AGENCY_CENTRE, Incident, Role
+from dispatch.models import AGENCY_CENTRE, Centre, Incident, Role
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,10 @@ class WhistleDesk:
         """
         if who.role not in (Role.DISPATCHER, Role.ADMIN):
             raise ForbiddenError("only a 120 or 119 dispatcher sounds the whistle")
-        centre = AGENCY_CENTRE.get(who.agency)
-        if centre is None:
-            raise ForbiddenError(f"a {who.agency.value} dispatcher has no call centre")
 
         async def attempt() -> tuple[machine.Whistle, Recommendations | None]:
             incident = await self._incident(incident_id)
+            centre = self._centre(who, incident)
             _day, duty = await self.fleet.duty()
             now = self.clock()
             whistle, effects = machine.sound(
@@ -151,10 +149,25 @@ class WhistleDesk:
             return whistle, recs
 
         whistle, recs = await self.store.retry(attempt, what=f"incident {incident_id}")
-        log.info("whistle %s sounded by %s (%s)", whistle.id, who.sub, centre.value)
+        log.info("whistle %s sounded by %s (%s)", whistle.id, who.sub, whistle.sounding_centre)
         if self.auto_assign and recs is not None:
             await self._assign_top_units(incident_id, recs, actor=who.sub)
         return whistle
+
+    @staticmethod
+    def _centre(who: Principal, incident: Incident) -> Centre:
+        """In whose name the whistle sounds: the dispatcher's centre; for an admin acting for
+        the service, the incident's sounding centre (when the admin's own is not 120 or 119).
+
+        Raises:
+            ForbiddenError: a dispatcher without a call centre, or no centre can sound it.
+        """
+        own = AGENCY_CENTRE.get(who.agency)
+        if who.role is Role.ADMIN and own not in machine.SOUNDING_CENTRES:
+            own = machine.sounding_centre(incident)
+        if own is None:
+            raise ForbiddenError(f"a {who.agency.value} dispatcher has no call centre")
+        return own
 
     async def ack(self, whistle_id: str, who: Principal) -> machine.Whistle:
         """A coordinator acknowledges their summons. Raises ForbiddenError if not a coordinator."""

@@ -695,6 +695,32 @@ class Store:
             raise StoreError(f"read events: {exc}") from exc
         return [event_from_entry(e[0][0], e[0][1]) for e in found if e]
 
+    # -- access -----------------------------------------------------------------
+    async def hash_fields(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        """Several fields of one hash, one round trip (None where absent)."""
+        raws = await self._call("read", self.redis.hmget(key, list(fields)))
+        return [None if r is None else text(r) for r in raws]
+
+    async def count_failure(self, key: str, *, window_s: int) -> int:
+        """Count one more failure in a window that starts with the first (INCR + EXPIRE NX)."""
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, window_s, nx=True)
+                count, _ = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"count failure: {exc}") from exc
+        return int(count)
+
+    async def hold(self, key: str, *, seconds: int) -> None:
+        """Set a flag that expires by itself."""
+        await self._call("flag", self.redis.set(key, "1", ex=seconds))
+
+    async def held_for(self, key: str) -> int:
+        """Seconds a self-expiring flag still holds (0: not set)."""
+        ttl = await self._call("read", self.redis.ttl(key))
+        return max(int(ttl), 0)
+
     # -- drill reports ------------------------------------------------------------
     async def put_report(
         self, drill_id: str, *, info: str, report: str, html: str, stored_at: datetime

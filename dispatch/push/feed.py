@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from dispatch.core.audience import SEE_ALL
+from dispatch.core.audience import sees_everything
 from dispatch.errors import StoreError
 from dispatch.flow.fleet import Fleet
 from dispatch.infra.store import Store
@@ -97,7 +97,8 @@ class PositionFeed:
         shared = frame("positions", {"units": units}, ts=datetime.now(UTC).isoformat())
         sent = 0
         for client in self.hub.clients:
-            if client.principal.role not in SEE_ALL or not client.live:
+            who = client.principal
+            if not sees_everything(who.role, who.agency) or not client.live:
                 continue
             flt = client.audience.filter
             if flt.agencies is None and flt.bbox is None:

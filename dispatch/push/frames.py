@@ -12,6 +12,7 @@ import orjson
 from pydantic import BaseModel
 
 from dispatch.core.audience import StreamKey, stream_key
+from dispatch.core.policy import redact_event_data
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +71,10 @@ def decode_entry(entry_id: bytes | str, raw: Mapping[bytes, bytes]) -> Decoded:
         }
     ).decode()
     return Decoded(eid, stream_key(eid), f.get("type", ""), incident_id, data, text)
+
+
+def redacted(d: Decoded) -> str:
+    """The event's envelope with its data as an observer may see it (callers' words out)."""
+    envelope = orjson.loads(d.text)
+    envelope["data"] = redact_event_data(d.data)
+    return orjson.dumps(envelope).decode()

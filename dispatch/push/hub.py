@@ -40,9 +40,10 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from dispatch.auth import Principal
+from dispatch.auth import Revocation
+from dispatch.core import policy
 from dispatch.core.audience import (
     Audience,
     EventView,
@@ -54,13 +55,17 @@ from dispatch.core.audience import (
     stream_key,
     view_of,
 )
+from dispatch.core.policy import ALLOW, Action, Decision
 from dispatch.errors import StoreError
+from dispatch.events import EventType
 from dispatch.infra.store import Store, text
-from dispatch.models import Role
-from dispatch.push.frames import Decoded, decode_entry, frame
+from dispatch.models import Principal, Role
+from dispatch.push.frames import Decoded, decode_entry, frame, redacted
 from dispatch.settings import HubConfig
 
 log = logging.getLogger(__name__)
+
+REVOKED = EventType.TOKEN_REVOKED.value
 
 M = TypeVar("M", bound=BaseModel)
 Sender = Callable[[str], Awaitable[None]]
@@ -77,14 +82,14 @@ class CloseReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MessageHandler(Generic[M]):
-    """How one client message type is validated and handled, and who may send it."""
+    """How one client message type is validated and handled, and which action it is."""
 
     model: type[M]
     handle: Callable[[Client, M], Awaitable[None]]
-    roles: frozenset[Role] | None  # None: every role (admin may always)
+    action: Action | None  # None: any authenticated client may send it (ping, subscribe)
 
-    def allows(self, role: Role) -> bool:
-        return self.roles is None or role is Role.ADMIN or role in self.roles
+    def admits(self, who: Principal) -> Decision:
+        return ALLOW if self.action is None else policy.admits(who, self.action)
 
 
 @dataclass
@@ -103,7 +108,10 @@ class Client:
         self.id = client_id
         self.principal = principal
         self.audience = Audience(
-            role=principal.role, sub=principal.sub, scope=frozenset(principal.scope)
+            role=principal.role,
+            sub=principal.sub,
+            agency=principal.agency,
+            scope=frozenset(principal.scope),
         )
         self.queue: asyncio.Queue[str] = asyncio.Queue(hub.config.queue_size)
         # Events seen while the client replays; None once it is live.
@@ -155,24 +163,24 @@ class Hub:
         self._clients: dict[int, Client] = {}
         self._ids = itertools.count(1)
         self._places: OrderedDict[str, IncidentInfo] = OrderedDict()
+        self._redacted: OrderedDict[str, str] = OrderedDict()
         self._last_heartbeat = time.monotonic()
 
     # -- registry ------------------------------------------------------------------
     def on(
-        self, type: str, model: type[M], *, roles: Iterable[Role] | None = None
+        self, type: str, model: type[M], *, action: Action | None = None
     ) -> Callable[[Callable[[Client, M], Awaitable[None]]], Callable[[Client, M], Awaitable[None]]]:
         """Register the handler of client messages ``{"type": type, ...}`` (decorator).
 
-        ``model`` validates the whole message; ``roles`` may send it (others are refused with
-        :attr:`CloseReason.FORBIDDEN`; admin always may). A later registration replaces one.
+        ``model`` validates the whole message; ``action`` is what sending it asks for (a token
+        the policy does not admit to it is refused with :attr:`CloseReason.FORBIDDEN`; the
+        handler checks the object). A later registration replaces one.
         """
 
         def register(
             fn: Callable[[Client, M], Awaitable[None]],
         ) -> Callable[[Client, M], Awaitable[None]]:
-            self.handlers[type] = MessageHandler(
-                model, fn, None if roles is None else frozenset(roles)
-            )
+            self.handlers[type] = MessageHandler(model, fn, action)
             return fn
 
         return register
@@ -269,6 +277,8 @@ class Hub:
         backlog_max = self.config.backlog_max
         for d in batch:
             view = self._view(d, learn=True)
+            if d.type == REVOKED:
+                self._revoke(d)
             for c in clients:
                 if c.reason is not None:
                     continue
@@ -276,11 +286,35 @@ class Hub:
                     if len(c.backlog) >= backlog_max:
                         self.cut(c, CloseReason.SLOW, "replay buffer overflow")
                     else:
-                        c.backlog.append((view, d.text))
-                elif c.audience.wants(view) and c.offer(d.text):
+                        c.backlog.append((view, self.text_for(c, d)))
+                elif c.audience.wants(view) and c.offer(self.text_for(c, d)):
                     self.stats.frames += 1
             self.position_key = d.key
             self.stats.events += 1
+
+    def text_for(self, client: Client, d: Decoded) -> str:
+        """The event's wire text for this client: as stored, or redacted for an observer
+        (serialised once per event however many observers there are)."""
+        if client.principal.role is not Role.OBSERVER:
+            return d.text
+        cached = self._redacted.get(d.id)
+        if cached is None:
+            cached = redacted(d)
+            self._redacted[d.id] = cached
+            while len(self._redacted) > 1000:
+                self._redacted.popitem(last=False)
+        return cached
+
+    def _revoke(self, d: Decoded) -> None:
+        """A revocation ends the sessions of every token it covers, on every instance."""
+        try:
+            revocation = Revocation.model_validate(d.data.get("revocation"))
+        except ValidationError:
+            log.warning("event %s: unreadable revocation; no session cut", d.id)
+            return
+        for c in list(self._clients.values()):
+            if revocation.covers(c.principal):
+                self.cut(c, CloseReason.EXPIRED, "token revoked")
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
@@ -424,7 +458,7 @@ class Hub:
                 if client.reason is not None:
                     return sent, False
                 if client.audience.wants(view):
-                    await send(d.text)
+                    await send(self.text_for(client, d))
                     sent += 1
                 cursor = d.key
         return sent, False

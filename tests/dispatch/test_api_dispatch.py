@@ -15,7 +15,7 @@ from dispatch.auth import mint
 from dispatch.models import Agency, Role
 from dispatch.settings import Settings
 from routing import Router
-from tests.utils import TEST_SECRET, ServerThread, wait_for
+from tests.utils import TEST_SECRET, ServerThread, recently, wait_for
 
 SCENE = {"lat": 31.2304, "lon": 121.4737}
 
@@ -102,7 +102,7 @@ def test_dispatch_flow_over_rest(server: ServerThread, shanghai_router: Router) 
             "call_id": "120-9",
             "centre": "120",
             "call_type": "drowning",
-            "received_at": "2026-11-29T20:15:00+08:00",
+            "received_at": recently(200),
             **SCENE,
         },
         EMS,
@@ -161,7 +161,7 @@ def test_not_eligible_is_409_unless_forced(server: ServerThread) -> None:
             "call_id": "119-1",
             "centre": "119",
             "call_type": "noise",
-            "received_at": "2026-11-29T23:15:00+08:00",
+            "received_at": recently(20),
             **SCENE,
         },
         auth(Role.DISPATCHER, Agency.FIRE),

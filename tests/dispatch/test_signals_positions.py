@@ -193,6 +193,34 @@ async def test_controller_reports_flow_back(stack: Stack, shanghai_router: Route
         )
 
 
+async def test_a_controllers_rejection_is_final(stack: Stack) -> None:
+    """A controller that could not serve a request safely is never overruled by a re-solve
+    (another request arriving at the intersection used to re-grant it silently)."""
+    node = 515151
+    first = request(
+        "amb-2", node, ApproachLabel.W, ApproachLabel.E, VehicleRole.AMBULANCE, 1, 30, stack
+    )
+    [granted] = await stack.greenwave.submit([first], incident_id="I-c", actor="t")
+    assert granted.status is SignalStatus.GRANTED
+    rejected = await stack.greenwave.report(
+        SignalReport(
+            intersection_id=node,
+            request_id=first.request_id,
+            status=SignalStatus.REJECTED,
+            reason="pedestrian phase running",
+        ),
+        actor="ctrl-2",
+    )
+    assert rejected.status is SignalStatus.REJECTED
+    other = request(
+        "police-2", node, ApproachLabel.N, ApproachLabel.S, VehicleRole.POLICE, 3, 90, stack
+    )
+    await stack.greenwave.submit([other], incident_id="I-d", actor="t")
+    state = await stack.greenwave.state(node)
+    kept = next(d for d in state.decisions if d.request.request_id == first.request_id)
+    assert kept.status is SignalStatus.REJECTED and kept.reason == "pedestrian phase running"
+
+
 async def test_status_on_scene_cancels_and_transport_leg_takes_over(
     stack: Stack, shanghai_router: Router
 ) -> None:

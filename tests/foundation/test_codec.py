@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.codec import call_from_fields
 from dispatch.errors import InvalidCallError
-from dispatch.models import CallEvent, CallType, Centre, mask_phone
+from dispatch.models import CallEvent, CallRecord, CallType, Centre, mask_phone, mask_pii
 
 GOOD = {
     "call_id": "120-20261129-0042",
@@ -102,3 +104,34 @@ def test_hostile_entries_only_ever_raise_invalid_call(raw: dict[bytes, bytes]) -
 )
 def test_mask_phone(phone: str | None, masked: str | None) -> None:
     assert mask_phone(phone) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("caller 139 1234 5678 says", "caller 139******78 says"),
+        ("ID 330183199001011234 on the card", "ID 330183********1234 on the card"),
+        ("ID 33018319900101123X", "ID 330183********123X"),
+        ("landline 0571-88886666", "landline 057*******66"),
+        ("bus 301, km 12, room 1203, plate 浙A12345", "bus 301, km 12, room 1203, plate 浙A12345"),
+        (None, None),
+    ],
+)
+def test_numbers_typed_into_free_text_are_masked(text: str | None, masked: str | None) -> None:
+    assert mask_pii(text) == masked
+
+
+def test_a_call_record_never_keeps_a_typed_number() -> None:
+    call = CallEvent(
+        call_id="P1",
+        centre=Centre.EMS,
+        call_type=CallType.CRITICAL_PATIENT,
+        lat=30.05,
+        lon=119.96,
+        received_at=datetime(2026, 11, 29, 20, 15, tzinfo=UTC),
+        description="son says call him on 13912345678",
+        address="Building 3, tel 0571 8888 6666",
+    )
+    record = CallRecord.from_call(call)
+    assert "13912345678" not in (record.description or "")
+    assert "8888" not in (record.address or "")

@@ -18,7 +18,7 @@ from dispatch.settings import HubConfig, Settings
 from routing import Router
 from routing import graph as graph_mod
 from tests.push._helpers import bearer, open_ws, ready, recv, tok, until
-from tests.utils import ServerThread, wait_for
+from tests.utils import ServerThread, recently, wait_for
 
 SCENE = {"lat": 31.2304, "lon": 121.4737}
 ADMIN = bearer(tok(Role.ADMIN, Agency.POLICE, "admin"))
@@ -53,7 +53,7 @@ def setup_incident(srv: ServerThread, router: Router) -> tuple[str, dict[str, An
         "call_id": "L1",
         "centre": "120",
         "call_type": "critical_patient",
-        "received_at": "2026-11-29T20:00:00+08:00",
+        "received_at": recently(),
         **SCENE,
     }
     assert httpx.post(f"{url}/api/calls", json=call, headers=ADMIN).status_code == 202
