@@ -16,6 +16,7 @@ from dispatch.fleet import Fleet
 from dispatch.settings import Settings
 from routing.cli import graph_app, route
 from simulators.cli import drill
+from simulators.sumo.cli import sumo_app
 
 T = TypeVar("T")
 
@@ -30,6 +31,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(graph_app, name="graph", help="Build and inspect road graphs.")
 app.command("route")(route)
 app.command("drill")(drill)
+app.add_typer(sumo_app, name="sumo")
 
 
 def _settings() -> Settings:

@@ -249,7 +249,7 @@ class _Run:
     start_s: float
     planned_s: float  # its planned length: the program's, plus any compensation paid
     end_s: float | None = None  # the end last commanded (None: the program's own)
-    held_for: set[str] = field(default_factory=set)
+    held_for: set[str] = field(default_factory=set)  # every request this run was held for
     hold_targets: set[int] = field(default_factory=set)
     cut: bool = False
 
@@ -537,7 +537,6 @@ class LightController:
         hold_end: float | None = None
         cut_end: float | None = None
         keep_end = floor_end  # no cut ends a green some window is using
-        run.held_for = set()
         for rid, held in self.held.items():
             g = held.grant
             if g.green_to_s <= now_s:
