@@ -19,6 +19,11 @@ sumo_app = typer.Typer(
 )
 
 
+@sumo_app.callback()
+def _group() -> None:
+    """SUMO: build the simulation network of a map (needs the 'sumo' extra)."""
+
+
 @sumo_app.command("build")
 def build(
     osm: Annotated[Path, typer.Option("--osm", help="The OSM extract the router uses.")],

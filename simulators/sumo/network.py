@@ -160,18 +160,26 @@ class SignalMap(BaseModel):
     movements: list[Movement] = Field(default_factory=list)
     reason: str = ""
 
-    def movement_for(self, in_bearing_deg: float, out_bearing_deg: float) -> Movement | None:
-        """The mapped movement closest to a request's bearings (None: nothing mapped)."""
+    def movement_for(
+        self, in_bearing_deg: float, out_bearing_deg: float, *, max_diff_deg: float = 30.0
+    ) -> Movement | None:
+        """The movement a request's bearings name, if it is mapped.
+
+        The router computes bearings as the mapping does, so the movement of a request made
+        over the same graph matches to the hundredth of a degree; ``max_diff_deg`` (summed over
+        both legs) allows a request from a slightly different graph. None: no movement that
+        close, or that movement has no SUMO light.
+        """
         best: tuple[float, Movement] | None = None
         for m in self.movements:
-            if not m.mapped:
-                continue
             cost = _angle(m.in_bearing_deg, in_bearing_deg) + _angle(
                 m.out_bearing_deg, out_bearing_deg
             )
             if best is None or cost < best[0]:
                 best = (cost, m)
-        return best[1] if best is not None else None
+        if best is None or best[0] > max_diff_deg or not best[1].mapped:
+            return None
+        return best[1]
 
 
 class EdgeChoice(BaseModel):
@@ -336,32 +344,33 @@ class _Mapper:
     # -- geometry ----------------------------------------------------------------------------
 
     def _project(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        xs = np.empty(len(lon))
-        ys = np.empty(len(lon))
-        for i, (lo, la) in enumerate(zip(lon.tolist(), lat.tolist(), strict=True)):
-            xs[i], ys[i] = self.net.convertLonLat2XY(lo, la)
-        return np.stack([xs, ys], axis=-1)
+        # The network's own projection (UTM) and offset, on all points at once.
+        x, y = self.net.getGeoProj()(np.asarray(lon), np.asarray(lat))
+        dx, dy = self.net.getLocationOffset()
+        return np.stack([np.asarray(x) + dx, np.asarray(y) + dy], axis=-1)
 
     def _index_edges(self) -> None:
-        pts: list[tuple[float, float]] = []
-        owner: list[int] = []
-        heading: list[float] = []
+        # Points every few metres along each drivable edge's shape, with the heading there.
+        pts: list[np.ndarray] = []
+        owner: list[np.ndarray] = []
+        heading: list[np.ndarray] = []
         for k, edge in enumerate(self.drivable):
-            shape = edge.getShape()
-            for (x1, y1), (x2, y2) in zip(shape[:-1], shape[1:], strict=True):
-                seg = math.hypot(x2 - x1, y2 - y1)
-                if seg <= 0:
-                    continue
-                h = math.degrees(math.atan2(x2 - x1, y2 - y1)) % 360.0
-                n = max(1, math.ceil(seg / _SAMPLE_M))
-                for j in range(n + 1):
-                    f = j / n
-                    pts.append((x1 + f * (x2 - x1), y1 + f * (y2 - y1)))
-                    owner.append(k)
-                    heading.append(h)
-        self._tree = cKDTree(np.asarray(pts))
-        self._owner = np.asarray(owner)
-        self._heading = np.asarray(heading)
+            shape = np.asarray(edge.getShape(), dtype=np.float64)[:, :2]
+            d = np.diff(shape, axis=0)
+            seg = np.hypot(d[:, 0], d[:, 1])
+            keep = seg > 0
+            if not keep.any():
+                continue
+            a, d, seg = shape[:-1][keep], d[keep], seg[keep]
+            n = np.maximum(1, np.ceil(seg / _SAMPLE_M)).astype(np.int64)
+            f = np.concatenate([np.arange(m + 1) / m for m in n.tolist()])
+            rep = np.repeat(np.arange(len(n)), n + 1)
+            pts.append(a[rep] + d[rep] * f[:, None])
+            heading.append((np.degrees(np.arctan2(d[:, 0], d[:, 1])) % 360.0)[rep])
+            owner.append(np.full(len(rep), k, dtype=np.int64))
+        self._tree = cKDTree(np.concatenate(pts))
+        self._owner = np.concatenate(owner)
+        self._heading = np.concatenate(heading)
 
     def _edge_at(self, xy: np.ndarray, heading_deg: float) -> Any | None:
         """The drivable SUMO edge passing nearest to ``xy`` in the direction ``heading_deg``."""
@@ -581,7 +590,7 @@ def map_network(
 
     started = time.perf_counter()
     try:
-        net = sumolib.net.readNet(str(net_file), withInternal=False)
+        net = sumolib.net.readNet(str(net_file), withInternal=False, withFoes=False)
     except Exception as exc:  # sumolib raises plain exceptions of the XML parser
         raise BuildError(f"cannot read {net_file}: {exc}") from exc
     mapper = _Mapper(graph, net, _joined_sets(joined_file))
