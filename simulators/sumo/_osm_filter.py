@@ -32,7 +32,7 @@ def _runs_of_present(refs: list[int], present: Mapping[int, object]) -> Iterable
 
 
 def write_drivable_osm(source: Path, target: Path) -> tuple[int, int]:
-    """Copy the drivable ways of ``source`` (``.osm`` or ``.osm.pbf``) and their nodes to ``target``.
+    """Copy the drivable ways of ``source`` (``.osm`` / ``.osm.pbf``) and their nodes to ``target``.
 
     Returns:
         ``(nodes_written, ways_written)``.

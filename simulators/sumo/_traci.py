@@ -108,9 +108,7 @@ class TraciLights:
         tl = self.conn.trafficlight
         for tls_id in ids:
             ctrl = self.controllers[tls_id]
-            queues = {
-                rid: self.queued(tls_id, held.grant.links) for rid, held in ctrl.held.items()
-            }
+            queues = {rid: self.queued(tls_id, held.grant.links) for rid, held in ctrl.held.items()}
             commands = ctrl.observe(
                 now, int(tl.getPhase(tls_id)), float(tl.getSpentDuration(tls_id)), queues=queues
             )

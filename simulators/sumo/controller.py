@@ -459,9 +459,7 @@ class LightController:
                 # The other greens waited that much longer: owed to them, by their share.
                 served = run.hold_targets | {run.index}
                 others = [
-                    k
-                    for k, p in enumerate(phases)
-                    if p.kind is PhaseKind.GREEN and k not in served
+                    k for k, p in enumerate(phases) if p.kind is PhaseKind.GREEN and k not in served
                 ]
                 total = sum(phases[k].duration_s for k in others)
                 for k in others:

@@ -361,12 +361,16 @@ class SumoGateway:
         self.socket = _Socket(url, token, self._received)
         self.sent: list[Message] = []
         self.unsent: list[Message] = []
+        self.acks: list[Message] = []  # the service's signal_status.ok replies
         self._inbox: deque[Message] = deque()
         self._task: asyncio.Task[None] | None = None
 
     def _received(self, msg: Message) -> None:
-        if msg.get("type") in _GREENWAVE:
+        kind = msg.get("type")
+        if kind in _GREENWAVE:
             self._inbox.append(msg)
+        elif kind == "signal_status.ok":
+            self.acks.append(msg)
 
     async def start(self, *, timeout_s: float = 15.0) -> None:
         """Connect and wait until the service says ``ready``.

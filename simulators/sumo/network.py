@@ -9,7 +9,8 @@ runs ``netconvert`` on it and maps, in both directions that a drill needs:
   :class:`routing.greenwave.ApproachLabel` exactly as :mod:`routing.greenwave` computes them),
   the traffic-light link indices a green for that movement must show;
 * every router edge (OSM node ``u`` to OSM node ``v``) to the SUMO edges that drive it, so a
-  :class:`routing.Route` the service planned can be driven in SUMO (:meth:`SumoNetwork.route_edges`).
+  :class:`routing.Route` the service planned can be driven in SUMO
+  (:meth:`SumoNetwork.route_edges`).
 
 OSM's own signals are the only lights (never ``--tls.guess``). Signals often sit on each
 approach a few metres before the junction, and a dual carriageway crossing is four OSM nodes;
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 import math
 import subprocess
@@ -486,14 +488,13 @@ class _Mapper:
                 seq.append(edge)
         xy = self._xy[node]
         own = self.junction_of.get(int(g.node_osmid[node]))
-        own_tls = own is not None and str(own.getID()) in self.tls_of_junction
-        if not p_in and own_tls:
-            return Movement(
-                **base, tls_id=self.tls_of_junction[str(own.getID())], scope="inside"
-            )
+        own_light = self.tls_of_junction.get(str(own.getID())) if own is not None else None
+        own_tls = own_light is not None
+        if not p_in and own_light is not None:
+            return Movement(**base, tls_id=own_light, scope="inside")
         # The controlled connection of this very movement: at the node's own light, or at
         # the light the node's signal was moved to (within reach, along the movement).
-        for here, there in zip(seq[:-1], seq[1:], strict=True):
+        for here, there in itertools.pairwise(seq):
             junction = here.getToNode()
             if (own_tls and junction is not own) or not self._near(junction, xy):
                 continue

@@ -16,14 +16,12 @@ import pytest
 
 pytest.importorskip("sumo", reason="the 'sumo' extra is not installed")
 
-from routing import Router  # noqa: E402
-from simulators.sumo._traci import libsumo_run, sumo_argv  # noqa: E402
-from simulators.sumo.network import SumoNetwork, build_network  # noqa: E402
+from routing import Router
+from simulators.sumo._traci import libsumo_run, sumo_argv
+from simulators.sumo.network import SumoNetwork, build_network
 
 SHARED = Path(
-    os.environ.get(
-        "YISHAO_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared"
-    )
+    os.environ.get("YISHAO_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared")
 ).resolve()
 SHANGHAI = SHARED / "data" / "osm" / "shanghai_center.osm"
 # About 1.1 x 1.2 km around People's Square: 168 router nodes, 72 of them signals.
@@ -35,6 +33,8 @@ def cut_osm(source: Path, target: Path, bbox: tuple[float, float, float, float])
     w, s, e, n = bbox
     inside: dict[int, tuple[float, float, dict[str, str]]] = {}
     for node in osmium.FileProcessor(str(source), osmium.osm.NODE):
+        if not isinstance(node, osmium.osm.Node):
+            continue
         loc = node.location
         if loc.valid() and w <= loc.lon <= e and s <= loc.lat <= n:
             inside[node.id] = (loc.lon, loc.lat, {t.k: t.v for t in node.tags})
@@ -43,6 +43,8 @@ def cut_osm(source: Path, target: Path, bbox: tuple[float, float, float, float])
             lon, lat, tags = inside[node_id]
             writer.add_node(osmium.osm.mutable.Node(id=node_id, location=(lon, lat), tags=tags))
         for way in osmium.FileProcessor(str(source), osmium.osm.WAY):
+            if not isinstance(way, osmium.osm.Way):
+                continue
             refs = [r.ref for r in way.nodes]
             if sum(r in inside for r in refs) >= 2:
                 writer.add_way(

@@ -7,6 +7,7 @@ cases against the real simulator.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -68,9 +69,12 @@ class Light:
 
 
 def drive(
-    light: Light, ctrl: LightController, until_s: float, seen: list[tuple[float, bool]] | None = None,
+    light: Light,
+    ctrl: LightController,
+    until_s: float,
+    seen: list[tuple[float, bool]] | None = None,
     links: tuple[int, ...] = (),
-) -> None:  # fmt: skip
+) -> None:
     while light.t < until_s:
         for cmd in ctrl.observe(light.t, light.index, light.t - light.start):
             light.apply(cmd)
@@ -218,13 +222,13 @@ def test_invariants_under_random_grants(
             light.apply(cmd)
         light.step()
     order = [p for p, _ in light.runs]
-    assert all(b == (a + 1) % len(PHASES) for a, b in zip(order, order[1:], strict=False))
-    for phase, length in light.runs:
+    assert all(b == (a + 1) % len(PHASES) for a, b in itertools.pairwise(order))
+    for phase, run_s in light.runs:
         spec = ctrl.program.phases[phase]
         if spec.kind is PhaseKind.CLEARANCE:
-            assert length == spec.duration_s  # never cut, never stretched
+            assert run_s == spec.duration_s  # never cut, never stretched
         else:
-            assert length >= spec.min_s - 1e-9  # never below the minimum green
+            assert run_s >= spec.min_s - 1e-9  # never below the minimum green
             extra_allowed = CFG.max_extension_s + CFG.compensation_share * spec.duration_s
-            assert length <= spec.duration_s + extra_allowed + 1e-9
+            assert run_s <= spec.duration_s + extra_allowed + 1e-9
     assert ctrl.out_of_order == 0

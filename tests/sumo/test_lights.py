@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ def pick(net: SumoNetwork, conn: Any) -> tuple[str, Movement]:
 
 
 def record(
-    conn: Any, tls: str, until_s: float, every: Callable[[float], None] | None = None
+    conn: Any, tls: str, until_s: float, every: Callable[[float], object] | None = None
 ) -> dict[float, tuple[int, str]]:
     """Step to ``until_s``; the light's (phase, state) at each second."""
     out: dict[float, tuple[int, str]] = {}
@@ -36,7 +37,10 @@ def record(
         now = float(conn.simulation.getTime())
         if every is not None:
             every(now)
-        out[now] = (int(conn.trafficlight.getPhase(tls)), conn.trafficlight.getRedYellowGreenState(tls))
+        out[now] = (
+            int(conn.trafficlight.getPhase(tls)),
+            conn.trafficlight.getRedYellowGreenState(tls),
+        )
     return out
 
 
@@ -49,7 +53,7 @@ def assert_clearances_kept(seen: dict[float, tuple[int, str]], program: Program)
     times = sorted(seen)
     runs: list[tuple[int, float]] = []
     start = times[0]
-    for a, b in zip(times, times[1:], strict=False):
+    for a, b in itertools.pairwise(times):
         pa, sa = seen[a]
         pb, sb = seen[b]
         for k, (x, y) in enumerate(zip(sa, sb, strict=True)):
@@ -72,7 +76,9 @@ def test_a_granted_request_turns_the_vehicles_approach_green(small_net: SumoNetw
         baseline = record(conn, tls, 200)
     # A 10 s window the program would show red to this movement throughout.
     window = next(
-        t for t in range(40, 160) if not any(green(baseline[t + d][1], move.links) for d in range(10))
+        t
+        for t in range(40, 160)
+        if not any(green(baseline[t + d][1], move.links) for d in range(10))
     )
     with libsumo_run(sumo_argv(small_net.net_file)) as conn:
         lights = TraciLights(conn)
@@ -122,9 +128,7 @@ def test_a_cancelled_request_returns_the_light_to_its_program(small_net: SumoNet
         # The last full cycle runs every phase for exactly its programmed time.
         last = record(conn, tls, conn.simulation.getTime() + 2 * cycle)
         lengths = _run_lengths(last)
-        assert lengths and all(
-            length == ctrl.program.phases[p].duration_s for p, length in lengths
-        )
+        assert lengths and all(length == ctrl.program.phases[p].duration_s for p, length in lengths)
         assert [r.status for r in ctrl.data_to_send()] == ["cancelled"]
 
 
@@ -132,7 +136,7 @@ def _run_lengths(seen: dict[float, tuple[int, str]]) -> list[tuple[int, float]]:
     times = sorted(seen)
     out: list[tuple[int, float]] = []
     start: float | None = None
-    for a, b in zip(times, times[1:], strict=False):
+    for a, b in itertools.pairwise(times):
         if seen[b][0] != seen[a][0]:
             if start is not None:
                 out.append((seen[a][0], b - start))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_routes_the_service_plans_drive_in_sumo(
             edges = small_net.route_edges(route)
         except KeyError:
             continue  # over one of the few router edges SUMO lacks
-        for a, b in zip(edges, edges[1:], strict=False):
+        for a, b in itertools.pairwise(edges):
             assert b in {c for c in _outgoing(sim, a)}, f"{a} -> {b} not connected"
         sim.route.add(f"r{n}", edges)
         sim.vehicle.add(f"v{n}", f"r{n}", depart="now")
@@ -118,10 +119,10 @@ def test_the_build_is_cached_and_the_cli_reports_it(
 
 @pytest.mark.slow
 def test_the_shanghai_extract_maps_almost_every_signal(
-    shanghai_osm: Path, tmp_path: Path
+    shanghai_osm: Path, shanghai_router: Router, tmp_path: Path
 ) -> None:
-    router = Router.from_file(shanghai_osm, cache_dir=tmp_path / "graphs")
-    net = build_network(shanghai_osm, tmp_path / "sumo", graph=router.graph)
+    # shanghai_router: the suite's session build of the same extract (tests/conftest.py).
+    net = build_network(shanghai_osm, tmp_path / "sumo", graph=shanghai_router.graph)
     s = net.summary
     # 1,317 router signals -> 882 SUMO lights: 1,300 mapped, 3 partly, 14 unmapped (signal
     # nodes at dead ends of the extract, where every way through is a U-turn).
