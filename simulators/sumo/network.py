@@ -681,8 +681,12 @@ class SumoNetwork:
         return out
 
 
-def _cache_key(osm: Path, options: Sequence[str]) -> str:
+def _cache_key(osm: Path, options: Sequence[str], graph: RoadGraph) -> str:
     stat = osm.stat()
+    # The mapping is of one router graph: its nodes, signals and edges fingerprint it.
+    shape = hashlib.sha256()
+    for arr in (graph.node_osmid, graph.node_signal, graph.edge_u, graph.edge_v):
+        shape.update(np.ascontiguousarray(arr).tobytes())
     text = "|".join(
         [
             str(FORMAT_VERSION),
@@ -690,6 +694,7 @@ def _cache_key(osm: Path, options: Sequence[str]) -> str:
             str(stat.st_size),
             str(stat.st_mtime_ns),
             sumo_version(),
+            shape.hexdigest(),
             *options,
         ]
     )
@@ -731,7 +736,10 @@ def build_network(
         raise FileNotFoundError(f"no such OSM file: {osm}")
     options = VARIANT_OPTIONS[variant]
     out.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(osm, options)
+    if graph is None:
+        progress("loading the router graph")
+        graph = Router.from_file(osm, cache_dir=out / "graphs").graph
+    key = _cache_key(osm, options, graph)
     manifest = out / "manifest.json"
     mapping_file = out / "mapping.json"
     if not force and manifest.is_file() and mapping_file.is_file():
@@ -741,9 +749,6 @@ def build_network(
                 return SumoNetwork(out, mapping)
         except (ValueError, OSError):
             pass  # a broken cache is rebuilt
-    if graph is None:
-        progress("building the router graph")
-        graph = Router.from_file(osm, cache_dir=out / "graphs").graph
     progress("keeping the drivable roads")
     drive = out / "drive.osm"
     write_drivable_osm(osm, drive)
