@@ -5,10 +5,12 @@ from __future__ import annotations
 from dispatch.cli import app
 from routing.cli import graph_app, route
 from simulators.cli import drill
+from simulators.sumo.cli import sumo_app
 
 app.add_typer(graph_app, name="graph", help="Build and inspect road graphs.")
 app.command("route")(route)
 app.command("drill")(drill)
+app.add_typer(sumo_app, name="sumo", help="SUMO networks for proving the green wave.")
 
 
 def main() -> None:
