@@ -14,6 +14,7 @@ from dispatch import __version__
 from dispatch.errors import ConfigError
 from dispatch.fleet import Fleet
 from dispatch.settings import Settings
+from pivots.cli import app as pivots_app
 from routing.cli import graph_app, route
 from simulators.cli import drill
 
@@ -30,6 +31,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(graph_app, name="graph", help="Build and inspect road graphs.")
 app.command("route")(route)
 app.command("drill")(drill)
+app.add_typer(pivots_app, name="pivots", help="Pivot posts from incident history.")
 
 
 def _settings() -> Settings:

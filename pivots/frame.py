@@ -49,9 +49,15 @@ class Frame:
 
     def select(self, mask: npt.NDArray[np.bool_]) -> Frame:
         return Frame(
-            self.node[mask], self.cell[mask], self.month[mask], self.band[mask], self.kind[mask],
-            0, {}, 0,
-        )  # fmt: skip
+            self.node[mask],
+            self.cell[mask],
+            self.month[mask],
+            self.band[mask],
+            self.kind[mask],
+            0,
+            {},
+            0,
+        )
 
 
 def build_frame(

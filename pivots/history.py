@@ -29,8 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dispatch.models import CallType
 
 FIELDS: tuple[str, ...] = (
-    "id", "call_type", "lat", "lon", "occurred_at", "outcome", "area", "synthetic"
-)  # fmt: skip
+    "id",
+    "call_type",
+    "lat",
+    "lon",
+    "occurred_at",
+    "outcome",
+    "area",
+    "synthetic",
+)
 REQUIRED: frozenset[str] = frozenset({"id", "call_type", "lat", "lon", "occurred_at", "outcome"})
 
 
@@ -273,8 +280,9 @@ def load_history(
     except (OSError, UnicodeDecodeError) as exc:
         raise HistoryImportError(f"{source}: cannot read: {exc}") from exc
     if suffix == ".csv":
-        return parse_rows(_csv_rows(text, source.name), source=source.name, fmt="csv",
-                          keep_good=keep_good)  # fmt: skip
+        return parse_rows(
+            _csv_rows(text, source.name), source=source.name, fmt="csv", keep_good=keep_good
+        )
     return parse_rows(
         _json_rows(text, source.name), source=source.name, fmt="json", keep_good=keep_good
     )

@@ -26,12 +26,21 @@ class PlanParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cover_s: float = Field(60.0, gt=0, le=3600, description="a post covers what it reaches by "
-                           "road (emergency profile) within this many seconds")  # fmt: skip
+    cover_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="a post covers what it reaches by "
+        "road (emergency profile) within this many seconds",
+    )
     min_posts: int = Field(13, ge=0, le=500)
     max_posts: int = Field(26, ge=1, le=500)
-    target_share: float = Field(0.8, gt=0, le=1, description="share of the expected calls in "
-                                "Gi* hot cells that the posts must cover")  # fmt: skip
+    target_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="share of the expected calls in Gi* hot cells that the posts must cover",
+    )
     resolution: int = Field(9, ge=5, le=12, description="H3 resolution of cells")
     alpha: float = Field(0.05, gt=0, lt=1, description="Gi* level, Benjamini-Hochberg FDR")
     hour_bands: tuple[int, ...] = Field((0, 6, 12, 18), description="band start hours")
@@ -86,8 +95,9 @@ class Post(BaseModel):
     lon: float
     cell: str = Field(description="H3 cell of the post")
     rank: int = Field(description="1 = added first (largest marginal gain)")
-    expected_calls: float = Field(description="expected calls in the band this month that this "
-                                  "post is the nearest cover for")  # fmt: skip
+    expected_calls: float = Field(
+        description="expected calls in the band this month that this post is the nearest cover for"
+    )
     expected_calls_low: float = Field(description="95 % interval, low end")
     expected_calls_high: float
     hot_calls: float = Field(description="of those, in Gi* hot cells")
@@ -144,8 +154,9 @@ class BandPlan(BaseModel):
     covered_share: float
     covered_hot_share: float
     target_met: bool
-    marginal_gains: list[float] = Field(description="greedy: calls gained by the k-th post, "
-                                        "up to max_posts")  # fmt: skip
+    marginal_gains: list[float] = Field(
+        description="greedy: calls gained by the k-th post, up to max_posts"
+    )
     posts: list[Post]
     retired: list[RetiredPost] = Field(default_factory=list)
 

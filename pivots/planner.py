@@ -127,9 +127,14 @@ class Planner:
         pool_bands: bool = False,
     ) -> Demand:
         return estimate(
-            frame, self.grid, target=target, history_months=history_months, bands=self.bands,
-            kernel=self.kernel if seasonal else None, pool_bands=pool_bands,
-        )  # fmt: skip
+            frame,
+            self.grid,
+            target=target,
+            history_months=history_months,
+            bands=self.bands,
+            kernel=self.kernel if seasonal else None,
+            pool_bands=pool_bands,
+        )
 
     def choose(self, demand: Demand, band: int, *, posts: int | None = None) -> BandChoice:
         """Solve one band: Gi*, the number of posts (unless ``posts`` fixes it), the sites."""
@@ -255,38 +260,58 @@ class Planner:
             c_lo, c_hi = demand.interval(b, served)
             by_type = demand.by_type[b][:, served].sum(axis=1)
             total = float(by_type.sum())
-            shares = sorted(
-                ((TYPES[t].value, float(v) / total) for t, v in enumerate(by_type) if v > 0),
-                key=lambda x: -x[1],
-            ) if total > 0 else []  # fmt: skip
-            types = [TypeShare(call_type=t, share=round(s, 3)) for t, s in shares
-                     if s >= _TYPE_SHARE_SHOWN]  # fmt: skip
+            shares = (
+                sorted(
+                    ((TYPES[t].value, float(v) / total) for t, v in enumerate(by_type) if v > 0),
+                    key=lambda x: -x[1],
+                )
+                if total > 0
+                else []
+            )
+            types = [
+                TypeShare(call_type=t, share=round(s, 3))
+                for t, s in shares
+                if s >= _TYPE_SHARE_SHOWN
+            ]
             drafts.append(
                 {
                     "id": f"{month}:{kind.value}:{start:02d}-{end:02d}:{int(g.node_osmid[node])}",
-                    "month": month, "day_kind": kind, "start_hour": start, "end_hour": end,
-                    "hours": hours, "node_id": int(g.node_osmid[node]),
-                    "lat": float(g.node_lat[node]), "lon": float(g.node_lon[node]),
-                    "cell": grid.cells[int(grid.node_cell[node])], "rank": pos + 1,
-                    "expected_calls": round(calls, 3), "expected_calls_low": round(c_lo, 3),
+                    "month": month,
+                    "day_kind": kind,
+                    "start_hour": start,
+                    "end_hour": end,
+                    "hours": hours,
+                    "node_id": int(g.node_osmid[node]),
+                    "lat": float(g.node_lat[node]),
+                    "lon": float(g.node_lon[node]),
+                    "cell": grid.cells[int(grid.node_cell[node])],
+                    "rank": pos + 1,
+                    "expected_calls": round(calls, 3),
+                    "expected_calls_low": round(c_lo, 3),
                     "expected_calls_high": round(c_hi, 3),
                     "hot_calls": round(float(choice.hot_nodes[served].sum()), 3),
                     "marginal_calls": round(float(choice.result.gains[pos]), 3),
                     "call_types": types,
                     "max_gi_z": round(float(z[grid.node_cell[served]].max()), 2)
-                    if served.size else 0.0,
+                    if served.size
+                    else 0.0,
                 }
-            )  # fmt: skip
+            )
         posts, retired = self._changes(drafts, previous, d)
         hot_cells: list[HotCell] = []
         cell_calls = np.bincount(grid.node_cell, weights=d, minlength=grid.cell_count)
         for c in np.flatnonzero(choice.gi.hot).tolist():
             c_lo, c_hi = demand.interval(b, grid.cell_nodes(c))
             hot_cells.append(
-                HotCell(cell=grid.cells[c], expected_calls=round(float(cell_calls[c]), 3),
-                        low=round(c_lo, 3), high=round(c_hi, 3), z=round(float(z[c]), 2),
-                        p=float(choice.gi.p[c]))
-            )  # fmt: skip
+                HotCell(
+                    cell=grid.cells[c],
+                    expected_calls=round(float(cell_calls[c]), 3),
+                    low=round(c_lo, 3),
+                    high=round(c_hi, 3),
+                    z=round(float(z[c]), 2),
+                    p=float(choice.gi.p[c]),
+                )
+            )
         hot_cells.sort(key=lambda h: -h.z)
         total_calls = float(d.sum())
         hot_total = float(choice.hot_nodes.sum())
@@ -295,20 +320,30 @@ class Planner:
         gains = np.diff(np.concatenate([[0.0], curve])) if curve.size else np.zeros(0)
         y, m = month_of_index(target)
         return BandPlan(
-            month=month, day_kind=kind, start_hour=start, end_hour=end, hours=hours,
+            month=month,
+            day_kind=kind,
+            start_hour=start,
+            end_hour=end,
+            hours=hours,
             band_hours=float(band_hours(y, m, self.bands)[b]),
-            expected_calls=round(total_calls, 3), expected_calls_low=round(lo, 3),
-            expected_calls_high=round(hi, 3), hot_cells=hot_cells,
-            hot_expected_calls=round(hot_total, 3), gi_p_cut=choice.gi.p_cut,
+            expected_calls=round(total_calls, 3),
+            expected_calls_low=round(lo, 3),
+            expected_calls_high=round(hi, 3),
+            hot_cells=hot_cells,
+            hot_expected_calls=round(hot_total, 3),
+            gi_p_cut=choice.gi.p_cut,
             covered_calls=round(float(d[covered_mask].sum()), 3),
             covered_share=round(float(d[covered_mask].sum()) / total_calls, 4)
-            if total_calls > 0 else 0.0,
+            if total_calls > 0
+            else 0.0,
             covered_hot_share=round(float(choice.hot_nodes[covered_mask].sum()) / hot_total, 4)
-            if hot_total > 0 else 1.0,
+            if hot_total > 0
+            else 1.0,
             target_met=choice.target_met,
             marginal_gains=[round(float(x), 3) for x in gains],
-            posts=posts, retired=retired,
-        )  # fmt: skip
+            posts=posts,
+            retired=retired,
+        )
 
     def _changes(
         self, drafts: list[dict[str, object]], previous: BandPlan | None, d: FloatArray
@@ -325,8 +360,9 @@ class Planner:
             lon_o = np.asarray([o.lon for o in old])
             dist = np.asarray(haversine_m(lat_n[:, None], lon_n[:, None], lat_o[None], lon_o[None]))
             rows, cols = linear_sum_assignment(dist)
-            pairs = {int(r): int(c) for r, c in zip(rows, cols, strict=True)
-                     if dist[r, c] <= p.move_m}  # fmt: skip
+            pairs = {
+                int(r): int(c) for r, c in zip(rows, cols, strict=True) if dist[r, c] <= p.move_m
+            }
         posts: list[Post] = []
         for i, draft in enumerate(drafts):
             calls = float(draft["expected_calls"])  # type: ignore[arg-type]
@@ -354,13 +390,24 @@ class Planner:
                             f"last month {o.expected_calls:.1f} at the old site"
                         ),
                     )
-                posts.append(Post.model_validate({**draft, "change": change, "reason": reason,
-                                                  "previous_id": o.id,
-                                                  "moved_m": round(moved, 1)}))  # fmt: skip
+                posts.append(
+                    Post.model_validate(
+                        {
+                            **draft,
+                            "change": change,
+                            "reason": reason,
+                            "previous_id": o.id,
+                            "moved_m": round(moved, 1),
+                        }
+                    )
+                )
             else:
                 why = "first plan" if previous is None else "new"
-                posts.append(Post.model_validate({**draft, "change": Change.NEW,
-                                                  "reason": f"{why}: {where}"}))  # fmt: skip
+                posts.append(
+                    Post.model_validate(
+                        {**draft, "change": Change.NEW, "reason": f"{why}: {where}"}
+                    )
+                )
         matched_old = set(pairs.values())
         retired: list[RetiredPost] = []
         for j, o in enumerate(old):
@@ -372,16 +419,26 @@ class Planner:
             if row is not None:
                 now = float(d[self.coverage.covered_nodes([row])].sum())
             if now < 0.5 * o.expected_calls:
-                why = (f"demand at the site fell from {o.expected_calls:.1f} to {now:.1f} "
-                       "expected calls (the season passed)")  # fmt: skip
+                why = (
+                    f"demand at the site fell from {o.expected_calls:.1f} to {now:.1f} "
+                    "expected calls (the season passed)"
+                )
             else:
-                why = (f"its calls ({now:.1f} expected within reach) are now served by posts "
-                       "placed better for this month's demand")  # fmt: skip
+                why = (
+                    f"its calls ({now:.1f} expected within reach) are now served by posts "
+                    "placed better for this month's demand"
+                )
             retired.append(
-                RetiredPost(previous_id=o.id, node_id=o.node_id, lat=o.lat, lon=o.lon,
-                            expected_calls_now=round(now, 3),
-                            expected_calls_before=o.expected_calls, reason=f"retired: {why}")
-            )  # fmt: skip
+                RetiredPost(
+                    previous_id=o.id,
+                    node_id=o.node_id,
+                    lat=o.lat,
+                    lon=o.lon,
+                    expected_calls_now=round(now, 3),
+                    expected_calls_before=o.expected_calls,
+                    reason=f"retired: {why}",
+                )
+            )
         return posts, retired
 
 

@@ -40,37 +40,73 @@ _T = CallType
 
 # Relative call volume by local hour (0..23) for the background: quiet small hours, busy evenings.
 BACKGROUND_HOURLY: tuple[float, ...] = (
-    0.55, 0.45, 0.35, 0.3, 0.3, 0.35, 0.55, 0.8, 1.0, 1.05, 1.05, 1.1,
-    1.1, 1.05, 1.05, 1.1, 1.2, 1.3, 1.4, 1.45, 1.4, 1.3, 1.05, 0.8,
-)  # fmt: skip
+    0.55,
+    0.45,
+    0.35,
+    0.3,
+    0.3,
+    0.35,
+    0.55,
+    0.8,
+    1.0,
+    1.05,
+    1.05,
+    1.1,
+    1.1,
+    1.05,
+    1.05,
+    1.1,
+    1.2,
+    1.3,
+    1.4,
+    1.45,
+    1.4,
+    1.3,
+    1.05,
+    0.8,
+)
 RUSH: tuple[float, ...] = tuple(
     1.0 if h in (7, 8, 17, 18) else 0.4 if h in (6, 9, 16, 19) else 0.05 for h in range(24)
 )
 NIGHT: tuple[float, ...] = tuple(
     1.0 if h in (21, 22, 23, 0, 1) else 0.6 if h in (19, 20, 2) else 0.02 for h in range(24)
 )
-DAYTIME: tuple[float, ...] = tuple(1.0 if 9 <= h <= 20 else 0.1 if 7 <= h <= 22 else 0.0
-                                   for h in range(24))  # fmt: skip
+DAYTIME: tuple[float, ...] = tuple(
+    1.0 if 9 <= h <= 20 else 0.1 if 7 <= h <= 22 else 0.0 for h in range(24)
+)
 WORKING: tuple[float, ...] = tuple(1.0 if 8 <= h <= 17 else 0.05 for h in range(24))
-CAMPING: tuple[float, ...] = tuple(1.0 if 10 <= h <= 21 else 0.3 if h in (8, 9, 22, 23) else 0.05
-                                   for h in range(24))  # fmt: skip
+CAMPING: tuple[float, ...] = tuple(
+    1.0 if 10 <= h <= 21 else 0.3 if h in (8, 9, 22, 23) else 0.05 for h in range(24)
+)
 MARKET: tuple[float, ...] = tuple(
     1.0 if h in (20, 21, 22, 23) else 0.6 if h in (18, 19, 0, 1) else 0.0 for h in range(24)
 )
 ALL_YEAR: Mapping[int, float] = {m: 1.0 for m in range(1, 13)}
 
 BACKGROUND_MIX: Mapping[CallType, float] = {
-    _T.TRAFFIC_ACCIDENT: 0.3, _T.DISPUTE: 0.15, _T.THEFT: 0.14, _T.CRITICAL_PATIENT: 0.15,
-    _T.FIGHT: 0.05, _T.NOISE: 0.07, _T.FIRE: 0.04, _T.FALL_FROM_HEIGHT: 0.02, _T.OTHER: 0.08,
-}  # fmt: skip
+    _T.TRAFFIC_ACCIDENT: 0.3,
+    _T.DISPUTE: 0.15,
+    _T.THEFT: 0.14,
+    _T.CRITICAL_PATIENT: 0.15,
+    _T.FIGHT: 0.05,
+    _T.NOISE: 0.07,
+    _T.FIRE: 0.04,
+    _T.FALL_FROM_HEIGHT: 0.02,
+    _T.OTHER: 0.08,
+}
 # How incidents of each type tend to end (resolved on the spot, later, referred, no action).
 _OUTCOMES: tuple[Outcome, ...] = (
-    Outcome.RESOLVED_ON_SCENE, Outcome.RESOLVED_LATER, Outcome.REFERRED, Outcome.NO_ACTION
-)  # fmt: skip
+    Outcome.RESOLVED_ON_SCENE,
+    Outcome.RESOLVED_LATER,
+    Outcome.REFERRED,
+    Outcome.NO_ACTION,
+)
 _OUTCOME_WEIGHTS: Mapping[CallType, tuple[float, float, float, float]] = {
-    _T.DISPUTE: (0.55, 0.25, 0.15, 0.05), _T.LABOUR_DISPUTE: (0.35, 0.35, 0.25, 0.05),
-    _T.FIGHT: (0.5, 0.3, 0.15, 0.05), _T.NOISE: (0.7, 0.05, 0.05, 0.2),
-}  # fmt: skip
+    _T.DISPUTE: (0.55, 0.25, 0.15, 0.05),
+    _T.LABOUR_DISPUTE: (0.35, 0.35, 0.25, 0.05),
+    _T.FIGHT: (0.5, 0.3, 0.15, 0.05),
+    _T.NOISE: (0.7, 0.05, 0.05, 0.2),
+}
 _DEFAULT_OUTCOME = (0.4, 0.3, 0.25, 0.05)
 
 
@@ -166,19 +202,40 @@ _NEW_YEAR_MIX: Mapping[CallType, float] = {
 }
 
 # (name, kind, how many, calls/day each, radius m, months, hourly, weekend factor, mix)
-_TEMPLATE: tuple[tuple[str, str, int, float, float, Mapping[int, float], tuple[float, ...],
-                       float, Mapping[CallType, float]], ...] = (
+_TEMPLATE: tuple[
+    tuple[
+        str,
+        str,
+        int,
+        float,
+        float,
+        Mapping[int, float],
+        tuple[float, ...],
+        float,
+        Mapping[CallType, float],
+    ],
+    ...,
+] = (
     ("junction", "junction", 6, 3.0, 250.0, ALL_YEAR, RUSH, 0.5, _JUNCTION_MIX),
     ("bar street", "nightlife", 3, 4.0, 250.0, ALL_YEAR, NIGHT, 1.6, _NIGHT_MIX),
     ("mall", "shopping", 3, 3.0, 300.0, ALL_YEAR, DAYTIME, 1.5, _SHOP_MIX),
     ("station", "station", 2, 5.0, 300.0, ALL_YEAR, BACKGROUND_HOURLY, 1.2, _STATION_MIX),
     ("river valley camp", "river_valley", 6, 4.0, 300.0, _CAMP_MONTHS, CAMPING, 2.2, _CAMP_MIX),
     ("night market", "night_market", 2, 12.0, 250.0, _MARKET_MONTHS, MARKET, 1.5, _MARKET_MIX),
-    ("industrial park", "industrial_park", 2, 6.0, 450.0, {11: 0.3, 12: 1.0, 1: 1.0}, WORKING,
-     0.4, _PARK_MIX),
+    (
+        "industrial park",
+        "industrial_park",
+        2,
+        6.0,
+        450.0,
+        {11: 0.3, 12: 1.0, 1: 1.0},
+        WORKING,
+        0.4,
+        _PARK_MIX,
+    ),
     ("temple fair", "fair", 2, 6.0, 300.0, {3: 1.0, 4: 1.0}, DAYTIME, 3.0, _FAIR_MIX),
     ("new-year street", "fair", 2, 6.0, 300.0, {1: 1.0, 2: 1.0}, DAYTIME, 1.5, _NEW_YEAR_MIX),
-)  # fmt: skip
+)
 
 
 def _pick_apart(
@@ -217,9 +274,19 @@ def district_for_graph(
         for k in range(count):
             n = next(nodes)
             sites.append(
-                Site(f"{name} {k + 1}", kind, float(graph.node_lat[n]), float(graph.node_lon[n]),
-                     radius, rate * scale, months, hourly, weekend, mix)
-            )  # fmt: skip
+                Site(
+                    f"{name} {k + 1}",
+                    kind,
+                    float(graph.node_lat[n]),
+                    float(graph.node_lon[n]),
+                    radius,
+                    rate * scale,
+                    months,
+                    hourly,
+                    weekend,
+                    mix,
+                )
+            )
     background = 80.0 * scale * min(4.0, max(0.25, graph.node_count / 4_500))
     return District(sites=tuple(sites), background_per_day=background)
 
@@ -279,8 +346,9 @@ def generate_history(
     day_month = np.asarray([d.month for d in days])
     day_weekend = np.asarray([d.weekday() >= 5 for d in days])
     bg_weights = np.full(graph.node_count, 1.0 / graph.node_count)
-    sources: list[tuple[str, npt.NDArray[np.float64], npt.NDArray[np.float64],
-                        Mapping[CallType, float]]] = []  # fmt: skip
+    sources: list[
+        tuple[str, npt.NDArray[np.float64], npt.NDArray[np.float64], Mapping[CallType, float]]
+    ] = []
     # Background: the day rate shaped by hour; a weekend is a little busier at night only.
     bg_hourly = np.asarray(district.background_hourly) / sum(district.background_hourly)
     bg_rate = district.background_per_day * np.outer(np.ones(len(days)), bg_hourly)
