@@ -26,7 +26,7 @@ app = typer.Typer(
     help="Pivot points (支点): temporary posts where the incidents are, moved with the season.",
     no_args_is_help=True,
 )
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 GraphOpt = Annotated[
     Path,
@@ -119,8 +119,8 @@ def _history(
     if (history is None) == (not synthetic):
         raise _fail("give exactly one of --history FILE or --synthetic-history")
     if synthetic:
-        if months < 2:
-            raise _fail("--history-months: at least 2")
+        if not 1 <= months <= 120:
+            raise _fail("--history-months: between 1 and 120")
         with _err.status("generating synthetic history"):
             records = generate_history(router.graph, seed=seed, months=months)
         label = f"{SYNTHETIC_LABEL}, seed {seed}"
@@ -404,9 +404,9 @@ def demand(
     rows = demand_table(frame, grid, bands=params.bands)
     fh = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
     try:
-        writer = csv.writer(fh)
         if label:
-            writer.writerow([f"# {label}"])
+            fh.write(f"# {label}\n")
+        writer = csv.writer(fh)
         writer.writerow(["cell", "month", "day_kind", "hours", "call_type", "count", "low", "high"])
         for r in rows:
             writer.writerow(

@@ -94,7 +94,7 @@ class SeasonalKernel:
 
     same: float = 1.0
     adjacent: float = 0.25
-    other: float = 0.02
+    other: float = 0.001
     half_life_months: float = 12.0
 
     def weights(self, target: int, months: npt.NDArray[np.int64]) -> FloatArray:

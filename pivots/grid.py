@@ -3,13 +3,15 @@
 The study area is every H3 cell holding at least one road-graph node. Demand is counted on
 nodes (an incident goes to its nearest node) and on cells (for counts and Gi*). Each cell has
 one candidate post site: its node nearest the cell's centre, so candidate sites are road-graph
-nodes spread at the cell spacing and a post never stands off the road.
+nodes and a post never stands off the road. Sites come from cells one resolution finer than
+the counting cells (about 65 m across at the default), so a post can stand within a street or
+two of a cluster rather than at the middle of a counting cell.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import h3
 import numpy as np
@@ -36,11 +38,18 @@ class Grid:
         resolution: H3 resolution.
         cells: H3 cell ids of the study area, sorted.
         node_cell: ``int64[nodes]`` index into ``cells`` of each node's cell.
-        site_node: ``int64[cells]`` the candidate site (node index) of each cell.
+        site_node: ``int64[sites]`` candidate sites (node indices): in each cell of
+            ``site_resolution``, the node nearest the cell's centre.
         neighbours: for each cell, the indices of its adjacent study-area cells.
     """
 
-    def __init__(self, graph: RoadGraph, *, resolution: int = DEFAULT_RESOLUTION) -> None:
+    def __init__(
+        self,
+        graph: RoadGraph,
+        *,
+        resolution: int = DEFAULT_RESOLUTION,
+        site_resolution: int | None = None,
+    ) -> None:
         self.graph = graph
         self.resolution = resolution
         node_cells = [
@@ -56,16 +65,10 @@ class Grid:
         self._cos0 = math.cos(math.radians(self._lat0))
         xy = self.project(graph.node_lat, graph.node_lon)
         self._tree = cKDTree(xy)
-        centres = np.asarray([h3.cell_to_latlng(c) for c in self.cells], dtype=np.float64)
-        cxy = self.project(centres[:, 0], centres[:, 1])
         order = np.argsort(self.node_cell, kind="stable")
         starts = np.searchsorted(self.node_cell[order], np.arange(len(self.cells)))
-        ends = np.append(starts[1:], order.shape[0])
-        site = np.empty(len(self.cells), dtype=np.int64)
-        for k in range(len(self.cells)):
-            members = order[starts[k] : ends[k]]
-            d = np.hypot(*(xy[members] - cxy[k]).T)
-            site[k] = members[int(np.argmin(d))]
+        self.site_resolution = min(site_resolution or resolution + 1, 15)
+        site = _sites(graph, xy, self.site_resolution, self.project)
         self.site_node: IntArray = site
         self._members_order: IntArray = order.astype(np.int64)
         self._members_start: IntArray = np.append(starts, order.shape[0]).astype(np.int64)
@@ -75,9 +78,6 @@ class Grid:
             self.neighbours.append(
                 sorted(self._cell_index[n] for n in ring if n != c and n in self._cell_index)
             )
-        self.cell_area_km2 = float(
-            np.mean([h3.cell_area(c, unit="km^2") for c in self.cells[: min(50, len(self.cells))]])
-        )
 
     @property
     def cell_count(self) -> int:
@@ -121,3 +121,26 @@ class Grid:
 
     def node_latlon(self, node: int) -> tuple[float, float]:
         return float(self.graph.node_lat[node]), float(self.graph.node_lon[node])
+
+
+def _sites(
+    graph: RoadGraph,
+    xy: FloatArray,
+    resolution: int,
+    project: Callable[[npt.ArrayLike, npt.ArrayLike], FloatArray],
+) -> IntArray:
+    """The node nearest the centre of each H3 cell (at ``resolution``) holding nodes."""
+    cells = [
+        h3.latlng_to_cell(lat, lon, resolution)
+        for lat, lon in zip(graph.node_lat.tolist(), graph.node_lon.tolist(), strict=True)
+    ]
+    uniq, inverse = np.unique(np.asarray(cells), return_inverse=True)
+    centres = np.asarray([h3.cell_to_latlng(str(c)) for c in uniq], dtype=np.float64)
+    cxy = project(centres[:, 0], centres[:, 1])
+    d = np.hypot(*(xy - cxy[inverse]).T)
+    # For each cell the member with the smallest distance: sort by (cell, distance).
+    order = np.lexsort((d, inverse))
+    first = np.ones(order.shape[0], dtype=np.bool_)
+    first[1:] = inverse[order][1:] != inverse[order][:-1]
+    out: IntArray = np.sort(order[first]).astype(np.int64)
+    return out

@@ -139,7 +139,7 @@ def _row_errors(row: int, exc: ValidationError, record_id: str | None) -> list[R
 
 
 def parse_rows(
-    rows: Iterable[tuple[int, dict[str, Any]]],
+    rows: Iterable[tuple[int, Any]],
     *,
     source: str,
     fmt: Literal["csv", "json"],
@@ -148,7 +148,8 @@ def parse_rows(
     """Validate ``(row number, fields)`` pairs into records.
 
     Args:
-        rows: each row's number (as the report should name it) and its fields.
+        rows: each row's number (as the report should name it) and its fields (anything
+            but a dict is refused as a whole row).
         source: the file's name, for the report.
         fmt: ``csv`` or ``json``.
         keep_good: keep the good rows when some are refused (else refuse them all).
@@ -165,6 +166,14 @@ def parse_rows(
     count = 0
     for row, fields in rows:
         count += 1
+        if not isinstance(fields, dict):
+            kind = type(fields).__name__
+            errors.append(
+                RowError(
+                    row=row, field="(row)", message=f"expected an object of fields, got {kind}"
+                )
+            )
+            continue
         raw_id = fields.get("id")
         rid = str(raw_id).strip() if raw_id not in (None, "") else None
         try:
@@ -238,7 +247,7 @@ def _csv_rows(text: str, source: str) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-def _json_rows(text: str, source: str) -> list[tuple[int, dict[str, Any]]]:
+def _json_rows(text: str, source: str) -> list[tuple[int, Any]]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -249,9 +258,9 @@ def _json_rows(text: str, source: str) -> list[tuple[int, dict[str, Any]]]:
         doc = doc["records"]
     if not isinstance(doc, list):
         raise HistoryImportError(f'{source}: expected a list of records or {{"records": [...]}}')
-    out: list[tuple[int, dict[str, Any]]] = []
+    out: list[tuple[int, Any]] = []
     for pos, item in enumerate(doc, start=1):
-        out.append((pos, item if isinstance(item, dict) else {"(row)": item}))
+        out.append((pos, item))
     return out
 
 

@@ -44,7 +44,13 @@ class PlanParams(BaseModel):
     resolution: int = Field(9, ge=5, le=12, description="H3 resolution of cells")
     alpha: float = Field(0.05, gt=0, lt=1, description="Gi* level, Benjamini-Hochberg FDR")
     hour_bands: tuple[int, ...] = Field((0, 6, 12, 18), description="band start hours")
-    closeness: float = Field(0.1, ge=0, le=1, description="bonus for a post near its calls")
+    closeness: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="bonus for a post near its calls: a call at the post counts "
+        "1 + closeness, one at cover_s counts 1",
+    )
     utc_offset: str = Field("+08:00", description="local time of bands")
     keep_m: float = Field(200.0, ge=0, description="a post this close to last plan's is kept")
     move_m: float = Field(2000.0, ge=0, description="farther than keep_m but within this: moved")

@@ -211,7 +211,7 @@ def greedy_cover(
     p: int,
     *,
     hot: FloatArray | None = None,
-    closeness: float = 0.1,
+    closeness: float = 0.3,
     curve_to: int | None = None,
 ) -> CoverResult:
     """Greedy-with-swaps maximal covering (see the module docstring); rows are candidate rows
