@@ -170,7 +170,7 @@ def plan(
     cover_s: CoverOpt = 60.0,
     min_posts: MinOpt = 13,
     max_posts: MaxOpt = 26,
-    target: TargetOpt = 0.8,
+    target: TargetOpt = 0.9,
     utc_offset: OffsetOpt = "+08:00",
 ) -> None:
     """Plan pivot posts for every band of the coming months from incident history."""
@@ -251,7 +251,7 @@ def backtest(
     cover_s: CoverOpt = 60.0,
     min_posts: MinOpt = 13,
     max_posts: MaxOpt = 26,
-    target: TargetOpt = 0.8,
+    target: TargetOpt = 0.9,
     utc_offset: OffsetOpt = "+08:00",
 ) -> None:
     """Train on past months, test on the next, against static and last-year baselines."""

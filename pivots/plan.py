@@ -36,10 +36,17 @@ class PlanParams(BaseModel):
     min_posts: int = Field(13, ge=0, le=500)
     max_posts: int = Field(26, ge=1, le=500)
     target_share: float = Field(
-        0.8,
+        0.9,
         gt=0,
         le=1,
         description="share of the expected calls in Gi* hot cells that the posts must cover",
+    )
+    hot_weight: float = Field(
+        4.0,
+        ge=0,
+        le=1000,
+        description="sites are chosen with a call in a Gi* hot cell "
+        "counting 1 + hot_weight times: trouble spots first, then the most calls",
     )
     resolution: int = Field(9, ge=5, le=12, description="H3 resolution of cells")
     alpha: float = Field(0.05, gt=0, lt=1, description="Gi* level, Benjamini-Hochberg FDR")

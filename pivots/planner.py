@@ -143,7 +143,14 @@ class Planner:
         cell_calls = np.bincount(self.grid.node_cell, weights=d, minlength=self.grid.cell_count)
         gi = self.hotspots.run(cell_calls)
         hot_nodes = np.where(gi.hot[self.grid.node_cell], d, 0.0)
-        problem = CoverProblem(self.coverage.time_s, p.cover_s, d, hot_nodes, closeness=p.closeness)
+        problem = CoverProblem(
+            self.coverage.time_s,
+            p.cover_s,
+            d,
+            hot_nodes,
+            closeness=p.closeness,
+            hot_weight=p.hot_weight if posts is None else 0.0,
+        )
         hot_total = float(hot_nodes.sum())
         order, curve, curve_hot = problem.greedy(p.max_posts if posts is None else posts)
         if posts is not None:

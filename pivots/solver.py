@@ -15,6 +15,7 @@ planner does not use it.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,7 @@ class CoverProblem:
         demand: ``float64[nodes]`` expected calls.
         hot: ``float64[nodes]`` the part of demand that counts towards the coverage target.
         closeness: weight of the closeness bonus.
+        hot_weight: extra weight of hot calls when choosing sites (0: all calls alike).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class CoverProblem:
         hot: FloatArray,
         *,
         closeness: float,
+        hot_weight: float = 0.0,
     ) -> None:
         # Keep only the candidates and nodes that carry demand: the rest cannot change a gain.
         cols = np.flatnonzero(demand > 0)
@@ -79,8 +82,10 @@ class CoverProblem:
         self.indptr = m.indptr
         self.indices = m.indices
         self.score = 1.0 + closeness * (1.0 - m.data / cover_s)
-        self.w = demand[cols]
+        self.w_plain = demand[cols]
         self.w_hot = hot[cols]
+        # What the sites are chosen by: hot calls count (1 + hot_weight) times.
+        self.w = self.w_plain + hot_weight * self.w_hot
         self.n = cols.shape[0]
         self._row_of_entry = np.repeat(np.arange(useful.shape[0]), np.diff(m.indptr))
 
@@ -91,11 +96,20 @@ class CoverProblem:
         ).astype(np.float64)
         return out
 
+    def _row_gain(self, r: int, best: FloatArray) -> float:
+        lo, hi = self.indptr[r], self.indptr[r + 1]
+        idx = self.indices[lo:hi]
+        return float((np.maximum(self.score[lo:hi] - best[idx], 0.0) * self.w[idx]).sum())
+
+    def _add(self, r: int, best: FloatArray) -> None:
+        lo, hi = self.indptr[r], self.indptr[r + 1]
+        idx = self.indices[lo:hi]  # unique within a row, so plain fancy assignment is safe
+        best[idx] = np.maximum(best[idx], self.score[lo:hi])
+
     def _best(self, chosen: list[int]) -> FloatArray:
         best = np.zeros(self.n)
         for r in chosen:
-            lo, hi = self.indptr[r], self.indptr[r + 1]
-            np.maximum.at(best, self.indices[lo:hi], self.score[lo:hi])
+            self._add(r, best)
         return best
 
     def _value(self, best: FloatArray) -> float:
@@ -107,6 +121,10 @@ class CoverProblem:
     def greedy(self, k_max: int) -> tuple[list[int], FloatArray, FloatArray]:
         """Add up to ``k_max`` sites greedily (stopping when nothing more is gained).
 
+        Lazy greedy (CELF): a site's gain can only shrink as others are added, so stale gains
+        are upper bounds and only the site on top of the heap is re-evaluated; the result is
+        the plain greedy's.
+
         Returns:
             ``(order, curve, curve_hot)``: local rows in the order added, and the demand
             (all, and hot) within cover_s after each addition.
@@ -115,16 +133,20 @@ class CoverProblem:
         order: list[int] = []
         curve: list[float] = []
         curve_hot: list[float] = []
-        for _ in range(min(k_max, self.rows.shape[0])):
-            g = self._gains(best)
-            g[order] = -1.0
-            r = int(np.argmax(g))
-            if g[r] <= 0:
-                break
+        first = self._gains(best)
+        # Max-heap of (-gain, row, step at which the gain was computed); ties by row.
+        heap = [(-float(g), r, 0) for r, g in enumerate(first.tolist()) if g > 0]
+        heapq.heapify(heap)
+        while heap and len(order) < k_max:
+            _, r, step = heapq.heappop(heap)
+            if step != len(order):
+                gain = self._row_gain(r, best)
+                if gain > 0:
+                    heapq.heappush(heap, (-gain, r, len(order)))
+                continue
             order.append(r)
-            lo, hi = self.indptr[r], self.indptr[r + 1]
-            np.maximum.at(best, self.indices[lo:hi], self.score[lo:hi])
-            curve.append(self._covered(best, self.w))
+            self._add(r, best)
+            curve.append(self._covered(best, self.w_plain))
             curve_hot.append(self._covered(best, self.w_hot))
         return order, np.asarray(curve), np.asarray(curve_hot)
 
@@ -140,7 +162,7 @@ class CoverProblem:
         return CoverResult(
             chosen=self.rows[np.asarray(rows, dtype=np.int64)],
             gains=np.asarray(gains, dtype=np.float64),
-            covered=self._covered(best, self.w),
+            covered=self._covered(best, self.w_plain),
             curve=curve,
             curve_hot=curve_hot,
             swaps=n_swaps,
@@ -168,21 +190,34 @@ class CoverProblem:
     def _swap(self, chosen: list[int]) -> tuple[list[int], int]:
         """Single swaps (drop one, add the best other) while any improves the objective."""
         swaps = 0
-        if len(chosen) < 1:
+        if not chosen:
             return chosen, 0
         for _ in range(MAX_SWAP_ROUNDS):
             improved = False
+            stale = True
             for k in range(len(chosen)):
+                if stale:  # the two best scores per node, recomputed after each swap
+                    scores = np.zeros((len(chosen), self.n))
+                    for i, r in enumerate(chosen):
+                        self._add(r, scores[i])
+                    top = np.argmax(scores, axis=0)
+                    first = scores[top, np.arange(self.n)]
+                    second = (
+                        np.partition(scores, -2, axis=0)[-2]
+                        if len(chosen) > 1
+                        else np.zeros(self.n)
+                    )
+                    current = self._value(first)
+                    stale = False
+                base = np.where(top == k, second, first)
+                g = self._gains(base)
                 others = chosen[:k] + chosen[k + 1 :]
-                base_best = self._best(others)
-                current = self._value(self._best(chosen))
-                g = self._gains(base_best)
                 g[others] = -1.0
                 r = int(np.argmax(g))
-                if r != chosen[k] and self._value(base_best) + g[r] > current * (1 + 1e-9) + 1e-12:
+                if r != chosen[k] and self._value(base) + g[r] > current * (1 + 1e-9) + 1e-12:
                     chosen = [*others[:k], r, *others[k:]]
                     swaps += 1
-                    improved = True
+                    improved = stale = True
             if not improved:
                 break
         return chosen, swaps
@@ -194,13 +229,12 @@ class CoverProblem:
         rows: list[int] = []
         gains: list[float] = []
         while left:
-            g = self._gains(best)
-            k = max(range(len(left)), key=lambda i: g[left[i]])
+            g = [self._row_gain(r, best) for r in left]
+            k = int(np.argmax(g))
             r = left.pop(k)
             rows.append(r)
-            gains.append(float(g[r]))
-            lo, hi = self.indptr[r], self.indptr[r + 1]
-            np.maximum.at(best, self.indices[lo:hi], self.score[lo:hi])
+            gains.append(g[k])
+            self._add(r, best)
         return rows, gains
 
 

@@ -220,8 +220,8 @@ _TEMPLATE: tuple[
     ("bar street", "nightlife", 3, 4.0, 250.0, ALL_YEAR, NIGHT, 1.6, _NIGHT_MIX),
     ("mall", "shopping", 3, 3.0, 300.0, ALL_YEAR, DAYTIME, 1.5, _SHOP_MIX),
     ("station", "station", 2, 5.0, 300.0, ALL_YEAR, BACKGROUND_HOURLY, 1.2, _STATION_MIX),
-    ("river valley camp", "river_valley", 6, 4.0, 300.0, _CAMP_MONTHS, CAMPING, 2.2, _CAMP_MIX),
-    ("night market", "night_market", 2, 12.0, 250.0, _MARKET_MONTHS, MARKET, 1.5, _MARKET_MIX),
+    ("river valley camp", "river_valley", 12, 2.5, 250.0, _CAMP_MONTHS, CAMPING, 2.2, _CAMP_MIX),
+    ("night market", "night_market", 3, 10.0, 250.0, _MARKET_MONTHS, MARKET, 1.5, _MARKET_MIX),
     (
         "industrial park",
         "industrial_park",
@@ -238,22 +238,56 @@ _TEMPLATE: tuple[
 )
 
 
-def _pick_apart(
-    graph: RoadGraph, count: int, rng: np.random.Generator, *, min_apart_m: float
-) -> list[int]:
-    """``count`` nodes at least ``min_apart_m`` apart (the spacing shrinks until they fit),
-    kept off the map's outer tenth so a site's calls do not fall off the map."""
+def _inner(graph: RoadGraph) -> npt.NDArray[np.int64]:
+    """Nodes off the map's outer tenth (so a site's calls do not fall off the map)."""
     lat, lon = graph.node_lat, graph.node_lon
     lo_lat, hi_lat = np.quantile(lat, [0.1, 0.9])
     lo_lon, hi_lon = np.quantile(lon, [0.1, 0.9])
     inner = np.flatnonzero((lat >= lo_lat) & (lat <= hi_lat) & (lon >= lo_lon) & (lon <= hi_lon))
-    pool = inner if inner.size >= count else np.arange(graph.node_count)
+    return inner if inner.size >= 2 else np.arange(graph.node_count)
+
+
+def _pick_along(graph: RoadGraph, count: int, rng: np.random.Generator) -> list[int]:
+    """``count`` nodes strung along a straight "river" across the inner map, evenly spaced
+    (the river valley: campers all along it)."""
+    lat, lon = graph.node_lat, graph.node_lon
+    pool = _inner(graph)
+    best: tuple[float, int, int] = (-1.0, 0, 0)
+    for _ in range(64):  # a long chord: the farthest-apart of a few random pairs
+        a, b = (int(x) for x in rng.choice(pool, size=2, replace=False))
+        d = float(haversine_m(lat[a], lon[a], lat[b], lon[b]))
+        if d > best[0]:
+            best = (d, a, b)
+    _, a, b = best
+    out: list[int] = []
+    for f in np.linspace(0.05, 0.95, count):
+        la = lat[a] + f * (lat[b] - lat[a])
+        lo = lon[a] + f * (lon[b] - lon[a])
+        out.append(int(np.argmin(haversine_m(la, lo, lat, lon))))
+    return out
+
+
+def _pick_apart(
+    graph: RoadGraph,
+    count: int,
+    rng: np.random.Generator,
+    *,
+    min_apart_m: float,
+    taken: Sequence[int] = (),
+) -> list[int]:
+    """``count`` inner nodes at least ``min_apart_m`` from each other and from ``taken``
+    (the spacing shrinks until they fit)."""
+    lat, lon = graph.node_lat, graph.node_lon
+    pool = _inner(graph)
     apart = min_apart_m
     while True:
         order = rng.permutation(pool)
         chosen: list[int] = []
         for node in order.tolist():
-            if all(haversine_m(lat[node], lon[node], lat[c], lon[c]) >= apart for c in chosen):
+            if all(
+                haversine_m(lat[node], lon[node], lat[c], lon[c]) >= apart
+                for c in [*taken, *chosen]
+            ):
                 chosen.append(node)
                 if len(chosen) == count:
                     return chosen
@@ -265,14 +299,19 @@ def district_for_graph(
 ) -> District:
     """The built-in district's sites placed on ``graph`` (seeded), rates times ``scale``.
 
-    The background rate scales with the map (80 calls a day for about 4,500 nodes)."""
+    The river valley's camps are strung along one line across the map; the other sites are
+    kept apart from them and from each other. The background rate scales with the map (80
+    calls a day for about 4,500 nodes)."""
     rng = np.random.default_rng([seed, 0x5151])
-    total = sum(t[2] for t in _TEMPLATE)
-    nodes = iter(_pick_apart(graph, total, rng, min_apart_m=min_apart_m))
+    camps = sum(t[2] for t in _TEMPLATE if t[1] == "river_valley")
+    valley = _pick_along(graph, camps, rng)
+    others = sum(t[2] for t in _TEMPLATE if t[1] != "river_valley")
+    spread = iter(_pick_apart(graph, others, rng, min_apart_m=min_apart_m, taken=valley))
+    along = iter(valley)
     sites: list[Site] = []
     for name, kind, count, rate, radius, months, hourly, weekend, mix in _TEMPLATE:
         for k in range(count):
-            n = next(nodes)
+            n = next(along) if kind == "river_valley" else next(spread)
             sites.append(
                 Site(
                     f"{name} {k + 1}",
