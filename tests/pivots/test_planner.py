@@ -170,3 +170,26 @@ def test_plan_refuses_history_off_the_map(planner: Planner) -> None:
     with pytest.raises(ValueError, match="lies on the map"):
         planner.plan([far])
     assert np.isfinite(planner.coverage.time_s.data).all()
+
+
+def test_changes_against_the_plan_in_force(planner: Planner, history: list[HistoryRecord]) -> None:
+    year_one = [r for r in history if r.occurred_at.year == 2025]
+    june = planner.plan(year_one, ["2026-06"])
+    july = planner.plan(year_one, ["2026-07"], previous=june)
+    for band in july.bands:
+        before = june.band("2026-06", band.day_kind, band.start_hour)
+        assert before is not None
+        old_ids = {p.id for p in before.posts}
+        for p in band.posts:
+            if p.change is Change.NEW:
+                assert p.previous_id is None and p.reason.startswith("new:")
+            else:
+                assert p.previous_id in old_ids and p.moved_m is not None
+                assert p.moved_m <= (
+                    planner.params.keep_m if p.change is Change.KEPT else planner.params.move_m
+                )
+        matched = {p.previous_id for p in band.posts if p.previous_id}
+        assert matched | {r.previous_id for r in band.retired} == old_ids
+    assert any(p.change is Change.KEPT for b in july.bands for p in b.posts)
+    fresh = planner.plan(year_one, ["2026-07"])
+    assert all(p.reason.startswith("first plan") for b in fresh.bands for p in b.posts)
