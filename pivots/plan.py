@@ -114,7 +114,10 @@ class Post(BaseModel):
     expected_calls_low: float = Field(description="95 % interval, low end")
     expected_calls_high: float
     hot_calls: float = Field(description="of those, in Gi* hot cells")
-    marginal_calls: float = Field(description="objective gained by adding this post")
+    marginal_calls: float = Field(
+        description="expected calls this post brings within cover_s beyond the posts ranked "
+        "before it"
+    )
     call_types: list[TypeShare]
     max_gi_z: float = Field(description="largest Gi* z among the cells it serves")
     change: Change

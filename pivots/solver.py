@@ -33,7 +33,7 @@ class CoverResult:
 
     Attributes:
         chosen: candidate rows.
-        gains: marginal objective of each chosen row given the ones before it.
+        gains: calls each chosen row brings within cover_s beyond the ones before it.
         covered: demand within cover_s of the set (without the closeness bonus).
         curve: covered demand after each greedy addition, up to the largest p asked for.
         curve_hot: likewise for the "hot" part of the demand.
@@ -223,18 +223,22 @@ class CoverProblem:
         return chosen, swaps
 
     def _ordered(self, chosen: list[int]) -> tuple[list[int], list[float]]:
-        """Chosen rows re-ordered greedily, with each one's marginal gain."""
+        """Chosen rows re-ordered greedily (by the objective), with the calls each one brings
+        within cover_s that the ones before it did not."""
         left = list(chosen)
         best = np.zeros(self.n)
         rows: list[int] = []
         gains: list[float] = []
+        covered = 0.0
         while left:
             g = [self._row_gain(r, best) for r in left]
             k = int(np.argmax(g))
             r = left.pop(k)
             rows.append(r)
-            gains.append(g[k])
             self._add(r, best)
+            now = self._covered(best, self.w_plain)
+            gains.append(now - covered)
+            covered = now
         return rows, gains
 
 
