@@ -19,21 +19,23 @@ import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatch.core import assign as core
 from dispatch.core import whistle as wh
+from dispatch.core.assign import AssignmentRecord, LegKind, UnitRoutes
 from dispatch.core.merge import MergePolicy, apply_call, find_merge_target
 from dispatch.core.plans import PlanTable
 from dispatch.core.recommend import Travel, rank_units
 from dispatch.core.rosters import duty_day, on_duty
+from dispatch.core.whistle import sounding_centre
 from dispatch.errors import ConflictError
 from dispatch.models import (
     ASSIGNABLE_STATUSES,
     Agency,
-    CallType,
-    Centre,
+    Hospital,
     Incident,
     IncidentStatus,
     Position,
@@ -51,14 +53,11 @@ from routing.arbiter import (
     SignalStatus,
     movements_conflict,
 )
-from routing.graph import haversine_m
 from routing.greenwave import (
-    ROLE_BY_AGENCY,
     GreenWaveConfig,
-    GreenWavePlan,
-    Requester,
-    RequestType,
+    PlanUpdate,
     SignalRequest,
+    outgoing,
     plan_green_wave,
     replan_from_position,
 )
@@ -67,6 +66,7 @@ from .calls import ScheduledCall, generate_calls
 from .clock import SimClock, lognormal_s, substream
 from .coordinators import CoordinatorSim
 from .fleet import SimFleet, generate_fleet
+from .patients import takes_patient
 from .places import PlaceFinder
 from .report import (
     AckRecord,
@@ -93,16 +93,6 @@ from .signals import (
 from .vehicles import SignalPassed, StatusChange, VehicleSim
 
 Progress = Callable[[float, str], None]
-
-# Incidents whose patient an ambulance takes to hospital whatever the severity.
-_PATIENT_TYPES = frozenset(
-    {
-        CallType.CRITICAL_PATIENT,
-        CallType.DROWNING,
-        CallType.FALL_FROM_HEIGHT,
-        CallType.TRAFFIC_ACCIDENT_ENTRAPMENT,
-    }
-)
 
 
 class DrillConfig(BaseModel):
@@ -135,9 +125,6 @@ class DrillConfig(BaseModel):
     handover_median_s: float = Field(default=720.0, gt=0)
     replan_every_s: float = Field(default=10.0, gt=0, description="green-wave re-plan at most")
     replan_drift_s: float = Field(default=3.0, gt=0, description="re-plan early on this drift")
-    update_threshold_s: float = Field(
-        default=1.0, ge=0, description="send an update only if a window moved this much"
-    )
     redispatch_after_s: float = Field(default=60.0, gt=0)
     redispatch_tries: int = Field(default=10, ge=0)
     max_drive_s: float = Field(default=4 * 3600.0, gt=0, description="a drive longer is cut off")
@@ -152,22 +139,20 @@ class DrillConfig(BaseModel):
 
 @dataclass
 class _Leg:
+    """One drive as the field made it: a vehicle on the route of its assignment's leg."""
+
     leg_id: int
     unit_id: str
     incident_id: str
-    kind: Literal["scene", "transport"]
+    kind: LegKind
     route: Route
     dispatched_s: float
     depart_s: float
-    requester: Requester
     vehicle: VehicleSim
-    plan: GreenWavePlan | None = None
     gw_start_s: float | None = None
     last_replan_s: float = 0.0
-    sent: dict[int, tuple[float, float]] = field(default_factory=dict)
     granted: set[str] = field(default_factory=set)
     rejected: set[str] = field(default_factory=set)
-    hospital: tuple[float, float] | None = None
 
 
 @dataclass
@@ -182,11 +167,12 @@ class _Resp:
     assigned: dict[tuple[Agency, UnitType], int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
     tries: int = 0
-    open_units: set[str] = field(default_factory=set)
     dispatch_pending: bool = False
 
 
 _PRIORITY = {"call": 0, "dispatch": 1, "ack": 2, "timer": 3, "clear": 4, "home": 5, "tick": 9}
+# The drill's dispatchers, as the assignment records name them.
+_ACTOR = "drill-dispatcher"
 
 
 class _Engine:
@@ -220,6 +206,8 @@ class _Engine:
         self.fleet = fleet or generate_fleet(router, seed=seed, day=day)
         self.units: dict[str, Unit] = {u.id: u for u in self.fleet.units}
         self.unit_epoch: dict[str, int] = dict.fromkeys(self.units, 0)
+        # The dispatch state, as the service keeps it: one record per unit on an assignment.
+        self.records: dict[str, AssignmentRecord] = {}
         self.coordinators: dict[str, CoordinatorSim] = {}
         self.whistles: dict[str, wh.Whistle] = {}
         self.incidents: dict[str, Incident] = {}
@@ -231,10 +219,10 @@ class _Engine:
         self.grants: list[GrantRecord] = []
         self.served = 0
         self.grant_conflicts = 0
-        self.status_log: list[StatusChange] = []
         self.heap: list[tuple[float, int, int, str, Any]] = []
         self.seq = 0
         self.tick_scheduled = False
+        self._hospitals: dict[tuple[float, float], tuple[Hospital, Route] | None] = {}
         finder = PlaceFinder(router)
         self.calls: list[ScheduledCall] = generate_calls(scenario, finder, self.clock, seed=seed)
         self.end_s = scenario.duration_h * 3600.0
@@ -316,29 +304,13 @@ class _Engine:
             if grant is not None:
                 self.grants.append(grant.record())
 
-    def send_requests(self, leg: _Leg, requests: Sequence[SignalRequest], now_s: float) -> None:
-        """Requests through the arbiter; changed decisions on to the controllers."""
-        thr = self.cfg.update_threshold_s
+    def submit(self, messages: Sequence[SignalRequest], now_s: float) -> None:
+        """Messages through the arbiter; changed decisions on to the controllers."""
         now_at = self.clock.at(now_s)
-        for req in requests:
+        for req in messages:
             iid = req.intersection_id
             if iid not in self.timings:
                 continue
-            window = (self.clock.seconds(req.arrive_from), self.clock.seconds(req.arrive_to))
-            last = leg.sent.get(iid)
-            if req.request_type is RequestType.CANCEL:
-                if last is None:
-                    continue
-                del leg.sent[iid]
-            elif (
-                req.request_type is RequestType.UPDATE
-                and last is not None
-                and abs(window[0] - last[0]) < thr
-                and abs(window[1] - last[1]) < thr
-            ):
-                continue  # not worth a message: the controller's window is still right
-            else:
-                leg.sent[iid] = window
             state = self.intersections.get(iid) or IntersectionState(intersection_id=iid)
             new = self.arbiter.decide(state, req, now=now_at)
             self.intersections[iid] = new
@@ -405,6 +377,8 @@ class _Engine:
 
     # ----------------------------------------------------------------------------- calls
 
+    # ----------------------------------------------------------------------------- calls
+
     def on_call(self, now: float, sc: ScheduledCall) -> None:
         call = sc.call
         open_incidents = [
@@ -414,17 +388,14 @@ class _Engine:
         at = self.clock.at(now)
         if target is None:
             iid = f"I{len(self.incidents) + 1:05d}"
-            plan = self.plans.plan_for([call.call_type], call.severity)
+            plan = self.plans.for_call(call)
             inc = apply_call(None, call, incident_id=iid, plan=plan, now=at, stream_id=None)
             self.resp[iid] = _Resp(incident_id=iid, source=sc.source, first_call_s=now)
         else:
             cur = self.incidents[target.incident_id]
-            types = list(dict.fromkeys([*cur.call_types, call.call_type]))
-            sev = max([s for s in (cur.severity, call.severity) if s is not None], default=None)
-            plan = self.plans.plan_for(types, sev)
             inc = apply_call(
-                cur, call, incident_id=cur.id, plan=plan, now=at, stream_id=None,
-                note=target.reason,
+                cur, call, incident_id=cur.id, plan=self.plans.for_call(call, cur), now=at,
+                stream_id=None, note=target.reason,
             )  # fmt: skip
         self.incidents[inc.id] = inc
         self.schedule_dispatch(inc.id, now)
@@ -486,7 +457,7 @@ class _Engine:
                 need_type = cand.substitute_for or cand.unit_type
                 key = (rec.agency, need_type)
                 r.assigned[key] = r.assigned.get(key, 0) + 1
-                self.assign(now, inc, r, self.units[uid])
+                self.assign(now, incident_id, r, self.units[uid])
             for miss in rec.missing:
                 short = True
                 r.missing.add(miss.unit_type.value)
@@ -503,71 +474,99 @@ class _Engine:
         assert unit.station_lat is not None and unit.station_lon is not None
         return unit.station_lat, unit.station_lon
 
-    def set_unit(self, unit_id: str, now: float, **update: Any) -> Unit:
-        unit = self.units[unit_id].model_copy(
-            update={**update, "version": self.units[unit_id].version + 1}
-        )
-        self.units[unit_id] = unit
-        return unit
+    def fix(self, unit_id: str, lat: float, lon: float, at_s: float) -> None:
+        """The unit's terminal reports where it is (the only field fact dispatch keeps)."""
+        unit = self.units[unit_id]
+        pos = Position(lat=lat, lon=lon, at=self.clock.at(at_s))
+        self.units[unit_id] = unit.model_copy(update={"position": pos})
 
-    def assign(self, now: float, inc: Incident, r: _Resp, unit: Unit) -> None:
-        start = self.unit_point(unit)
-        route = self.router.route(start, (inc.lat, inc.lon))
+    def hospital_for(self, inc: Incident) -> tuple[Hospital, Route] | None:
+        """The hospital of an ambulance's transport leg and the route there, as the service.
+
+        Every accepting hospital by road from the scene (:func:`choose_hospital`); memoised per
+        scene, since every ambulance of an incident gets the same answer.
+        """
+        scene = (inc.lat, inc.lon)
+        if scene in self._hospitals:
+            return self._hospitals[scene]
+        accepting = [h for h in self.fleet.hospitals if h.accepting]
+        found: tuple[Hospital, Route] | None = None
+        if accepting:
+            times = self.router.travel_times_from(scene, [(h.lat, h.lon) for h in accepting])
+            best = core.choose_hospital(accepting, [float(t) for t in times.duration_s])
+            if best is not None:
+                hospital = accepting[best]
+                found = hospital, self.router.route(scene, (hospital.lat, hospital.lon))
+        self._hospitals[scene] = found
+        return found
+
+    def assign(self, now: float, incident_id: str, r: _Resp, unit: Unit) -> None:
+        inc = self.incidents[incident_id]
+        route = self.router.route(self.unit_point(unit), (inc.lat, inc.lon))
+        found = UnitRoutes(unit=unit, scene=route)
+        if core.plans_transport(unit):
+            choice = self.hospital_for(inc)
+            if choice is not None:
+                hospital, transport = choice
+                found = UnitRoutes(unit=unit, scene=route, hospital=hospital, transport=transport)
         rng = substream(self.seed, "turnout", inc.id, unit.id)
         turnout = lognormal_s(rng, self.cfg.turnout_median_s[unit.agency], 0.3)
         depart = float(math.ceil(now + turnout))
-        requester = Requester(
-            agency=unit.agency.value,
-            unit_id=unit.id,
-            role=ROLE_BY_AGENCY[unit.agency.value],
-            incident_priority=inc.priority,
+        assigned = core.assign(
+            inc,
+            [found],
+            actor=_ACTOR,
+            now=self.clock.at(now),
+            protected=r.greenwave_s is not None,
+            departure=self.clock.at(depart),
+            config=self.cfg.greenwave,
         )
-        leg = self.new_leg(unit.id, inc.id, "scene", route, now, depart, requester)
-        r.legs.append(leg)
-        r.open_units.add(unit.id)
-        self.set_unit(unit.id, now, status=UnitStatus.DISPATCHED, incident_id=inc.id)
+        [moved], [record] = assigned.units, assigned.records
+        self.incidents[inc.id] = assigned.incident
+        self.units[unit.id] = moved
+        self.records[unit.id] = record
         self.unit_epoch[unit.id] += 1
-        if r.greenwave_s is not None:
-            self.start_greenwave(leg, now)
+        leg = self.new_leg(record, LegKind.SCENE, now, depart)
+        r.legs.append(leg)
+        if record.greenwave_active:
+            self.activate(record, now)
 
-    def new_leg(
-        self,
-        unit_id: str,
-        incident_id: str,
-        kind: Literal["scene", "transport"],
-        route: Route,
-        now: float,
-        depart: float,
-        requester: Requester,
-    ) -> _Leg:
+    def new_leg(self, record: AssignmentRecord, kind: LegKind, now: float, depart: float) -> _Leg:
+        """The crew drives the route the assignment planned for this leg."""
+        planned = record.scene if kind is LegKind.SCENE else record.transport
+        assert planned is not None
         vehicle = VehicleSim(
-            unit_id=unit_id,
-            route=route,
+            unit_id=record.unit_id,
+            route=planned.route,
             depart_s=depart,
-            kind=kind,
+            kind=kind.value,
             signal_delay_s=self.router.profile.signal_delay_s,
             signal_nodes=self.signal_nodes,
             emit_positions=False,  # on_tick reads status changes and signals passed only
         )
         leg = _Leg(
-            len(self.legs), unit_id, incident_id, kind, route, now, depart, requester, vehicle
-        )
+            len(self.legs), record.unit_id, record.incident_id, kind, planned.route, now, depart,
+            vehicle,
+        )  # fmt: skip
         self.legs.append(leg)
-        self.pending[unit_id] = leg
+        self.pending[record.unit_id] = leg
         self.ensure_tick(min(depart, now + 1.0))
         return leg
+
+    def incident_records(self, incident_id: str) -> list[AssignmentRecord]:
+        """The records of the units still assigned to an incident, in assignment order."""
+        return [rec for rec in self.records.values() if rec.incident_id == incident_id]
 
     # ----------------------------------------------------------------------------- whistle
 
     def sound(self, now: float, inc: Incident, r: _Resp) -> None:
-        centre = next((c for c in inc.centres if c in wh.SOUNDING_CENTRES), None)
+        centre = sounding_centre(inc)
         if centre is None:
-            # Only 122 heard of it: the joint intake shows it to 120 (or 119), who sounds it.
-            centre = Centre.EMS if Agency.EMS in inc.agencies else Centre.FIRE
+            return  # neither 120 nor 119 dispatches it: nobody sounds (as the service)
         at = self.clock.at(now)
         rules = list(self.fleet.roster)
         duty = on_duty(duty_day(at), [], rules)
-        wid = f"W-{inc.id}"
+        wid = wh.whistle_id_for(inc.id)
         whistle, effects = wh.sound(
             whistle_id=wid,
             incident=inc,
@@ -605,8 +604,9 @@ class _Engine:
                 r = self.resp[eff.incident_id]
                 if r.greenwave_s is None:
                     r.greenwave_s = now
-                    for leg in r.legs:
-                        self.start_greenwave(leg, now)
+                    for on in core.protect(self.incident_records(eff.incident_id)):
+                        self.records[on.unit_id] = on
+                        self.activate(on, now)
             # CancelTimer: on_timeout ignores settled summons; AlertCentre: kept on the whistle.
         self.whistles[whistle.id] = whistle
 
@@ -633,66 +633,96 @@ class _Engine:
 
     # ----------------------------------------------------------------------------- green wave
 
-    def start_greenwave(self, leg: _Leg, now: float) -> None:
-        if leg.gw_start_s is not None or leg.vehicle.done or not leg.route.signals:
+    def driving(self, unit_id: str) -> _Leg | None:
+        return self.active.get(unit_id) or self.pending.get(unit_id)
+
+    def send(self, record: AssignmentRecord, update: PlanUpdate, now_s: float) -> None:
+        """Keep a re-planned leg on its record and send what is worth sending.
+
+        The service's step (``dispatch.flow.greenwave.GreenWave.send``): the messages worth a
+        controller's hearing are :func:`routing.greenwave.outgoing`'s, with the same re-timing
+        threshold (``GreenWaveConfig.retime_s``).
+        """
+        leg = record.leg()
+        if leg is None:
             return
-        leg.gw_start_s = now
-        depart_at = self.clock.at(leg.depart_s)
-        update = plan_green_wave(
-            leg.route, departure=depart_at, requester=leg.requester, config=self.cfg.greenwave
+        messages, sent = (
+            outgoing(update.requests, record.sent_eta, retime_s=self.cfg.greenwave.retime_s)
+            if record.greenwave_active
+            else ([], record.sent_eta)
         )
-        leg.plan = update.plan
-        requests = update.requests
-        if leg.vehicle.started:
+        new_leg = leg.model_copy(update={"route": update.plan.route, "greenwave": update.plan})
+        self.records[record.unit_id] = record.model_copy(
+            update={leg.kind.value: new_leg, "sent_eta": sent, "version": record.version + 1}
+        )
+        drive = self.driving(record.unit_id)
+        if drive is not None:
+            drive.last_replan_s = now_s
+            if messages and drive.gw_start_s is None:
+                drive.gw_start_s = now_s
+        self.submit(messages, now_s)
+
+    def activate(self, record: AssignmentRecord, now_s: float) -> None:
+        """Send the first requests of a protected record (``GreenWave.activate``).
+
+        A unit on its way is re-planned from where it is; one still at its start gets the plan
+        from its departure.
+        """
+        leg = record.leg()
+        drive = self.driving(record.unit_id)
+        if not record.greenwave_active or record.sent_eta or leg is None or drive is None:
+            return
+        if drive.vehicle.started:
             update = replan_from_position(
-                update.plan,
-                position=leg.vehicle.position(),
-                now=self.clock.at(now),
+                leg.greenwave,
+                position=drive.vehicle.position(),
+                now=self.clock.at(now_s),
                 config=self.cfg.greenwave,
             )
-            leg.plan = update.plan
-            requests = [r for r in update.requests if r.request_type is not RequestType.CANCEL]
-        leg.last_replan_s = now
-        self.send_requests(leg, requests, now)
+        else:
+            update = plan_green_wave(
+                leg.route,
+                departure=leg.greenwave.departure,
+                requester=leg.greenwave.requester,
+                config=self.cfg.greenwave,
+            )
+        self.send(record, update, now_s)
 
-    def replan(self, leg: _Leg, now: float) -> None:
-        assert leg.plan is not None
+    def replan(self, record: AssignmentRecord, leg: _Leg, now: float) -> None:
+        planned = record.leg()
+        assert planned is not None
         update = replan_from_position(
-            leg.plan,
+            planned.greenwave,
             position=leg.vehicle.position(),
             now=self.clock.at(now),
             config=self.cfg.greenwave,
         )
-        leg.plan = update.plan
-        leg.last_replan_s = now
-        self.send_requests(leg, update.requests, now)
+        self.send(record, update, now)
 
-    def cancel_all(self, leg: _Leg, now: float) -> None:
-        if leg.plan is None:
-            return
-        cancels = []
-        for sig in leg.plan.signals:
-            if sig.active and sig.intersection_id in leg.sent:
-                cancels.append(
-                    SignalRequest(
-                        request_id=f"{leg.requester.agency}:{leg.requester.unit_id}:{sig.intersection_id}",
-                        sequence=sig.sequence + 1,
-                        intersection_id=sig.intersection_id,
-                        request_type=RequestType.CANCEL,
-                        inbound=sig.inbound,
-                        outbound=sig.outbound,
-                        eta=self.clock.at(now),
-                        arrive_from=self.clock.at(now),
-                        arrive_to=self.clock.at(now),
-                        hold_s=0.0,
-                        requester=leg.requester,
-                        importance=0,
-                        sent_at=self.clock.at(now),
-                    )
-                )
-        self.send_requests(leg, cancels, now)
+    # ----------------------------------------------------------------------------- the crews
 
-    # ----------------------------------------------------------------------------- vehicles
+    def report_status(self, unit_id: str, status: UnitStatus, at_s: float) -> None:
+        """A crew's status report, applied as the service does (:func:`core.on_status`)."""
+        record = self.records.get(unit_id)
+        incident = self.incidents.get(record.incident_id) if record is not None else None
+        change = core.on_status(
+            self.units[unit_id],
+            record,
+            incident,
+            status,
+            now=self.clock.at(at_s),
+            config=self.cfg.greenwave,
+        )
+        self.units[unit_id] = change.unit
+        if change.record is None:
+            self.records.pop(unit_id, None)
+        else:
+            self.records[unit_id] = change.record
+        if change.incident is not None:
+            self.incidents[change.incident.id] = change.incident
+        self.submit(change.cancels, at_s)
+        if change.activate and change.record is not None:
+            self.activate(change.record, at_s)
 
     def on_tick(self, now: float) -> None:
         self.tick_scheduled = False
@@ -707,7 +737,10 @@ class _Engine:
             passed = False
             for out in outs:
                 if isinstance(out, StatusChange):
-                    self.on_status(out, leg)
+                    if out.status in (UnitStatus.EN_ROUTE, UnitStatus.TRANSPORTING):
+                        self.report_status(uid, out.status, out.at_s)
+                    else:
+                        self.finish_leg(leg, out.at_s)
                 elif isinstance(out, SignalPassed):
                     passed = True
             if leg.vehicle.done:
@@ -717,41 +750,30 @@ class _Engine:
                 leg.vehicle.arrived_s = now
                 self.finish_leg(leg, now)
                 continue
-            if leg.plan is not None:
-                expected = leg.plan.progress_s + (now + 1.0 - leg.last_replan_s)
-                drift = abs(expected - leg.vehicle.route_time_s)
-                if (
-                    passed
-                    or now + 1.0 - leg.last_replan_s >= self.cfg.replan_every_s
-                    or drift >= self.cfg.replan_drift_s
-                ):
-                    self.replan(leg, now + 1.0)
+            record = self.records.get(uid)
+            planned = record.leg() if record is not None else None
+            if record is not None and planned is not None and leg.gw_start_s is not None:
+                elapsed = now + 1.0 - leg.last_replan_s
+                drift = abs(planned.greenwave.progress_s + elapsed - leg.vehicle.route_time_s)
+                if passed or elapsed >= self.cfg.replan_every_s or drift >= self.cfg.replan_drift_s:
+                    self.replan(record, leg, now + 1.0)
         if self.active or self.pending:
             self.tick_scheduled = True
             self.push(now + 1.0, "tick")
 
-    def on_status(self, change: StatusChange, leg: _Leg) -> None:
-        self.status_log.append(change)
-        at = change.at_s
-        if change.status in (UnitStatus.EN_ROUTE, UnitStatus.TRANSPORTING):
-            self.set_unit(leg.unit_id, at, status=change.status)
-            return
-        self.finish_leg(leg, at)
-
     def finish_leg(self, leg: _Leg, at: float) -> None:
+        """The vehicle arrived (or was cut off): the crew reports it and stays a while."""
         self.active.pop(leg.unit_id, None)
-        self.cancel_all(leg, at)
-        lat, lon = leg.route.destination.lat, leg.route.destination.lon
-        pos = Position(lat=lat, lon=lon, at=self.clock.at(at))
-        if leg.kind == "scene":
-            self.set_unit(leg.unit_id, at, status=UnitStatus.ON_SCENE, position=pos)
+        arrived = UnitStatus.ON_SCENE if leg.kind is LegKind.SCENE else UnitStatus.AT_HOSPITAL
+        self.report_status(leg.unit_id, arrived, at)
+        self.fix(leg.unit_id, leg.route.destination.lat, leg.route.destination.lon, at)
+        if leg.kind is LegKind.SCENE:
             unit = self.units[leg.unit_id]
             rng = substream(self.seed, "on-scene", leg.incident_id, leg.unit_id)
             stay = lognormal_s(rng, self.cfg.on_scene_median_s[unit.agency], 0.4)
             self.push(at + stay, "clear", leg)
             self.maybe_close_whistle(leg.incident_id, at)
         else:
-            self.set_unit(leg.unit_id, at, status=UnitStatus.AT_HOSPITAL, position=pos)
             rng = substream(self.seed, "handover", leg.incident_id, leg.unit_id)
             self.push(at + lognormal_s(rng, self.cfg.handover_median_s, 0.3), "clear", leg)
 
@@ -759,36 +781,52 @@ class _Engine:
         r = self.resp[incident_id]
         if r.whistle_id is None:
             return
-        if any(leg.kind == "scene" and not leg.vehicle.done for leg in r.legs):
+        if any(leg.kind is LegKind.SCENE and not leg.vehicle.done for leg in r.legs):
             return
         whistle = self.whistles[r.whistle_id]
         new, effects = wh.close(whistle, now=self.clock.at(at))
         self.apply_effects(at, new, effects)
 
     def on_clear(self, now: float, leg: _Leg) -> None:
+        """The crew is done here: it takes its patient to hospital, or is available again."""
         inc = self.incidents[leg.incident_id]
         r = self.resp[leg.incident_id]
+        record = self.records.get(leg.unit_id)
+        if (
+            leg.kind is LegKind.SCENE
+            and record is not None
+            and record.transport is not None
+            and takes_patient(inc)
+        ):
+            # The transport leg the assignment planned; the crew reports ``transporting`` as
+            # it drives off (the vehicle's departure), which re-times that leg's green wave.
+            r.legs.append(self.new_leg(record, LegKind.TRANSPORT, now, float(math.ceil(now))))
+            return
+        self.report_status(leg.unit_id, UnitStatus.AVAILABLE, now)
+        if not self.incident_records(inc.id) and not r.dispatch_pending:
+            self.close(inc.id, now)
         unit = self.units[leg.unit_id]
-        if leg.kind == "scene" and unit.type is UnitType.AMBULANCE and self.needs_transport(inc):
-            hospital = self.nearest_hospital(inc)
-            if hospital is not None:
-                route = self.router.route((inc.lat, inc.lon), hospital)
-                depart = float(math.ceil(now))
-                t_leg = self.new_leg(
-                    unit.id, inc.id, "transport", route, now, depart, leg.requester
-                )
-                r.legs.append(t_leg)
-                if r.greenwave_s is not None:
-                    self.start_greenwave(t_leg, now)
-                return
-        self.set_unit(unit.id, now, status=UnitStatus.AVAILABLE, incident_id=None)
-        r.open_units.discard(unit.id)
-        if not r.open_units and not r.dispatch_pending:
-            self.incidents[inc.id] = inc.model_copy(update={"status": IncidentStatus.CLOSED})
         epoch = self.unit_epoch[unit.id]
         home = (unit.station_lat or 0.0, unit.station_lon or 0.0)
         back = self.router.travel_times_to(home, [self.unit_point(unit)])
         self.push(now + float(back.duration_s[0]) * 1.3, "home", (unit.id, epoch))
+
+    def close(self, incident_id: str, now: float) -> None:
+        """The last unit cleared: close the incident as the service does (:func:`core.close`)."""
+        records = self.incident_records(incident_id)
+        closed = core.close(
+            self.incidents[incident_id],
+            records,
+            [self.units[rec.unit_id] for rec in records],
+            now=self.clock.at(now),
+            config=self.cfg.greenwave,
+        )
+        self.incidents[incident_id] = closed.incident
+        for unit in closed.units:
+            self.units[unit.id] = unit
+        for rec in closed.records:
+            self.records.pop(rec.unit_id, None)
+        self.submit(closed.cancels, now)
 
     def on_home(self, now: float, payload: tuple[str, int]) -> None:
         uid, epoch = payload
@@ -796,27 +834,7 @@ class _Engine:
         if self.unit_epoch[uid] != epoch or unit.status is not UnitStatus.AVAILABLE:
             return  # reassigned on the way back
         assert unit.station_lat is not None and unit.station_lon is not None
-        pos = Position(lat=unit.station_lat, lon=unit.station_lon, at=self.clock.at(now))
-        self.set_unit(uid, now, position=pos)
-
-    def needs_transport(self, inc: Incident) -> bool:
-        return bool(set(inc.call_types) & _PATIENT_TYPES) or (inc.severity or 0) >= 3
-
-    def nearest_hospital(self, inc: Incident) -> tuple[float, float] | None:
-        hospitals = [h for h in self.fleet.hospitals if h.accepting]
-        if not hospitals:
-            return None
-        # Two nearest by straight line, then the faster by road: cheap and almost always right.
-        near = sorted(hospitals, key=lambda h: float(haversine_m(h.lat, h.lon, inc.lat, inc.lon)))[
-            :2
-        ]
-        best = min(
-            near,
-            key=lambda h: self.router.travel_times_to(
-                (h.lat, h.lon), [(inc.lat, inc.lon)]
-            ).duration_s[0],
-        )
-        return best.lat, best.lon
+        self.fix(uid, unit.station_lat, unit.station_lon, now)
 
 
 # ------------------------------------------------------------------------------- baseline
@@ -828,7 +846,7 @@ def _drive_without(leg: _Leg, timings: dict[int, SignalTiming], engine: _Engine)
         unit_id=leg.unit_id,
         route=leg.route,
         depart_s=leg.depart_s,
-        kind=leg.kind,
+        kind=leg.kind.value,
         signal_delay_s=engine.router.profile.signal_delay_s,
         signal_nodes=engine.signal_nodes,
         emit_positions=False,

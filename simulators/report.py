@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatch.core.assign import LegKind
 from dispatch.models import Agency, CallType, Centre, UnitType
 
 
@@ -49,7 +50,7 @@ class LegRecord(BaseModel):
     unit_id: str
     agency: Agency
     unit_type: UnitType
-    leg: Literal["scene", "transport"]
+    leg: LegKind
     dispatched_s: float = Field(description="sim second of assignment (scene) or leaving scene")
     depart_s: float
     distance_m: float
