@@ -117,10 +117,9 @@ def drill(
         float,
         typer.Option(
             "--speed",
-            "--call-speedup",
             min=0.01,
             help="Live mode: calls arrive this many times faster than the scenario's clock "
-            "(vehicles, signals and coordinators stay in real time).",
+            "(the call clock only: vehicles, signals, crews and coordinators stay in real time).",
         ),
     ] = 60.0,
     duration_s: Annotated[

@@ -292,7 +292,7 @@ class Engine:
         return unit.station_lat, unit.station_lon
 
     def fix(self, unit_id: str, lat: float, lon: float, at_s: float) -> None:
-        """The unit's terminal reports where it is (the only field fact dispatch keeps)."""
+        """The unit's terminal reports where it is (its next route and ranking start there)."""
         unit = self.units[unit_id]
         pos = Position(lat=lat, lon=lon, at=self.clock.at(at_s))
         self.units[unit_id] = unit.model_copy(update={"position": pos})

@@ -16,7 +16,8 @@ imports only the models, the token format and the pure decision core, never an a
   signal (:mod:`.field`), executes grants and cancels, and reports ``served`` / ``rejected``;
 * terminals (:mod:`.units`, one websocket per unit) drive each ``route.planned`` with
   :class:`VehicleSim` in real time against those same controllers, sending a fix a second and
-  status changes.
+  status changes; whether a crew takes its patient to hospital is the batch drill's patient
+  model (:mod:`simulators.patients`).
 
 Two clocks can be bent, and only these: ``call_speedup`` compresses the scenario's call times
 (60: an hour of calls a minute), and ``LiveConfig.crew_time_scale`` multiplies the crews'

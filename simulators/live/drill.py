@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from dispatch.core.assign import LegKind
 from dispatch.core.rosters import duty_day
-from dispatch.models import CENTRE_AGENCY, Agency, Role, UnitStatus
+from dispatch.models import CENTRE_AGENCY, Agency, Incident, Role, UnitStatus
 from routing import Route, Router
 
 from ..calls import ScheduledCall, generate_calls
@@ -32,6 +33,7 @@ from ..coordinators import CoordinatorSim
 from ..errors import LiveError
 from ..fleet import SimFleet, fleet_json, generate_fleet, hospitals_json
 from ..html import render_html
+from ..patients import takes_patient
 from ..places import PlaceFinder
 from ..scenarios import Scenario
 from ..signals import HOURLY_FLOW, PriorityReport, make_timings
@@ -125,6 +127,7 @@ class _Drill:
                 signal_nodes=self.signal_nodes,
                 signal_delay_s=delay,
                 parked_fix_s=config.parked_fix_s,
+                takes_patient=self._takes_patient,
             )
             for u in self.fleet.units
         }
@@ -149,6 +152,16 @@ class _Drill:
 
     def now_s(self) -> float:
         return time.time() - self.t0
+
+    def _takes_patient(self, incident_id: str) -> bool:
+        # The crew knows its incident as the console last saw it; when in doubt it transports.
+        found = self._console.incidents.get(incident_id) if self._console else None
+        if found is None or not found.incident:
+            return True
+        try:
+            return takes_patient(Incident.model_validate(found.incident))
+        except ValidationError:
+            return True
 
     def _flow_factor(self, t: float) -> float:
         # The field runs in real time from the scenario's start hour (its traffic level).

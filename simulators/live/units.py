@@ -4,7 +4,8 @@ Pure and step-able (no sockets, no clock of its own): the live drill feeds :clas
 service's ``assignment.created`` and ``route.planned`` events and sends what its :meth:`step`
 returns each field second (fixes, status changes). A unit turns out, drives the scene route
 (:class:`VehicleSim`, re-started on a re-route), stays on scene, drives the transport leg the
-service planned (an ambulance), hands over, and is available again.
+service planned (an ambulance whose patient goes to hospital), hands over, and is available
+again.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class UnitSim:
         signal_nodes: OSM ids of all signals (the vehicle strips the router's signal delay).
         signal_delay_s: the router profile's expected delay per signal.
         parked_fix_s: fix interval while waiting to leave (the service re-times from it).
+        takes_patient: whether the crew takes the patient of an incident to hospital (the
+            patient model of :mod:`simulators.patients`, as the batch drill's crews decide);
+            default: always.
     """
 
     def __init__(
@@ -84,8 +88,10 @@ class UnitSim:
         signal_nodes: Collection[int],
         signal_delay_s: float,
         parked_fix_s: float = 5.0,
+        takes_patient: Callable[[str], bool] | None = None,
     ) -> None:
         self.unit = unit
+        self.takes_patient = takes_patient or (lambda _incident_id: True)
         self.seed = seed
         self.cfg = config
         self.crew_time_scale = crew_time_scale
@@ -239,6 +245,8 @@ class UnitSim:
             self.phase == "on_scene"
             and self.unit.type is UnitType.AMBULANCE
             and transport is not None
+            and self.incident_id is not None
+            and self.takes_patient(self.incident_id)
         ):
             depart = float(math.ceil(now_s))
             self._start(LegKind.TRANSPORT, transport, dispatched_s=now_s, depart_s=depart)
