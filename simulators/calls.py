@@ -72,7 +72,7 @@ def generate_calls(
         The calls in arrival order (ties by call id).
 
     Raises:
-        ValueError: a place cannot be resolved (e.g. a point off the map).
+        ScenarioError: a place cannot be resolved (e.g. a point off the map).
     """
     places: dict[str, Place] = {}
     for pspec in scenario.places:

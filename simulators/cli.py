@@ -1,26 +1,79 @@
-"""``yishao drill``: run a drill scenario (batch mode now; live mode once the service side lands).
+"""``yishao drill``: run a drill scenario, batch (simulated clock) or live (against a service).
 
-Mount with ``app.command("drill")(drill)``.
+Mount with ``app.command("drill")(drill)``. Importing this module is cheap (``yishao --help``
+does): the engines, the router and rich are imported when the command runs.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from routing import Router, RoutingError, sample_graph_path
+from .catalogue import builtin_names
 
-from .drill import run_batch
-from .html import render_html, signal_names
-from .scenarios import ScenarioError, builtin_names, load_scenario
+if TYPE_CHECKING:
+    from rich.console import Console
 
-_err = Console(stderr=True)
+    from routing import Router
+
+    from .live import LiveConfig, LiveDrillReport
+    from .report import DrillReport
+    from .scenarios import Scenario
+
+Progress = Callable[[float, str], None]
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _fail(err: Console, exc: Exception, code: int) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code=code)
+
+
+def _load_router(err: Console, graph: Path | None) -> Router:
+    from routing import Router, sample_graph_path
+
+    with err.status("loading graph"):
+        return Router.from_file(graph or sample_graph_path())
+
+
+@contextmanager
+def _progress_bar(err: Console, title: str, *, transient: bool) -> Iterator[Progress]:
+    """A rich progress bar on stderr; yields the ``progress(fraction, label)`` to feed it."""
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=transient,
+    ) as bar:
+        task = bar.add_task(title, total=1.0)
+
+        def progress(fraction: float, label: str) -> None:
+            bar.update(task, completed=fraction, description=f"{title}: {label}")
+
+        yield progress
+
+
+def _print_report(report: DrillReport, *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(report.model_dump_json())
+    else:
+        typer.echo(json.dumps(report.summary.model_dump(mode="json"), indent=2))
 
 
 def drill(
@@ -60,13 +113,13 @@ def drill(
             help="Live mode: secret to mint the simulators' tokens (env YISHAO_SECRET).",
         ),
     ] = None,
-    speed: Annotated[
+    call_speedup: Annotated[
         float,
         typer.Option(
             "--speed",
             min=0.01,
             help="Live mode: calls arrive this many times faster than the scenario's clock "
-            "(vehicles, signals and coordinators stay in real time).",
+            "(the call clock only: vehicles, signals, crews and coordinators stay in real time).",
         ),
     ] = 60.0,
     duration_s: Annotated[
@@ -76,75 +129,122 @@ def drill(
 ) -> None:
     """Run one drill: calls, units, signals and coordinators, then a report.
 
-    With --batch the scenario runs on a simulated clock through the same decision code as the
-    service, and every drive is repeated without green wave for comparison.
+    With --batch the scenario runs on a simulated clock through the same decision core as the
+    service, and every drive is repeated without green wave for comparison. Without it, the
+    drill plays live against the service at --url.
     """
+    from .errors import ScenarioError
+    from .scenarios import load_scenario
+
+    err = _stderr()
     try:
         spec = load_scenario(scenario)
     except ScenarioError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
-    if not batch:
-        if not url or not token_secret:
-            _err.print(
-                "[red]error:[/red] live mode needs --url of a running service and its secret "
-                "(--token-secret or YISHAO_SECRET); or run --batch"
-            )
-            raise typer.Exit(code=2)
-        from .live import LiveError, drill_live_command
-
-        try:
-            drill_live_command(
-                url=url,
-                secret=token_secret,
-                scenario=spec,
-                graph=graph,
-                seed=seed,
-                speed=speed,
-                duration_s=duration_s,
-                out=out,
-                as_json=as_json,
-            )
-        except (LiveError, RoutingError, FileNotFoundError, ValueError) as exc:
-            _err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=1) from exc
+        raise _fail(err, exc, 2) from exc
+    if batch:
+        _batch(err, spec, graph=graph, seed=seed, out=out, as_json=as_json)
         return
+    if not url or not token_secret:
+        err.print(
+            "[red]error:[/red] live mode needs --url of a running service and its secret "
+            "(--token-secret or YISHAO_SECRET); or run --batch"
+        )
+        raise typer.Exit(code=2)
+    from routing import RoutingError
+
+    from .errors import DrillError
+
+    try:
+        drill_live_command(
+            url=url,
+            secret=token_secret,
+            scenario=spec,
+            graph=graph,
+            seed=seed,
+            call_speedup=call_speedup,
+            duration_s=duration_s,
+            out=out,
+            as_json=as_json,
+        )
+    except (DrillError, RoutingError, FileNotFoundError, ValueError) as exc:
+        raise _fail(err, exc, 1) from exc
+
+
+def _batch(
+    err: Console, spec: Scenario, *, graph: Path | None, seed: int, out: Path | None, as_json: bool
+) -> None:
+    from routing import RoutingError
+
+    from .batch import run_batch
+    from .html import render_html, signal_names
+
     started = time.perf_counter()
     try:
-        with _err.status("loading graph"):
-            router = Router.from_file(graph or sample_graph_path())
+        router = _load_router(err, graph)
     except (RoutingError, FileNotFoundError) as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=1) from exc
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=_err,
-        transient=as_json,
-    ) as bar:
-        task = bar.add_task(f"drill {spec.name}", total=1.0)
-
-        def progress(fraction: float, label: str) -> None:
-            bar.update(task, completed=fraction, description=f"drill {spec.name}: {label}")
-
+        raise _fail(err, exc, 1) from exc
+    with _progress_bar(err, f"drill {spec.name}", transient=as_json) as progress:
         try:
             report = run_batch(router, spec, seed, progress=progress)
-        except ValueError as exc:
-            _err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=1) from exc
+        except ValueError as exc:  # ScenarioError: a place the map cannot resolve
+            raise _fail(err, exc, 1) from exc
     elapsed = time.perf_counter() - started
     if out is not None:
         names = signal_names(router.graph, (sig.intersection_id for sig in report.signals))
         out.write_text(render_html(report, signal_names=names), encoding="utf-8")
-    if as_json:
-        typer.echo(report.model_dump_json())
-    else:
-        s = report.summary
-        typer.echo(json.dumps(s.model_dump(mode="json"), indent=2))
-    _err.print(
+    _print_report(report, as_json=as_json)
+    err.print(
         f"drill {report.drill_id}: {report.summary.responses} responses, "
         f"{report.summary.whistles} whistles in {elapsed:.1f} s"
         + (f"; report written to {out}" if out is not None else "")
     )
+
+
+def drill_live_command(
+    *,
+    url: str,
+    secret: str,
+    scenario: Scenario,
+    graph: Path | None,
+    seed: int,
+    call_speedup: float,
+    duration_s: float | None,
+    out: Path | None = None,
+    as_json: bool = False,
+    config: LiveConfig | None = None,
+) -> LiveDrillReport:
+    """``yishao drill --url``: run :func:`run_live` with a progress bar and print the result.
+
+    Prints the summary (or the whole report with ``as_json``) on stdout and the report's
+    address ``{url}/reports/{drill_id}?token=...`` on stderr.
+
+    Raises:
+        LiveError, ScenarioError, ValueError: as :func:`simulators.live.run_live`;
+        RoutingError / FileNotFoundError: no graph.
+    """
+    import asyncio
+
+    from .html import render_html
+    from .live import report_url, run_live
+
+    err = _stderr()
+    router = _load_router(err, graph)
+    with _progress_bar(err, f"live {scenario.name}", transient=as_json) as progress:
+        report = asyncio.run(
+            run_live(
+                url=url,
+                secret=secret,
+                router=router,
+                scenario=scenario,
+                seed=seed,
+                call_speedup=call_speedup,
+                duration_s=duration_s,
+                progress=progress,
+                config=config,
+            )
+        )
+    if out is not None:
+        out.write_text(render_html(report), encoding="utf-8")
+    _print_report(report, as_json=as_json)
+    err.print(f"report: {report_url(url, secret, report.drill_id)}")
+    return report

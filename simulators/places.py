@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from routing import OffGraphError, Router
 from routing.graph import haversine_m
 
+from .errors import ScenarioError
+
 PlaceKind = Literal["random", "point", "near", "water", "industrial", "residential", "market"]
 
 # Road classes standing in when the map has no land-use tags for a kind.
@@ -172,7 +174,8 @@ class PlaceFinder:
             The place.
 
         Raises:
-            ValueError: ``near`` names a place not resolved yet, or a ``point`` is off the map.
+            ScenarioError: ``near`` names a place not resolved yet, or a ``point`` is off the
+                map (a ``ValueError`` too).
         """
         g = self.router.graph
         if spec.kind == "random":
@@ -182,12 +185,14 @@ class PlaceFinder:
             try:
                 snap = self.router.snap((spec.lat, spec.lon))
             except OffGraphError as exc:
-                raise ValueError(f"place {spec.name!r}: {exc}") from exc
+                raise ScenarioError(f"place {spec.name!r}: {exc}") from exc
             return self._node(self.router.node_index(snap.node_id), spec.name, "point")
         if spec.kind == "near":
             anchor = (resolved or {}).get(spec.of or "")
             if anchor is None:
-                raise ValueError(f"place {spec.name!r}: place {spec.of!r} is not defined before it")
+                raise ScenarioError(
+                    f"place {spec.name!r}: place {spec.of!r} is not defined before it"
+                )
             return self._node(
                 self.node_within(anchor.lat, anchor.lon, spec.within_m, rng),
                 spec.name,

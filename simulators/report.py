@@ -1,4 +1,4 @@
-"""The drill report: per-response records, per-signal records and the summary (pydantic, JSON).
+"""The drill report: its models, the summary and per-signal records (batch and live alike).
 
 Definitions the summary uses:
 
@@ -20,13 +20,17 @@ Definitions the summary uses:
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatch.core.assign import LegKind
 from dispatch.models import Agency, CallType, Centre, UnitType
+from routing import RoadGraph
+
+from .signals import PriorityGrant, SignalController, SignalTiming, cross_delay
 
 
 class AckRecord(BaseModel):
@@ -49,7 +53,7 @@ class LegRecord(BaseModel):
     unit_id: str
     agency: Agency
     unit_type: UnitType
-    leg: Literal["scene", "transport"]
+    leg: LegKind
     dispatched_s: float = Field(description="sim second of assignment (scene) or leaving scene")
     depart_s: float
     distance_m: float
@@ -126,6 +130,19 @@ class GrantRecord(BaseModel):
     green_from_s: float
     green_to_s: float
     importance: int
+
+    @classmethod
+    def of(cls, grant: PriorityGrant) -> GrantRecord:
+        """A grant as the report lists it (once the controller served it)."""
+        return cls(
+            intersection_id=grant.intersection_id,
+            request_id=grant.request_id,
+            inbound=grant.inbound.value,
+            outbound=grant.outbound.value,
+            green_from_s=round(grant.green_from_s, 3),
+            green_to_s=round(grant.green_to_s, 3),
+            importance=grant.importance,
+        )
 
 
 class DrillSummary(BaseModel):
@@ -241,3 +258,56 @@ class DrillReport(BaseModel):
     responses: list[ResponseRecord]
     signals: list[SignalRecord]
     grants: list[GrantRecord]
+
+
+def signal_records(
+    graph: RoadGraph,
+    timings: Mapping[int, SignalTiming],
+    controllers: Mapping[int, SignalController],
+    lost_with: Mapping[int, list[float]],
+    lost_without: Mapping[int, float],
+    served: Mapping[int, int],
+    rejected: Mapping[int, int],
+) -> tuple[list[SignalRecord], float, float]:
+    """One record per signal a drive passed or a controller served (batch and live alike).
+
+    Args:
+        graph: the map, for each signal's place.
+        timings, controllers: the drill's signal plans and the controllers that ran them.
+        lost_with: per signal, the time each pass lost with the green wave.
+        lost_without: per signal, the time lost by the same passes re-driven without it.
+        served, rejected: per signal, how many priority requests were served / refused.
+
+    Returns:
+        The records, the cross-street delay added and its baseline (vehicle-seconds).
+    """
+    index = {int(o): i for i, o in enumerate(graph.node_osmid.tolist())}
+    added_total = base_total = 0.0
+    out: list[SignalRecord] = []
+    for iid in sorted(set(lost_with) | set(lost_without) | set(served)):
+        if iid not in index:
+            continue
+        added, base, extra_red = cross_delay(controllers.get(iid))
+        added_total += added
+        base_total += base
+        i = index[iid]
+        w = sum(lost_with.get(iid, []))
+        wo = lost_without.get(iid, 0.0)
+        out.append(
+            SignalRecord(
+                intersection_id=iid,
+                lat=float(graph.node_lat[i]),
+                lon=float(graph.node_lon[i]),
+                cycle_s=timings[iid].cycle_s,
+                passes=len(lost_with.get(iid, [])),
+                lost_s_with=round(w, 3),
+                lost_s_without=round(wo, 3),
+                saved_s=round(wo - w, 3),
+                served=served.get(iid, 0),
+                rejected=rejected.get(iid, 0),
+                cross_delay_added_veh_s=round(added, 3),
+                cross_baseline_veh_s=round(base, 3),
+                extra_red_s_cross=extra_red,
+            )
+        )
+    return out, added_total, base_total

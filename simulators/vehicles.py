@@ -21,10 +21,10 @@ import bisect
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from dispatch.core.assign import LegKind
 from dispatch.models import UnitStatus
 from routing import Route
 from routing.graph import haversine_m
@@ -32,13 +32,13 @@ from routing.greenwave import approach_label
 
 from .signals import Axis, SignalView, axis_for
 
-LegKind = Literal["scene", "transport"]
 SignalLookup = Callable[[int, float], SignalView]
 """``lookup(intersection_id, at_s)``: the signal as shown during second ``floor(at_s)``."""
 
+# The statuses a leg's crew reports as it drives off and as it arrives.
 _STATUS = {
-    "scene": (UnitStatus.EN_ROUTE, UnitStatus.ON_SCENE),
-    "transport": (UnitStatus.TRANSPORTING, UnitStatus.AT_HOSPITAL),
+    LegKind.SCENE: (UnitStatus.EN_ROUTE, UnitStatus.ON_SCENE),
+    LegKind.TRANSPORT: (UnitStatus.TRANSPORTING, UnitStatus.AT_HOSPITAL),
 }
 
 
@@ -111,7 +111,7 @@ class VehicleSim:
         unit_id: the unit.
         route: the route (from ``Router.route``).
         depart_s: simulated second it leaves.
-        kind: ``"scene"`` (en_route -> on_scene) or ``"transport"`` (transporting -> at_hospital).
+        kind: ``scene`` (en_route -> on_scene) or ``transport`` (transporting -> at_hospital).
         signal_delay_s: the router profile's expected delay per signal, removed from edge times.
         signal_nodes: OSM ids of every signal node (to strip that delay at the origin too).
         accel_mps2: acceleration from a stop (a loaded engine or ambulance: about 1.2).
@@ -126,7 +126,7 @@ class VehicleSim:
         unit_id: str,
         route: Route,
         depart_s: float,
-        kind: LegKind = "scene",
+        kind: LegKind = LegKind.SCENE,
         signal_delay_s: float = 0.0,
         signal_nodes: Collection[int] = (),
         accel_mps2: float = 1.2,
@@ -137,7 +137,7 @@ class VehicleSim:
             raise ValueError("accel_mps2 and decel_mps2 must be positive")
         self.unit_id = unit_id
         self.route = route
-        self.kind: LegKind = kind
+        self.kind = LegKind(kind)
         self.depart_s = float(depart_s)
         self.accel_mps2 = accel_mps2
         self.decel_mps2 = decel_mps2
@@ -202,15 +202,6 @@ class VehicleSim:
     def position(self) -> tuple[float, float]:
         """Current ``(lat, lon)``."""
         return self._locate(self._poly_distance())
-
-    def next_signal(self) -> int | None:
-        """OSM id of the next signal ahead (or being waited at), ``None`` past the last one."""
-        if self._wait is not None:
-            return self._wait.line.node_id
-        for line in self._lines:
-            if line.edge > self._edge or (line.edge == self._edge and self._offset_m == 0.0):
-                return line.node_id
-        return None
 
     def step(self, now_s: float, lookup: SignalLookup) -> list[VehicleOutput]:
         """Drive the second ``[now_s, now_s + 1)``.

@@ -142,11 +142,11 @@ async def test_live_taxi_rollover(service: Service, e2e_router: Router) -> None:
         router=e2e_router,
         scenario=scenario,
         seed=SEED,
-        speed=60.0,
+        call_speedup=60.0,
         duration_s=30.0,
         progress=lambda _f, label: steps.append(label),
         config=LiveConfig(
-            time_scale=0.02,
+            crew_time_scale=0.02,
             silent_coordinators=frozenset({SILENT}),
             # The three units from the north queue at one junction behind the ambulances'
             # priority green (their requests there are shifted or rejected): ~2 min to arrive.

@@ -1,37 +1,42 @@
 """The live drill's report: what happened on the wire, paired with the same drives without priority.
 
-Every drive a live unit made is driven again offline with :class:`VehicleSim` on the same route,
-leaving at the same second, through fresh controllers of the same fixed-time plans (same seed)
-that receive no grants: the baseline of ``mean_arrival_s_without``. Definitions follow
-:mod:`simulators.report` (the batch report), so the same page renders both.
+Every drive a live unit made is driven again offline (:func:`simulators.baseline.drive_without`)
+on its first route, leaving at the same second, through fresh controllers of the same fixed-time
+plans (same seed) that receive no grants: the baseline of ``mean_arrival_s_without``.
+Definitions follow :mod:`simulators.report` (shared with the batch report), so the same page
+renders both.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from dispatch.core.assign import LegKind
 from dispatch.models import CallType, Centre
 from routing import Router
 
-from ._live_world import FlowFactor, LegLog, RequestNote, SignalField
-from .drill import signal_records as drill_signal_records
-from .report import (
+from ..baseline import drive_without
+from ..report import (
     AckRecord,
     DrillReport,
+    GrantRecord,
     LegRecord,
     ResponseRecord,
     SignalRecord,
     mean_or_none,
+    signal_records,
     summarize,
 )
-from .scenarios import Scenario
-from .signals import SignalController, SignalTiming, SignalView
-from .vehicles import VehicleSim
+from ..scenarios import Scenario
+from ..signals import FlowFactor, SignalTiming
+from ..vehicles import VehicleSim
+from .field import RequestNote, SignalField
+from .units import LegLog
 
 
 class LiveDrillReport(DrillReport):
@@ -56,45 +61,6 @@ class IncidentLog:
     alerts: int = 0
     whistle: dict[str, Any] | None = None
     missing: set[str] = field(default_factory=set)
-
-
-def drive_without(
-    leg: LegLog,
-    timings: Mapping[int, SignalTiming],
-    flow_factor: FlowFactor,
-    *,
-    signal_nodes: Collection[int],
-    signal_delay_s: float,
-    max_drive_s: float,
-) -> VehicleSim:
-    """The leg's first route again, same departure, fixed-time signals, no priority."""
-    vehicle = VehicleSim(
-        unit_id=leg.unit_id,
-        route=leg.route,
-        depart_s=leg.depart_s,
-        kind=leg.kind,
-        signal_delay_s=signal_delay_s,
-        signal_nodes=signal_nodes,
-        emit_positions=False,
-    )
-    controllers: dict[int, SignalController] = {}
-
-    def lookup(iid: int, at_s: float) -> SignalView:
-        ctrl = controllers.get(iid)
-        if ctrl is None:
-            ctrl = SignalController(timings[iid], now_s=at_s, flow_factor=flow_factor)
-            controllers[iid] = ctrl
-        ctrl.advance(at_s)
-        return ctrl.view()
-
-    t = math.floor(leg.depart_s)
-    stop = leg.depart_s + max_drive_s
-    while not vehicle.done and t <= stop:
-        vehicle.step(float(t), lookup)
-        t += 1
-    if not vehicle.done:
-        vehicle.done, vehicle.arrived_s = True, float(t)
-    return vehicle
 
 
 def _leg_notes(
@@ -172,7 +138,7 @@ def _acks(log: IncidentLog) -> list[AckRecord]:
     return out
 
 
-def signal_records(
+def _signal_records(
     router: Router,
     field_: SignalField,
     legs: Sequence[LegLog],
@@ -193,13 +159,13 @@ def signal_records(
         for p in baseline[k].passed:
             lost_without[p.intersection_id] = lost_without.get(p.intersection_id, 0.0) + p.lost_s
     served: dict[int, int] = {}
-    for gr in field_.grants:
+    for gr in field_.served_grants:
         served[gr.intersection_id] = served.get(gr.intersection_id, 0) + 1
     rejected: dict[int, set[str]] = {}
     for n in field_.notes:
         if n.kind == "rejected":
             rejected.setdefault(n.intersection_id, set()).add(n.request_id)
-    return drill_signal_records(
+    return signal_records(
         g,
         field_.timings,
         field_.controllers,
@@ -233,9 +199,12 @@ def build_report(
     every = {**field_.timings, **timings}
     baseline = {
         k: drive_without(
-            leg,
-            every,
-            flow_factor,
+            unit_id=leg.unit_id,
+            route=leg.route,
+            depart_s=leg.depart_s,
+            kind=leg.kind,
+            timings=every,
+            flow_factor=flow_factor,
             signal_nodes=nodes,
             signal_delay_s=signal_delay_s,
             max_drive_s=max_drive_s,
@@ -258,7 +227,7 @@ def build_report(
         leg_recs = sorted(
             by_incident.get(log.incident_id, []), key=lambda r: (r.dispatched_s, r.unit_id, r.leg)
         )
-        scene = [r for r in leg_recs if r.leg == "scene"]
+        scene = [r for r in leg_recs if r.leg is LegKind.SCENE]
         arr_with = mean_or_none([r.drive_s_with for r in scene])
         arr_without = mean_or_none([r.drive_s_without for r in scene])
         acks = _acks(log)
@@ -272,7 +241,7 @@ def build_report(
             improved = arr_with <= arr_without - 0.5
             with_gw.append((arr_with, arr_without, statistics.fmean(r.planned_s for r in scene)))
             transports.extend(
-                (r.drive_s_with, r.drive_s_without) for r in leg_recs if r.leg == "transport"
+                (r.drive_s_with, r.drive_s_without) for r in leg_recs if r.leg is LegKind.TRANSPORT
             )
         missing_total += len(log.missing)
         responses.append(
@@ -301,7 +270,7 @@ def build_report(
             )
         )
     ordered = [done[k] for k in sorted(baseline)]
-    signals, cross_added, cross_base = signal_records(
+    signals, cross_added, cross_base = _signal_records(
         router, field_, ordered, [baseline[k] for k in sorted(baseline)]
     )
     summary = summarize(
@@ -339,6 +308,7 @@ def build_report(
         responses=responses,
         signals=signals,
         grants=sorted(
-            field_.grants, key=lambda x: (x.intersection_id, x.green_from_s, x.request_id)
+            (GrantRecord.of(g) for g in field_.served_grants),
+            key=lambda x: (x.intersection_id, x.green_from_s, x.request_id),
         ),
     )

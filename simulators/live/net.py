@@ -24,6 +24,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from dispatch.auth import mint
 from dispatch.models import Agency, Role
 
+from ..errors import LiveError
+
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
@@ -31,10 +33,6 @@ Handler = Callable[[Message], None]
 # Control messages (no event id to resume from) and replies to the client's own messages.
 _CONTROL = frozenset({"ready", "resync", "heartbeat", "subscribed", "pong", "error"})
 CLOSE_UNAUTHORIZED = 4401
-
-
-class LiveError(RuntimeError):
-    """The live drill cannot go on: the service is unreachable or refused the drill's set-up."""
 
 
 class Tokens:

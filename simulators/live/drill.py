@@ -1,25 +1,10 @@
-"""Live drills: a scenario played in real time against a running service, through its interfaces.
+"""One live drill: set-up over REST, the drill's websockets, the field's heartbeat, the calls.
 
-:func:`run_live` is the field and the joint console of a drill in one asyncio process, talking
-to the service only as its real clients do:
-
-* set-up over REST (an admin token minted from the secret): the seeded fleet's units, the
-  hospitals, and rotation rules naming the simulated coordinators;
-* calls from the scenario, posted (``POST /api/calls``) by each centre at their times
-  compressed by ``speed``;
-* the console (a dispatcher websocket) assigns the suggested units of each recommendation and,
-  for a whistle incident reported to 120 or 119, sounds the whistle;
-* coordinators (one websocket each) ack their summons after a human delay, or never (the
-  scenario's silent share, plus any named silent): the service escalates to the backup;
-* the 122 signal gateway (one websocket, scope ``*``) holds a :class:`SignalController` per
-  signal, executes grants and cancels, and reports ``served`` / ``rejected``;
-* terminals (one websocket per unit) drive each ``route.planned`` with :class:`VehicleSim` in
-  real time against those same controllers, sending a fix a second and status changes.
-
-Calls are compressed (speed 60: an hour of calls a minute); vehicles, signals and people run
-in real time, as they would. Afterwards every drive is repeated offline without priority
-(same route, same second, same fixed-time plans) and the report (the batch
-:class:`DrillReport` model, ``mode = "live"``) is uploaded to ``PUT /api/reports/{id}``.
+:class:`_Drill` is the field and the joint console of a drill in one asyncio process, talking
+to the service only as its real clients do (see :mod:`simulators.live`); the parts it wires
+together are pure or single-purpose: :class:`Console` (the dispatchers),
+:class:`Coordinators`, :class:`SignalField` (the 122 gateway's controllers), one
+:class:`UnitSim` per unit (its terminal), and :func:`build_report` afterwards.
 """
 
 from __future__ import annotations
@@ -31,86 +16,42 @@ import math
 import re
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError
 
+from dispatch.core.assign import LegKind
 from dispatch.core.rosters import duty_day
-from dispatch.models import CENTRE_AGENCY, Agency, Centre, Role, UnitStatus
+from dispatch.models import CENTRE_AGENCY, Agency, Incident, Role, UnitStatus
 from routing import Route, Router
 
-from ._live_net import LiveError, Message, Session, Tokens, ws_base
-from ._live_report import IncidentLog, LiveDrillReport, build_report
-from ._live_world import FieldClock, SignalField, UnitSim, parse_ts
-from .calls import ScheduledCall, generate_calls
-from .clock import SimClock
-from .coordinators import CoordinatorSim
-from .drill import DrillConfig
-from .fleet import SimFleet, fleet_json, generate_fleet, hospitals_json
-from .html import render_html
-from .places import PlaceFinder
-from .report import DrillReport
-from .scenarios import Scenario
-from .signals import HOURLY_FLOW, PriorityReport, make_timings
-from .vehicles import PositionReport
+from ..calls import ScheduledCall, generate_calls
+from ..clock import SimClock
+from ..coordinators import CoordinatorSim
+from ..errors import LiveError
+from ..fleet import SimFleet, fleet_json, generate_fleet, hospitals_json
+from ..html import render_html
+from ..patients import takes_patient
+from ..places import PlaceFinder
+from ..scenarios import Scenario
+from ..signals import HOURLY_FLOW, PriorityReport, make_timings
+from ..vehicles import PositionReport
+from .config import LiveConfig
+from .console import Console, PostedCall
+from .coordinators import Coordinators
+from .field import FieldClock, SignalField
+from .net import Message, Session, Tokens, ws_base
+from .report import LiveDrillReport, build_report
+from .units import UnitSim
 
-__all__ = ["LiveConfig", "LiveDrillReport", "LiveError", "drill_live_command", "run_live"]
+__all__ = ["drill_id_for", "plan_live", "report_url", "run_live"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
-_SOUNDING = (Centre.EMS, Centre.FIRE)
 _ADMIN = "drill-admin"
-
-
-class LiveConfig(BaseModel):
-    """Tuning of a live drill (defaults: the batch model in real time)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    model: DrillConfig = Field(
-        default_factory=DrillConfig, description="turnout, on-scene and hand-over medians"
-    )
-    time_scale: float = Field(
-        default=1.0, gt=0, description="multiplies turnout, time on scene and hand-over"
-    )
-    silent_coordinators: frozenset[str] = Field(
-        default=frozenset(), description="coordinators who never ack (besides the silent share)"
-    )
-    drain_s: float = Field(
-        default=1800.0, ge=0, description="after the last call, wait at most this for the field"
-    )
-    settle_s: float = Field(
-        default=3.0, ge=0, description="after the last call, wait at least this for its events"
-    )
-    whistle_wait_s: float = Field(
-        default=20.0,
-        ge=0,
-        description="a whistle incident only 122 heard of: 120/119 sound it after this",
-    )
-    redispatch_after_s: float = Field(default=30.0, gt=0)
-    redispatch_tries: int = Field(default=5, ge=0)
-    parked_fix_s: float = Field(default=5.0, gt=0, description="fix interval while waiting")
-    max_extension_s: int = Field(
-        default=30,
-        ge=0,
-        description="signal controllers: the most a green is held past its planned end",
-    )
-    token_ttl_s: int = Field(default=24 * 3600, ge=60)
-    connect_timeout_s: float = Field(default=30.0, gt=0)
-    http_timeout_s: float = Field(default=30.0, gt=0)
-
-
-@dataclass(frozen=True, slots=True)
-class PostedCall:
-    scheduled: ScheduledCall
-    key: str
-    at: datetime
-    at_s: float
 
 
 def drill_id_for(scenario: Scenario, seed: int, started: datetime) -> str:
@@ -144,19 +85,19 @@ class _Drill:
         router: Router,
         scenario: Scenario,
         seed: int,
-        speed: float,
+        call_speedup: float,
         duration_s: float | None,
         progress: Progress | None,
         config: LiveConfig,
         fleet: SimFleet | None,
     ) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be positive")
+        if call_speedup <= 0:
+            raise ValueError("call_speedup must be positive")
         self.url = url.rstrip("/")
         self.router = router
         self.scenario = scenario
         self.seed = seed
-        self.speed = speed
+        self.call_speedup = call_speedup
         self.duration_s = duration_s
         self.progress = progress
         self.cfg = config
@@ -182,26 +123,20 @@ class _Drill:
                 u,
                 seed=seed,
                 config=config.model,
-                time_scale=config.time_scale,
+                crew_time_scale=config.crew_time_scale,
                 signal_nodes=self.signal_nodes,
                 signal_delay_s=delay,
                 parked_fix_s=config.parked_fix_s,
+                takes_patient=self._takes_patient,
             )
             for u in self.fleet.units
         }
         names = [n for rule in self.fleet.roster for n in rule.names]
-        self.coordinators = {
-            n: CoordinatorSim(n, scenario.coordinators, seed=seed) for n in dict.fromkeys(names)
-        }
-        self.silenced: list[tuple[str, str]] = []
-        self.acks_sent: list[tuple[str, str, float]] = []
-        self.posted: dict[str, PostedCall] = {}
-        self.incidents: dict[str, IncidentLog] = {}
-        self.need_type: dict[tuple[str, str], str] = {}
-        self.tries: dict[str, int] = {}
-        self.sounded: set[str] = set()
-        self.whistle_waits: set[str] = set()
-        self.assign_errors: list[str] = []
+        self.coordinators = Coordinators(
+            {n: CoordinatorSim(n, scenario.coordinators, seed=seed) for n in dict.fromkeys(names)},
+            silent=config.silent_coordinators,
+            now_s=self.now_s,
+        )
         self.sessions: dict[str, Session] = {}
         self.terminals: dict[str, Session] = {}
         self.gateway: Session | None = None
@@ -209,14 +144,24 @@ class _Drill:
         # The sessions' own tasks: always running, not work in progress.
         self._background: set[asyncio.Task[Any]] = set()
         self.fatal: LiveError | None = None
-        self._locks: dict[str, asyncio.Lock] = {}
         self._http: httpx.AsyncClient | None = None
+        self._console: Console | None = None
         self._admin = self.tokens.bearer(Role.ADMIN, Agency.POLICE, _ADMIN)
 
     # -- time ------------------------------------------------------------------------------------
 
     def now_s(self) -> float:
         return time.time() - self.t0
+
+    def _takes_patient(self, incident_id: str) -> bool:
+        # The crew knows its incident as the console last saw it; when in doubt it transports.
+        found = self._console.incidents.get(incident_id) if self._console else None
+        if found is None or not found.incident:
+            return True
+        try:
+            return takes_patient(Incident.model_validate(found.incident))
+        except ValidationError:
+            return True
 
     def _flow_factor(self, t: float) -> float:
         # The field runs in real time from the scenario's start hour (its traffic level).
@@ -225,13 +170,6 @@ class _Drill:
             hour = int(self._scenario_clock.hour_of_day(t)) % 24
             factor = self._flow_memo[t] = HOURLY_FLOW[hour]
         return factor
-
-    def _event_s(self, msg: Message) -> float:
-        ts = msg.get("ts")
-        if isinstance(ts, str):
-            with contextlib.suppress(ValueError):
-                return self.clock.seconds(parse_ts(ts))
-        return self.now_s()
 
     def _say(self, fraction: float, label: str) -> None:
         if self.progress is not None:
@@ -254,8 +192,10 @@ class _Drill:
         assert self._http is not None
         return self._http
 
-    def _dispatcher(self, agency: Agency) -> dict[str, str]:
-        return self.tokens.bearer(Role.DISPATCHER, agency, f"drill-{agency.value}-console")
+    @property
+    def console(self) -> Console:
+        assert self._console is not None
+        return self._console
 
     async def _setup(self) -> dict[str, str]:
         """Units, hospitals, roster; returns units whose status must be reset to available."""
@@ -303,7 +243,7 @@ class _Drill:
         self._session(
             "console",
             t.get(Role.DISPATCHER, Agency.EMS, "drill-joint-console"),
-            self._on_console,
+            self.console.on_event,
         )
         self.gateway = self._session(
             "gateway-122",
@@ -313,11 +253,12 @@ class _Drill:
         for rule in self.fleet.roster:
             for name in rule.names:
                 if f"coord:{name}" not in self.sessions:
-                    self._session(
+                    session = self._session(
                         f"coord:{name}",
                         t.get(Role.COORDINATOR, rule.agency, name),
-                        self._coordinator_handler(name),
+                        self.coordinators.handler(name),
                     )
+                    self.coordinators.attach(name, session)
         for unit in self.fleet.units:
             self.terminals[unit.id] = self._session(
                 f"unit:{unit.id}",
@@ -343,187 +284,6 @@ class _Drill:
             self.fatal = exc
 
     # -- the console -----------------------------------------------------------------------------
-
-    def _on_console(self, msg: Message) -> None:
-        kind = str(msg.get("type"))
-        data = msg.get("data") or {}
-        incident_id = msg.get("incident_id")
-        if not isinstance(incident_id, str):
-            return
-        if kind in ("incident.created", "incident.merged"):
-            call = data.get("call") or {}
-            posted = self.posted.get(f"{call.get('centre')}:{call.get('call_id')}")
-            if posted is not None and incident_id not in self.incidents:
-                self.incidents[incident_id] = IncidentLog(
-                    incident_id=incident_id,
-                    source=posted.scheduled.source,
-                    first_call_at=posted.at,
-                    first_call_s=posted.at_s,
-                )
-            if posted is not None:
-                self.incidents[incident_id].calls += 1
-        found = self.incidents.get(incident_id)
-        if found is None:
-            return
-        if kind.startswith("incident.") and isinstance(data.get("incident"), dict):
-            found.incident = data["incident"]
-        if kind == "incident.recommended":
-            self._spawn(self._dispatch(incident_id, data.get("recommendations") or {}))
-        elif kind == "whistle.sounded" and found.whistle_id is None:
-            found.whistle_id = str((data.get("whistle") or {}).get("id") or "") or None
-            found.whistle_s = self._event_s(msg)
-        elif kind == "whistle.alert":
-            found.alerts += 1
-        elif kind == "greenwave.enabled" and found.greenwave_s is None:
-            found.greenwave_s = self._event_s(msg)
-
-    def _lock(self, incident_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(incident_id, asyncio.Lock())
-
-    async def _dispatch(self, incident_id: str, recs: dict[str, Any]) -> None:
-        async with self._lock(incident_id):
-            r = await self.http.get(f"/api/incidents/{incident_id}", headers=self._admin)
-            if r.status_code != 200:
-                return
-            inc: dict[str, Any] = r.json()
-            self.incidents[incident_id].incident = inc
-            if inc.get("status") == "closed":
-                return
-            await self._maybe_whistle(inc)
-            short = await self._assign(inc, recs)
-        tries = self.tries.get(incident_id, 0)
-        if short and tries < self.cfg.redispatch_tries:
-            self.tries[incident_id] = tries + 1
-            await asyncio.sleep(self.cfg.redispatch_after_s)
-            again = await self.http.get(
-                f"/api/incidents/{incident_id}/recommendations", headers=self._admin
-            )
-            if again.status_code == 200:
-                await self._dispatch(incident_id, again.json())
-
-    async def _assign(self, inc: dict[str, Any], recs: dict[str, Any]) -> bool:
-        """Assign the suggested units the incident still needs; True when some need is unmet."""
-        incident_id = str(inc["id"])
-        have: dict[tuple[str, str], int] = {}
-        for a in inc.get("assignments", []):
-            unit_type = self.need_type.get((incident_id, a["unit_id"]), a["unit_type"])
-            key = (a["agency"], unit_type)
-            have[key] = have.get(key, 0) + 1
-        unmet = {
-            (n["agency"], n["unit_type"]): n["count"] - have.get((n["agency"], n["unit_type"]), 0)
-            for n in inc.get("needs", [])
-        }
-        short = False
-        log_ = self.incidents[incident_id]
-        for rec in recs.get("agencies", []):
-            # Each centre assigns its own units (the service refuses another agency's).
-            headers = self._dispatcher(Agency(rec["agency"]))
-            by_id = {c["unit_id"]: c for c in rec.get("candidates", [])}
-            for unit_id in rec.get("suggested", []):
-                cand = by_id.get(unit_id)
-                if cand is None:
-                    continue
-                need = cand.get("substitute_for") or cand["unit_type"]
-                key = (rec["agency"], need)
-                if unmet.get(key, 0) <= 0:
-                    continue
-                r = await self.http.post(
-                    f"/api/incidents/{incident_id}/assignments",
-                    json={"unit_ids": [unit_id]},
-                    headers=headers,
-                )
-                if r.status_code == 201:
-                    unmet[key] -= 1
-                    self.need_type[(incident_id, unit_id)] = need
-                else:  # 409: already assigned (another console, an earlier recommendation)
-                    self.assign_errors.append(f"{unit_id}: {r.status_code} {r.text[:200]}")
-                    log.info(
-                        "assign %s to %s: %s %s", unit_id, incident_id, r.status_code, r.text[:200]
-                    )
-            for miss in rec.get("missing", []):
-                log_.missing.add(str(miss["unit_type"]))
-        if any(v > 0 for v in unmet.values()):
-            short = True
-        else:
-            log_.missing.clear()
-        return short
-
-    async def _maybe_whistle(self, inc: dict[str, Any]) -> None:
-        incident_id = str(inc["id"])
-        if not inc.get("whistle_eligible") or inc.get("whistle_id") or incident_id in self.sounded:
-            return
-        centres = [Centre(c) for c in inc.get("centres", [])]
-        centre = next((c for c in centres if c in _SOUNDING), None)
-        if centre is not None:
-            await self._sound(incident_id, centre)
-        elif incident_id not in self.whistle_waits:
-            # Only 122 heard of it: the joint intake shows it to 120 (or 119), who sound it
-            # unless their own caller gets through first.
-            self.whistle_waits.add(incident_id)
-            self._spawn(self._sound_later(incident_id))
-
-    async def _sound_later(self, incident_id: str) -> None:
-        await asyncio.sleep(self.cfg.whistle_wait_s)
-        async with self._lock(incident_id):
-            r = await self.http.get(f"/api/incidents/{incident_id}", headers=self._admin)
-            if r.status_code != 200:
-                return
-            inc = r.json()
-            if inc.get("whistle_id") or incident_id in self.sounded:
-                return
-            centres = [Centre(c) for c in inc.get("centres", [])]
-            centre = next((c for c in centres if c in _SOUNDING), None)
-            if centre is None:
-                centre = Centre.EMS if "ems" in inc.get("agencies", []) else Centre.FIRE
-            await self._sound(incident_id, centre)
-
-    async def _sound(self, incident_id: str, centre: Centre) -> None:
-        r = await self.http.post(
-            f"/api/incidents/{incident_id}/whistle",
-            json={},
-            headers=self._dispatcher(CENTRE_AGENCY[centre]),
-        )
-        if r.status_code in (201, 409):  # 409: already sounded (the service's auto-whistle)
-            self.sounded.add(incident_id)
-        else:
-            log.warning("whistle for %s: %s %s", incident_id, r.status_code, r.text[:200])
-
-    # -- coordinators ----------------------------------------------------------------------------
-
-    def _coordinator_handler(self, name: str) -> Callable[[Message], None]:
-        def handle(msg: Message) -> None:
-            kind = msg.get("type")
-            data = msg.get("data") or {}
-            summons = data.get("summons")
-            if not isinstance(summons, dict) or summons.get("coordinator") != name:
-                return
-            if kind == "whistle.summons":
-                if name in self.cfg.silent_coordinators:
-                    self.silenced.append((name, str(summons.get("id"))))
-                    return
-                self.coordinators[name].summon(
-                    whistle_id=str(data.get("whistle_id")),
-                    summons_id=str(summons.get("id")),
-                    now_s=self.now_s(),
-                )
-            elif kind == "whistle.stand_down":
-                self.coordinators[name].stand_down(str(summons.get("id")))
-
-        return handle
-
-    async def _coordinator_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            now = self.now_s()
-            for name, sim in self.coordinators.items():
-                for due in sim.step(now):
-                    await self.sessions[f"coord:{name}"].send(
-                        {"type": "ack", "whistle_id": due.whistle_id}
-                    )
-                    self.acks_sent.append((name, due.whistle_id, now))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=0.25)
-
-    # -- the gateway and the terminals -----------------------------------------------------------
 
     def _on_gateway(self, msg: Message) -> None:
         kind = str(msg.get("type"))
@@ -558,8 +318,12 @@ class _Drill:
             if kind == "assignment.created":
                 sim.assigned(incident_id, self.now_s())
             elif kind == "route.planned":
+                try:
+                    leg = LegKind(str(data.get("leg")))
+                except ValueError:
+                    return
                 route = Route.model_validate(data["route"])
-                sim.route_planned(incident_id, str(data.get("leg")), route, self.now_s())
+                sim.route_planned(incident_id, leg, route, self.now_s())
 
         return handle
 
@@ -603,13 +367,13 @@ class _Drill:
         end_s = self.scenario.duration_h * 3600.0
         out = [c for c in self.calls if c.at_s < end_s]
         if self.duration_s is not None:
-            out = [c for c in out if c.at_s / self.speed <= self.duration_s]
+            out = [c for c in out if c.at_s / self.call_speedup <= self.duration_s]
         return out
 
     async def _post_calls(self, plan: list[ScheduledCall], start_s: float) -> None:
         total = max(len(plan), 1)
         for n, sc in enumerate(plan, start=1):
-            due = start_s + sc.at_s / self.speed
+            due = start_s + sc.at_s / self.call_speedup
             wait = due - self.now_s()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -618,11 +382,11 @@ class _Drill:
                 update={"call_id": f"{self.tag}-{sc.call.call_id}", "received_at": now}
             )
             key = f"{call.centre.value}:{call.call_id}"
-            self.posted[key] = PostedCall(sc, key, now, self.now_s())
+            self.console.posted[key] = PostedCall(sc, key, now, self.now_s())
             r = await self.http.post(
                 "/api/calls",
                 json=call.model_dump(mode="json", exclude_none=True),
-                headers=self._dispatcher(CENTRE_AGENCY[call.centre]),
+                headers=self.console.dispatcher(CENTRE_AGENCY[call.centre]),
             )
             if r.status_code != 202:
                 log.warning("call %s refused: %s %s", key, r.status_code, r.text[:200])
@@ -631,7 +395,7 @@ class _Drill:
     def _busy(self) -> bool:
         if any(u.busy for u in self.units.values()):
             return True
-        if any(c.next_due_s() is not None for c in self.coordinators.values()):
+        if self.coordinators.busy:
             return True
         return bool(self._tasks - self._background)
 
@@ -640,6 +404,15 @@ class _Drill:
     async def run(self) -> LiveDrillReport:
         async with httpx.AsyncClient(base_url=self.url, timeout=self.cfg.http_timeout_s) as http:
             self._http = http
+            self._console = Console(
+                http,
+                self.tokens,
+                self.cfg,
+                admin=self._admin,
+                clock=self.clock,
+                now_s=self.now_s,
+                spawn=self._spawn,
+            )
             self._say(0.0, "set-up")
             busy = await self._setup()
             await self._open()
@@ -647,7 +420,7 @@ class _Drill:
                 await self._send_unit(unit_id, UnitStatus.AVAILABLE)
             stop = asyncio.Event()
             ticker = asyncio.create_task(self._ticker(stop))
-            coords = asyncio.create_task(self._coordinator_loop(stop))
+            coords = asyncio.create_task(self.coordinators.run(stop))
             self._background = set(self._tasks)
             plan = self._call_plan()
             try:
@@ -692,7 +465,7 @@ class _Drill:
                     4,
                 ),
                 calls=len(plan),
-                incidents=list(self.incidents.values()),
+                incidents=list(self.console.incidents.values()),
                 legs=[leg for u in self.units.values() for leg in u.legs],
                 field_=self.field,
                 timings=self.timings,
@@ -706,7 +479,7 @@ class _Drill:
             return report
 
     async def _collect(self) -> None:
-        for found in self.incidents.values():
+        for found in self.console.incidents.values():
             r = await self.http.get(f"/api/incidents/{found.incident_id}", headers=self._admin)
             if r.status_code == 200:
                 found.incident = r.json()
@@ -735,12 +508,12 @@ async def run_live(
     router: Router,
     scenario: Scenario,
     seed: int,
-    speed: float,
+    call_speedup: float,
     duration_s: float | None,
     progress: Progress | None = None,
     config: LiveConfig | None = None,
     fleet: SimFleet | None = None,
-) -> DrillReport:
+) -> LiveDrillReport:
     """Run a scenario live against the service at ``url`` and upload its report.
 
     Args:
@@ -749,8 +522,10 @@ async def run_live(
         router: the same road graph the service loaded (signal ids and routes must agree).
         scenario: what happens.
         seed: the same seed gives the same calls, fleet, signal plans and human delays.
-        speed: call-time compression (60: an hour of calls per minute); the field runs in
-            real time.
+        call_speedup: bends the scenario's call clock only: calls arrive this many times
+            faster than the scenario has them (60: an hour of calls per minute). Vehicles,
+            signals and coordinators run in real time; the crews' times follow
+            ``config.crew_time_scale``.
         duration_s: stop posting calls after this many wall seconds (None: the whole scenario).
         progress: called with ``(fraction, label)``.
         config: tuning (:class:`LiveConfig`).
@@ -762,7 +537,8 @@ async def run_live(
     Raises:
         LiveError: the service is unreachable, refused the set-up, or a socket could not
             (re)connect.
-        ValueError: a scenario place cannot be resolved on this map; speed not positive.
+        ScenarioError: a scenario place cannot be resolved on this map.
+        ValueError: ``call_speedup`` not positive.
     """
     drill = _Drill(
         url=url,
@@ -770,7 +546,7 @@ async def run_live(
         router=router,
         scenario=scenario,
         seed=seed,
-        speed=speed,
+        call_speedup=call_speedup,
         duration_s=duration_s,
         progress=progress,
         config=config or LiveConfig(),
@@ -783,71 +559,3 @@ def report_url(url: str, secret: str, drill_id: str, *, ttl_s: int = 7 * 24 * 36
     """The report page's address with an observer token (valid ``ttl_s``)."""
     token = Tokens(secret, ttl_s=ttl_s).get(Role.OBSERVER, Agency.POLICE, "drill-report")
     return f"{url.rstrip('/')}/reports/{drill_id}?token={token}"
-
-
-def drill_live_command(
-    *,
-    url: str,
-    secret: str,
-    scenario: Scenario,
-    graph: Path | None,
-    seed: int,
-    speed: float,
-    duration_s: float | None,
-    out: Path | None = None,
-    as_json: bool = False,
-    config: LiveConfig | None = None,
-) -> DrillReport:
-    """``yishao drill --url``: run :func:`run_live` with a rich progress bar and print the result.
-
-    Prints the summary (or the whole report with ``as_json``) on stdout and the report's
-    address ``{url}/reports/{drill_id}?token=...`` on stderr.
-
-    Raises:
-        LiveError, ValueError: as :func:`run_live`; RoutingError / FileNotFoundError: no graph.
-    """
-    import json
-
-    import typer
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from routing import sample_graph_path
-
-    err = Console(stderr=True)
-    with err.status("loading graph"):
-        router = Router.from_file(graph or sample_graph_path())
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=as_json,
-    ) as bar:
-        task = bar.add_task(f"live drill {scenario.name}", total=1.0)
-
-        def progress(fraction: float, label: str) -> None:
-            bar.update(task, completed=fraction, description=f"live {scenario.name}: {label}")
-
-        report = asyncio.run(
-            run_live(
-                url=url,
-                secret=secret,
-                router=router,
-                scenario=scenario,
-                seed=seed,
-                speed=speed,
-                duration_s=duration_s,
-                progress=progress,
-                config=config,
-            )
-        )
-    if out is not None:
-        out.write_text(render_html(report), encoding="utf-8")
-    if as_json:
-        typer.echo(report.model_dump_json())
-    else:
-        typer.echo(json.dumps(report.summary.model_dump(mode="json"), indent=2))
-    err.print(f"report: {report_url(url, secret, report.drill_id)}")
-    return report
