@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # Screens get one frame of moved units per interval, not a message per fix.
     position_frame_s: float = Field(1.0, gt=0, le=10)
     token_ttl_s: int = Field(12 * 3600, ge=1)
+    # The built pages (`make web`); None: web/dist of the source tree. A raster tile server
+    # ({z}/{x}/{y} template) for centres that have one; without it the map draws the graph.
+    web_dir: Path | None = None
+    tile_url: str | None = None
+    tile_attribution: str | None = None
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

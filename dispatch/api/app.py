@@ -18,6 +18,7 @@ from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 from dispatch import __version__
 from dispatch.api.routes import router as api_router
+from dispatch.api.routes_console import router as console_router
 from dispatch.api.routes_dispatch import router as dispatch_router
 from dispatch.api.routes_reports import router as reports_router
 from dispatch.api.routes_snapshot import router as snapshot_router
@@ -201,6 +202,7 @@ def create_app(
     app.include_router(snapshot_router)
     app.include_router(reports_router)
     app.include_router(ws_router)
+    app.include_router(console_router)
     _install_error_handlers(app)
     return app
 
