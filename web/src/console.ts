@@ -627,7 +627,7 @@ class Console {
       h("tr", {}, h("th", {}, ""), ...statuses.map((s) => h("th", {}, tStatus(s)))),
       ...[...counts.entries()].map(([agency, m]) => h("tr", {}, h("th", {}, tAgency(agency)), ...statuses.map((s) => h("td", {}, String(m.get(s) ?? ""))))),
     );
-    const filter = h("input", { type: "search", id: "unit-filter", placeholder: "🔍", value: this.unitFilter });
+    const filter = h("input", { type: "search", id: "unit-filter", placeholder: "ID / callsign", value: this.unitFilter });
     filter.addEventListener("input", () => {
       this.unitFilter = filter.value;
       this.renderUnitList(list);

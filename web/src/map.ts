@@ -7,7 +7,7 @@ import L from "leaflet";
 import "leaflet/dist/leaflet.css";
 
 import type { Api } from "./api";
-import { tAgency, tStatus, tType, tUnitType } from "./i18n";
+import { t, tAgency, tStatus, tType, tUnitType } from "./i18n";
 import type { Incident, LegView, Me, Places, RouteView } from "./types";
 
 export const AGENCY_COLOUR: Record<string, string> = {
@@ -161,7 +161,7 @@ export class BaseMap {
         fillColor: "#dc2626",
         fillOpacity: 1,
       })
-        .bindTooltip(`🏥 ${h.name}`)
+        .bindTooltip(`${t("hospital")} · ${h.name}`)
         .addTo(this.map);
     }
     for (const s of places.stations) {
