@@ -12,6 +12,7 @@ import { Live } from "./live";
 import { BaseMap, IncidentLayer, RouteLayer, SIGNAL_COLOUR, UnitLayer } from "./map";
 import { boot, linkBanner, topBar } from "./shell";
 import { LiveState, noChanges, type Changes } from "./state";
+import { TIMELINE_HIDDEN } from "./timeline";
 import type { Candidate, Incident, LiveEvent, Me, Recommendations, RouteView, TodayFigures, Whistle } from "./types";
 
 const PRIORITY_ORDER = (a: Incident, b: Incident) =>
@@ -37,6 +38,9 @@ class Console {
   /** Events applied (for tests and the benchmark: `window.yishao`). */
   eventsApplied = 0;
   positionFrames = 0;
+  /** Ids of the events applied, and of the snapshots loaded (a resync adds one). */
+  readonly seenIds: string[] = [];
+  readonly snapshots: string[] = [];
 
   constructor(
     readonly api: Api,
@@ -94,6 +98,7 @@ class Console {
 
   // -- data in ---------------------------------------------------------------------------------
   private onSnapshot(s: Parameters<LiveState["load"]>[0]): void {
+    this.snapshots.push(s.event_id);
     this.state.load(s);
     this.incidentsLayer.clear();
     this.unitsLayer.clear();
@@ -123,6 +128,8 @@ class Console {
 
   private onEvent(e: LiveEvent): void {
     this.eventsApplied += 1;
+    this.seenIds.push(e.id);
+    if (this.seenIds.length > 100_000) this.seenIds.splice(0, 50_000);
     this.state.apply(e, this.changes);
     if (e.type === "incident.recommended" && e.incident_id && e.data?.recommendations) {
       this.recs.set(e.incident_id, e.data.recommendations as Recommendations);
@@ -255,12 +262,22 @@ class Console {
       void this.loadTimeline(id);
       if (this.me.can.read_incidents && !this.recs.has(id)) void this.loadRecs(id);
     }
-    if (id && pan) {
-      const inc = this.state.incidents.get(id);
-      if (inc) this.base.map.panTo([inc.lat, inc.lon]);
-    }
+    if (id && pan) this.frame(id);
     this.renderQueue();
     this.renderDetail();
+  }
+
+  /** Show the incident with its units' routes, close enough to read the junctions. */
+  private frame(id: string): void {
+    const inc = this.state.incidents.get(id);
+    if (!inc) return;
+    const points: [number, number][] = [[inc.lat, inc.lon]];
+    for (const r of this.state.routes.values()) {
+      if (r.incident_id !== id) continue;
+      for (const leg of r.legs) if (leg.kind === "scene") for (const [lon, lat] of leg.coordinates) points.push([lat, lon]);
+    }
+    if (points.length > 1) this.base.map.fitBounds(points, { padding: [40, 40], maxZoom: 17 });
+    else this.base.map.setView([inc.lat, inc.lon], Math.max(this.base.map.getZoom(), 15));
   }
 
   private async act(label: string, fn: () => Promise<unknown>): Promise<void> {
@@ -523,7 +540,7 @@ class Console {
       return h(
         "li",
         { class: `summons s-${s.status}`, "data-summons": s.id },
-        h("span", { class: "who" }, `${tAgency(s.agency)} · ${s.tier === "primary" ? t("primary") : t("backup")} · ${s.coordinator}`),
+        h("span", { class: "who" }, h("b", {}, s.coordinator), h("small", {}, ` ${tAgency(s.agency)} · ${s.tier === "primary" ? t("primary") : t("backup")}`)),
         h("span", { class: "state" }, tStatus(s.status)),
         waiting
           ? h("span", { class: "countdown" }, h("span", { class: "bar", style: `width:${pct}%` }), h("span", { class: "secs" }, fmtDuration(left)))
@@ -602,7 +619,7 @@ class Console {
 
   private timelineBlock(id: string): HTMLElement {
     const events = this.state.timelines.get(id) ?? [];
-    const shown = events.filter((e) => !e.type.startsWith("greenwave.request") && !e.type.startsWith("greenwave.update"));
+    const shown = events.filter((e) => !TIMELINE_HIDDEN.has(e.type));
     return h(
       "ol",
       { class: "timeline", id: "timeline", "data-count": events.length },

@@ -14,6 +14,7 @@ import { onLang, t, tAgency, tEvent, tStatus, tType } from "./i18n";
 import { Live } from "./live";
 import { BaseMap, IncidentLayer, L, SIGNAL_COLOUR } from "./map";
 import { Ringer } from "./ring";
+import { TIMELINE_HIDDEN } from "./timeline";
 import { boot, linkBanner, topBar } from "./shell";
 import { LiveState, noChanges } from "./state";
 import type { DutyDay, Incident, LiveEvent, Me, RouteView, ServerMessage, Summons, Whistle } from "./types";
@@ -32,7 +33,6 @@ class CoordinatorPage {
   private duty: DutyDay[] = [];
   private routes = new Map<string, RouteView[]>();
   private missed = new Set<string>();
-  private wasOffline = false;
   private loadedTrail = new Set<string>();
   private focus: string | null = null;
   private readonly render = coalesce(() => this.paint());
@@ -57,7 +57,6 @@ class CoordinatorPage {
       state: (s) => {
         this.bar.setLink(s, this.live.lastLiveAt);
         this.banner.set(s, this.live.lastLiveAt);
-        if (s === "offline" || s === "resyncing") this.wasOffline = true;
         this.render();
       },
       unauthorized: (reason) => toast(`${t("bad_token")}: ${reason}`, "error"),
@@ -74,7 +73,8 @@ class CoordinatorPage {
   private onEvent(e: LiveEvent): void {
     const ch = this.state.apply(e, noChanges());
     if (e.type === "whistle.summons" && e.data?.summons?.coordinator === this.me.sub) {
-      if (this.wasOffline || this.live.state !== "live") this.missed.add(e.data.summons.id);
+      // Replayed on reconnect (before `ready`): it arrived while this page was cut off.
+      if (this.live.state !== "live") this.missed.add(e.data.summons.id);
       const inc = e.data.incident as Partial<Incident> | undefined;
       if (inc?.id && !this.state.incidents.has(inc.id)) {
         // The summons carries a summary; the full record follows.
@@ -182,8 +182,14 @@ class CoordinatorPage {
     return out.sort((a, b) => Date.parse(b.summons.summoned_at) - Date.parse(a.summons.summoned_at));
   }
 
+  /** Summonses I still owe: open whistle, not acked by me, and nobody of my agency acked. */
   private unacked(): { whistle: Whistle; summons: Summons }[] {
-    return this.mine().filter(({ whistle, summons }) => !whistle.closed_at && OPEN_STATUSES.has(summons.status));
+    return this.mine().filter(({ whistle, summons }) => this.owed(whistle, summons));
+  }
+
+  private owed(whistle: Whistle, summons: Summons): boolean {
+    if (whistle.closed_at || !OPEN_STATUSES.has(summons.status)) return false;
+    return !whistle.summons.some((s) => s.agency === summons.agency && s.status === "acked");
   }
 
   private afterChange(_snapshot: boolean): void {
@@ -264,7 +270,7 @@ class CoordinatorPage {
 
   private summonsCard(w: Whistle, mine: Summons): HTMLElement {
     const inc = this.state.incidents.get(w.incident_id);
-    const waiting = OPEN_STATUSES.has(mine.status);
+    const waiting = this.owed(w, mine);
     const escalation = w.escalations.filter((e) => e.agency === mine.agency && e.kind === "backup_summoned").at(-1);
     const others = w.summons.map((s) =>
       h(
@@ -277,7 +283,7 @@ class CoordinatorPage {
     const card = h(
       "section",
       { class: `summons-card card${waiting ? " ringing" : ""}`, id: `summons-${w.id}`, "data-whistle": w.id, "data-status": mine.status },
-      h("div", { class: "summons-title" }, waiting ? t("summoned") : t("ack_sent")),
+      h("div", { class: "summons-title" }, waiting ? t("summoned") : mine.status === "acked" ? t("ack_sent") : t("stood_down")),
       mine.tier === "backup"
         ? h("p", { class: "escalated-note", id: "escalated-note" }, `${t("escalated_to_you")}${escalation ? ` · ${escalation.text}` : ""}`)
         : null,
@@ -337,7 +343,7 @@ class CoordinatorPage {
         "ol",
         { class: "timeline", id: "timeline", "data-count": events.length },
         ...events
-          .filter((e) => !e.type.startsWith("greenwave.request") && !e.type.startsWith("greenwave.update"))
+          .filter((e) => !TIMELINE_HIDDEN.has(e.type))
           .slice(-60)
           .reverse()
           .map((e) => h("li", { "data-event": e.id }, h("time", {}, fmtTime(e.ts)), h("span", { class: "kind" }, tEvent(e.type)), h("span", {}, e.data?.summons?.coordinator ?? e.data?.unit_id ?? ""))),

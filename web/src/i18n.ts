@@ -183,6 +183,11 @@ const EVENT: Record<string, [string, string]> = {
   "greenwave.enabled": ["绿波开启", "green wave on"],
   "greenwave.activated": ["绿波生效", "green wave active"],
   "unit.status": ["车辆状态", "unit status"],
+  "unit.updated": ["车辆更新", "unit updated"],
+  "greenwave.request": ["绿波请求", "green-wave request"],
+  "greenwave.update": ["绿波更新", "green-wave update"],
+  "greenwave.cancel": ["绿波取消", "green-wave cancel"],
+  "greenwave.status": ["绿波状态", "green-wave status"],
 };
 
 let lang: Lang = (localStorage.getItem(LANG_KEY) as Lang | null) ?? "zh";

@@ -145,8 +145,12 @@ class Terminal {
     this.watch = navigator.geolocation.watchPosition(
       (pos) => this.onFix(pos),
       (err) => {
-        toast(`${t("gps_denied")}: ${err.message}`, "error");
-        this.stopGps();
+        // A fix can be unavailable for a while (a tunnel, a cold start): keep watching; only a
+        // refusal ends it.
+        if (err.code === err.PERMISSION_DENIED) {
+          toast(t("gps_denied"), "error");
+          this.stopGps();
+        }
       },
       { enableHighAccuracy: true, maximumAge: 1000, timeout: 20_000 },
     );
@@ -192,7 +196,11 @@ class Terminal {
     const unit = this.state.units.get(this.me.sub);
     const route = this.state.routes.get(this.me.sub);
     const inc = unit?.incident_id ? this.state.incidents.get(unit.incident_id) : route ? this.state.incidents.get(route.incident_id) : undefined;
-    const leg = route?.legs.find((l) => l.kind === route.active_leg) ?? route?.legs[0];
+    // Parked on scene, an ambulance's next drive is the transport leg: show that one.
+    const leg =
+      route?.legs.find((l) => l.kind === route.active_leg) ??
+      (route?.active_leg === null ? route.legs.find((l) => l.kind === "transport") : undefined) ??
+      route?.legs[0];
     if (this.own) {
       if (!this.me_marker) {
         this.me_marker = L.circleMarker([this.own.lat, this.own.lon], {
@@ -211,6 +219,7 @@ class Terminal {
     }
     if (route && leg && this.fitted !== `${route.incident_id}:${leg.kind}` && leg.coordinates.length > 1) {
       this.fitted = `${route.incident_id}:${leg.kind}`;
+      this.base.map.invalidateSize();
       this.base.map.fitBounds(L.latLngBounds(leg.coordinates.map(([lon, lat]) => [lat, lon] as [number, number])), { padding: [30, 30] });
     }
     const head = h(
