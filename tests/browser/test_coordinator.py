@@ -76,7 +76,7 @@ async def test_summons_rings_and_one_tap_acks(
     service: ServiceProc, world: World, pages: Pages
 ) -> None:
     page = await coordinator_page(pages, service.url, "traffic", "traffic-coord-1")
-    await expect(page.locator("#duty td.me")).to_have_count(1)  # primary today
+    await expect(page.locator("#duty .me")).to_have_count(1)  # primary today
     whistle_id = await sound_whistle(service.url, world, "C-1")
     await expect(page.locator("#ack-button")).to_be_visible(timeout=s(10))
     assert await ringing(page)

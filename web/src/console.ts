@@ -387,8 +387,10 @@ class Console {
   private tick(): void {
     // Countdowns and ages move every second; only the parts that show them are redrawn.
     if (this.selected && this.state.whistleOf(this.selected)) this.renderAckBoard();
+    // Queue ages in whole minutes: a row's text changes once a minute, not every second.
     for (const el of this.els.queue.querySelectorAll<HTMLElement>("[data-created]")) {
-      el.textContent = fmtDuration(ageS(el.dataset.created!));
+      const text = ageText(el.dataset.created!);
+      if (el.textContent !== text) el.textContent = text;
     }
   }
 
@@ -407,20 +409,31 @@ class Console {
     );
   }
 
+  private rows = new Map<string, { sig: string; el: HTMLElement }>();
+  private scrolledTo: string | null = null;
+
+  /** The queue, row by row: a row is rebuilt only when what it shows changed, and the list is
+   * re-ordered only when the order changed (a busy day has hundreds of rows). */
   private renderQueue(): void {
     const order = this.queueOrder();
     if (!order.length) {
+      this.rows.clear();
       this.els.queue.replaceChildren(h("li", { class: "empty" }, t("no_incidents")));
       return;
     }
-    const rows = order.map((inc) => {
+    const lang = t("whistle");
+    const els = order.map((inc) => {
       const w = this.state.whistleOf(inc.id);
-      return h(
+      const selected = inc.id === this.selected;
+      const sig = [inc.version, inc.status, inc.priority, inc.centres.join(), inc.call_types.join(), inc.address, Boolean(w), selected, lang].join("|");
+      const cached = this.rows.get(inc.id);
+      if (cached && cached.sig === sig) return cached.el;
+      const el = h(
         "li",
         {
-          class: `row status-${inc.status}${inc.id === this.selected ? " selected" : ""}`,
+          class: `row status-${inc.status}${selected ? " selected" : ""}`,
           "data-id": inc.id,
-          "aria-selected": inc.id === this.selected ? "true" : "false",
+          "aria-selected": selected ? "true" : "false",
           onclick: () => this.select(inc.id, true),
         },
         h("span", { class: `prio p${inc.priority}` }, `P${inc.priority}`),
@@ -439,12 +452,24 @@ class Console {
           h("br"),
           h("small", { class: "status" }, tStatus(inc.status)),
           " ",
-          h("small", { class: "age", "data-created": inc.created_at }, fmtDuration(ageS(inc.created_at))),
+          h("small", { class: "age", "data-created": inc.created_at }, ageText(inc.created_at)),
         ),
       );
+      this.rows.set(inc.id, { sig, el });
+      return el;
     });
-    this.els.queue.replaceChildren(...rows);
-    this.els.queue.querySelector(".selected")?.scrollIntoView({ block: "nearest" });
+    if (this.rows.size > order.length) {
+      const keep = new Set(order.map((i) => i.id));
+      for (const id of this.rows.keys()) if (!keep.has(id)) this.rows.delete(id);
+    }
+    const current = this.els.queue.children;
+    const same = current.length === els.length && els.every((el, i) => current[i] === el);
+    if (!same) this.els.queue.replaceChildren(...els);
+    // Scrolling forces a layout of the whole list: only when the selection moved.
+    if (this.selected !== this.scrolledTo) {
+      this.scrolledTo = this.selected;
+      this.els.queue.querySelector(".selected")?.scrollIntoView({ block: "nearest" });
+    }
   }
 
   private renderDetail(): void {
@@ -672,6 +697,11 @@ class Console {
       ),
     );
   }
+}
+
+function ageText(iso: string): string {
+  const s = ageS(iso);
+  return s < 60 ? "<1′" : `${Math.floor(s / 60)}′`;
 }
 
 function describe(e: LiveEvent): string {

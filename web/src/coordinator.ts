@@ -320,6 +320,7 @@ class CoordinatorPage {
             "div",
             { class: "gw", id: "greenwave-list" },
             h("h3", {}, t("greenwave_requests")),
+            routes.length ? null : h("p", { class: "hint" }, t("no_units_yet")),
             ...routes.map((r) => {
               const leg = r.legs.find((l) => l.kind === (r.active_leg ?? "scene")) ?? r.legs[0];
               return h(
@@ -357,9 +358,13 @@ class CoordinatorPage {
       return h(
         "tr",
         {},
-        h("th", {}, `${i === 0 ? t("duty_today") : t("duty_tomorrow")} ${d.day.slice(5)}`),
-        h("td", { class: mine?.primary === this.me.sub ? "me" : "" }, `${t("primary")}: ${mine?.primary ?? t("no_duty")}`),
-        h("td", { class: mine?.backup === this.me.sub ? "me" : "" }, `${t("backup")}: ${mine?.backup ?? "—"}`),
+        h("th", {}, i === 0 ? t("duty_today") : t("duty_tomorrow"), h("br"), h("small", {}, d.day.slice(5))),
+        h(
+          "td",
+          {},
+          h("div", { class: mine?.primary === this.me.sub ? "me" : "" }, h("small", {}, `${t("primary")} `), mine?.primary ?? t("no_duty")),
+          h("div", { class: mine?.backup === this.me.sub ? "me" : "" }, h("small", {}, `${t("backup")} `), mine?.backup ?? "—"),
+        ),
       );
     });
     return h("section", { class: "card duty", id: "duty" }, h("h3", {}, `${t("duty")} · ${tAgency(this.me.agency)}`), h("table", {}, ...rows));
@@ -372,11 +377,11 @@ class CoordinatorPage {
     if (!inc) return;
     // One Leaflet map, moved into the newest card at each paint (re-creating it would refetch).
     if (!this.base) {
+      // Leaflet measures its container when it is made: it must be in the page by then.
       const holder = h("div", { class: "mini-map-inner" });
+      el.append(holder);
       this.base = new BaseMap(holder, this.api, this.me, { compact: true });
       this.incidentLayer = new IncidentLayer(this.base);
-      el.append(holder);
-      this.base.map.invalidateSize();
     } else {
       el.append(this.base.map.getContainer());
       this.base.map.invalidateSize();

@@ -86,6 +86,7 @@ const T: Record<string, [string, string]> = {
   duty_today: ["今日", "Today"],
   duty_tomorrow: ["明日", "Tomorrow"],
   greenwave_requests: ["绿波请求", "Green-wave requests"],
+  no_units_yet: ["尚未派车", "No units assigned yet"],
   missed_while_offline: ["断线期间收到的召集", "Summons received while offline"],
   lost_banner: ["连接中断：召集可能无法送达！正在重连…", "Connection lost: a summons may not reach you! Reconnecting…"],
   no_duty: ["无人值班", "nobody on duty"],

@@ -84,7 +84,8 @@ export class BaseMap {
     this.routeRenderer = L.canvas({ pane: pane(this.map, "routes", 420), padding: 0.3 });
     this.placeRenderer = L.canvas({ pane: pane(this.map, "places", 440), padding: 0.3 });
     this.incidentRenderer = L.canvas({ pane: pane(this.map, "incidents", 460), padding: 0.3 });
-    this.unitRenderer = L.canvas({ pane: pane(this.map, "units", 480), padding: 0.3 });
+    // Redrawn on every glide step: keep the canvas close to the view's size.
+    this.unitRenderer = L.canvas({ pane: pane(this.map, "units", 480), padding: 0.05 });
     if (me.map.tile_url) {
       L.tileLayer(me.map.tile_url, { maxZoom: 19 }).addTo(this.map);
     }
@@ -254,6 +255,10 @@ interface Track {
 }
 
 const MOVE_MS = 1000; // one position frame a second: glide over one frame's time
+// Redrawing thousands of markers at 60 Hz would eat the page; past a few hundred moving units
+// the glide steps ten times a second, which still reads as motion on a city map.
+const SMOOTH_UP_TO = 300;
+const STEP_MS = 100;
 
 /** Unit markers on one canvas, each gliding from where it is drawn to its newest fix. */
 export class UnitLayer {
@@ -337,9 +342,16 @@ export class UnitLayer {
     this.moving.clear();
   }
 
+  private lastStep = 0;
+
   private step(now: number): void {
-    const started = performance.now();
     this.raf = null;
+    if (this.moving.size > SMOOTH_UP_TO && now - this.lastStep < STEP_MS) {
+      this.raf = requestAnimationFrame((t) => this.step(t));
+      return;
+    }
+    this.lastStep = now;
+    const started = performance.now();
     for (const id of this.moving) {
       const t = this.tracks.get(id);
       if (!t) {
