@@ -55,7 +55,7 @@ async def ack(url: str, whistle_id: str, agency: str, sub: str) -> None:
     await rest("POST", f"{url}/api/whistles/{whistle_id}/ack", bearer("coordinator", agency, sub))
 
 
-async def test_sign_in_typed_and_by_link(service: ServiceProc, pages: Pages) -> None:
+async def test_sign_in_typed_and_by_link(service: ServiceProc, world: World, pages: Pages) -> None:
     page = await pages.open(f"{service.url}/", name="typed")
     await expect(page.locator("#signin")).to_be_visible()
     await page.fill("#token-input", "not-a-token")
@@ -84,9 +84,25 @@ async def test_sign_in_typed_and_by_link(service: ServiceProc, pages: Pages) -> 
     )
     await expect(coord.locator("#wrong-page a[href='/coordinator']")).to_be_visible()
 
+    # A property team sees its own compounds' incidents only: not this one.
+    estate = await pages.open(
+        f"{service.url}/terminal#token={token('property', 'property', 'guard', ['compound-9'])}",
+        width=390,
+        height=844,
+        name="property",
+    )
+    await expect(estate.locator("#link-state.link-live")).to_be_visible(timeout=s(20))
+    await expect(estate.locator("#t-panel")).to_contain_text("本小区警情")
+    await post_calls(service.url, world)
+    await expect(page.locator("#queue .row")).to_have_count(1, timeout=s(15))
+    await estate.wait_for_timeout(1000)
+    await expect(estate.locator("#t-incidents")).to_have_count(0)
+    await expect(estate.locator("#t-panel")).to_contain_text("暂无警情")
+
     # English by the switch, kept for the next page.
     await page.click("#lang")
     await expect(page.locator("#figures")).to_contain_text("Today")
+    await expect(page.locator("#queue .row .status")).to_have_text("open")
 
 
 async def test_joint_response_on_the_console(
@@ -110,9 +126,9 @@ async def test_joint_response_on_the_console(
     assert incident_id
 
     # The 120 dispatcher sounds the whistle: three coordinators summoned, counting down.
-    whistle_button = page.locator("#whistle-button")
-    await expect(whistle_button).to_be_enabled()
-    await whistle_button.click()
+    await expect(page.locator("#whistle-button")).to_be_enabled()
+    await page.keyboard.press("w")  # the whistle by keyboard
+    await expect(page.locator("#whistle-button")).to_be_disabled(timeout=s(10))
     board = page.locator("#ack-board")
     await expect(board.locator("li.summons.s-pending")).to_have_count(3, timeout=s(10))
     await expect(board.locator("li.summons .countdown .secs").first).to_contain_text(":")
