@@ -245,6 +245,8 @@ export class IncidentLayer {
 
 interface Track {
   marker: L.CircleMarker;
+  drawnLat: number;
+  drawnLon: number;
   fromLat: number;
   fromLon: number;
   toLat: number;
@@ -271,7 +273,18 @@ export class UnitLayer {
   constructor(
     private readonly base: BaseMap,
     private readonly label?: (unitId: string) => string,
-  ) {}
+  ) {
+    // Steps smaller than half a pixel were skipped: after zooming in, put every unit that is
+    // not gliding exactly where its last fix is.
+    base.map.on("zoomend", () => {
+      for (const [id, t] of this.tracks) {
+        if (this.moving.has(id) || (t.drawnLat === t.toLat && t.drawnLon === t.toLon)) continue;
+        t.marker.setLatLng([t.toLat, t.toLon]);
+        t.drawnLat = t.toLat;
+        t.drawnLon = t.toLon;
+      }
+    });
+  }
 
   private style(agency: string, status: string, highlight: boolean): L.CircleMarkerOptions {
     const busy = status !== "available" && status !== "out_of_service";
@@ -298,7 +311,7 @@ export class UnitLayer {
         marker.bindTooltip(() => label(id));
       }
       marker.addTo(this.base.map);
-      this.tracks.set(id, { marker, fromLat: lat, fromLon: lon, toLat: lat, toLon: lon, t0: 0, agency, status });
+      this.tracks.set(id, { marker, drawnLat: lat, drawnLon: lon, fromLat: lat, fromLon: lon, toLat: lat, toLon: lon, t0: 0, agency, status });
       return;
     }
     if (track.status !== status || track.agency !== agency || highlight) {
@@ -319,9 +332,11 @@ export class UnitLayer {
   moveTo(id: string, lat: number, lon: number, now = performance.now()): void {
     const track = this.tracks.get(id);
     if (!track) return;
-    const at = track.marker.getLatLng();
-    track.fromLat = at.lat;
-    track.fromLon = at.lng;
+    // From where the glide has got to (not where the marker was last drawn, which may lag by
+    // under a pixel), so that a skipped step never makes a unit jump back.
+    const f = track.t0 ? Math.min(1, Math.max(0, (now - track.t0) / MOVE_MS)) : 1;
+    track.fromLat = track.fromLat + (track.toLat - track.fromLat) * f;
+    track.fromLon = track.fromLon + (track.toLon - track.fromLon) * f;
     track.toLat = lat;
     track.toLon = lon;
     track.t0 = now;
@@ -352,6 +367,9 @@ export class UnitLayer {
     }
     this.lastStep = now;
     const started = performance.now();
+    // Half a pixel at this zoom, in degrees (Web Mercator; latitude's stretch only makes it
+    // smaller): a step that moves a marker less than that would redraw nothing visible.
+    const halfPx = 180 / (256 * 2 ** this.base.map.getZoom());
     for (const id of this.moving) {
       const t = this.tracks.get(id);
       if (!t) {
@@ -359,7 +377,13 @@ export class UnitLayer {
         continue;
       }
       const f = Math.min(1, Math.max(0, (now - t.t0) / MOVE_MS));
-      t.marker.setLatLng([t.fromLat + (t.toLat - t.fromLat) * f, t.fromLon + (t.toLon - t.fromLon) * f]);
+      const lat = t.fromLat + (t.toLat - t.fromLat) * f;
+      const lon = t.fromLon + (t.toLon - t.fromLon) * f;
+      if (Math.abs(lat - t.drawnLat) >= halfPx || Math.abs(lon - t.drawnLon) >= halfPx) {
+        t.marker.setLatLng([lat, lon]);
+        t.drawnLat = lat;
+        t.drawnLon = lon;
+      }
       if (f >= 1) this.moving.delete(id);
     }
     this.stats.frames += 1;

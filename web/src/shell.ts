@@ -102,7 +102,7 @@ export interface TopBar {
 
 /** The bar across the top: title, who is signed in, link state, language, sign out. */
 export function topBar(page: PageName, me: Me, extra: Node[] = []): TopBar {
-  const pill = h("span", { class: "link link-connecting", id: "link-state", role: "status" }, t("connecting"));
+  const pill = h("span", { class: "link link-connecting", id: "link-state", role: "status" }, t("pill_connecting"));
   const title = h("span", { class: "title" }, `${t("app")} · ${t(page)}`);
   const who = h("span", { class: "who" }, `${tAgency(me.agency)} · ${me.sub}`);
   const out = h("button", { class: "ghost", id: "sign-out", onclick: () => signOut() }, t("sign_out"));
@@ -111,7 +111,8 @@ export function topBar(page: PageName, me: Me, extra: Node[] = []): TopBar {
   const paint = () => {
     const [state] = last;
     pill.className = `link link-${state}`;
-    pill.textContent = t(state);
+    // A short word: the banner under the bar says the rest.
+    pill.textContent = t(`pill_${state}`);
   };
   onLang(() => {
     title.textContent = `${t("app")} · ${t(page)}`;
