@@ -203,6 +203,7 @@ async def test_joint_response_on_the_console(
         timeout_s=15,
     )
     assert moved != start
+    await page.wait_for_timeout(500)  # let a glide step land before the picture
     await pages.shot(page, "test_joint_response-console")
     await pages.shot(term, "test_joint_response-terminal-1024")
 

@@ -9,7 +9,7 @@ import { Api, ApiError } from "./api";
 import { ageS, coalesce, fmtDuration, fmtTime, h, toast } from "./dom";
 import { onLang, t, tAgency, tEvent, tStatus, tType, tUnitType } from "./i18n";
 import { Live } from "./live";
-import { BaseMap, IncidentLayer, RouteLayer, SIGNAL_COLOUR, UnitLayer } from "./map";
+import { addLegend, BaseMap, IncidentLayer, RouteLayer, SIGNAL_COLOUR, UnitLayer } from "./map";
 import { boot, linkBanner, topBar } from "./shell";
 import { LiveState, noChanges, type Changes } from "./state";
 import { TIMELINE_HIDDEN } from "./timeline";
@@ -68,6 +68,7 @@ class Console {
     this.incidentsLayer = new IncidentLayer(this.base, (id) => this.select(id, true));
     this.unitsLayer = new UnitLayer(this.base, (id) => this.unitLabel(id));
     this.routesLayer = new RouteLayer(this.base);
+    addLegend(this.base.map);
     void this.base.loadPlaces().catch((err) => console.warn("places:", err));
 
     this.live = new Live(api, {
@@ -79,6 +80,7 @@ class Console {
       state: (s) => {
         this.bar.setLink(s, this.live.lastLiveAt);
         this.banner.set(s, this.live.lastLiveAt);
+        if (s === "live") void this.loadFigures();
       },
       unauthorized: (reason) => {
         toast(`${t("bad_token")}: ${reason}`, "error");

@@ -7,7 +7,7 @@ import L from "leaflet";
 import "leaflet/dist/leaflet.css";
 
 import type { Api } from "./api";
-import { t, tAgency, tStatus, tType, tUnitType } from "./i18n";
+import { onLang, t, tAgency, tStatus, tType, tUnitType } from "./i18n";
 import type { Incident, LegView, Me, Places, RouteView } from "./types";
 
 export const AGENCY_COLOUR: Record<string, string> = {
@@ -35,6 +35,44 @@ const INCIDENT_COLOUR: Record<string, string> = {
   on_scene: "#a855f7",
   closed: "#64748b",
 };
+
+// An incident's ring says what kind of emergency it is; its fill says where it stands.
+const TYPE_RING: Record<string, string> = {
+  critical_patient: "#34d399",
+  drowning: "#34d399",
+  fall_from_height: "#34d399",
+  fire: "#fb923c",
+  natural_disaster: "#fb923c",
+  traffic_accident: "#38bdf8",
+  traffic_accident_entrapment: "#38bdf8",
+};
+const POLICE_RING = "#c4b5fd";
+
+function ringOf(incident: Incident): string {
+  for (const t of incident.call_types) if (TYPE_RING[t]) return TYPE_RING[t];
+  return POLICE_RING;
+}
+
+/** A small key to the map's colours (incident status, incident kind, signal status). */
+export function addLegend(map: L.Map): void {
+  const Legend = L.Control.extend({
+    onAdd() {
+      const div = L.DomUtil.create("div", "legend");
+      div.id = "legend";
+      const dot = (c: string, ring = "#fff") => `<i style="background:${c};border-color:${ring}"></i>`;
+      const paint = () => {
+        div.innerHTML =
+          `<div>${t("incident")}: ${dot(INCIDENT_COLOUR.open)}${tStatus("open")} ${dot(INCIDENT_COLOUR.dispatched)}${tStatus("dispatched")} ${dot(INCIDENT_COLOUR.on_scene)}${tStatus("on_scene")}</div>` +
+          `<div>${dot("#0b1220", TYPE_RING.critical_patient)}120 ${dot("#0b1220", TYPE_RING.fire)}119 ${dot("#0b1220", TYPE_RING.traffic_accident)}122 ${dot("#0b1220", POLICE_RING)}110</div>` +
+          `<div>${t("greenwave")}: ${["planned", "requested", "granted", "served", "rejected"].map((k) => `${dot(SIGNAL_COLOUR[k], "#0b1220")}${tStatus(k)}`).join(" ")}</div>`;
+      };
+      paint();
+      onLang(paint);
+      return div;
+    },
+  });
+  new Legend({ position: "bottomleft" }).addTo(map);
+}
 
 const ROAD_WIDTH = [4, 3.2, 2.6, 2, 1.6, 1.1];
 const ROAD_COLOUR = ["#8aa0b8", "#7890a8", "#66809a", "#56708a", "#4a6078", "#3c5068"];
@@ -147,7 +185,10 @@ export class BaseMap {
       this.fetched = { zoom, box };
       this.map.getContainer().dataset.roads = String(data.features.length);
     } catch (err) {
-      if ((err as Error).name !== "AbortError") console.warn("roads:", err);
+      if ((err as Error).name === "AbortError") return;
+      // The service may be restarting: try again shortly, or the map stays blank.
+      console.warn("roads:", err);
+      if (this.abort === abort) this.roadTimer = window.setTimeout(() => void this.loadRoads(), 3000);
     }
   }
 
@@ -184,6 +225,7 @@ export class BaseMap {
 
 export class IncidentLayer {
   private markers = new Map<string, L.CircleMarker>();
+  private kinds = new Map<string, string>();
   private selected: string | null = null;
 
   constructor(
@@ -203,8 +245,8 @@ export class IncidentLayer {
       m = L.circleMarker([incident.lat, incident.lon], {
         renderer: this.base.incidentRenderer,
         radius: 10,
-        weight: 3,
-        color: "#fff",
+        weight: 4,
+        color: ringOf(incident),
         fillColor: colour,
         fillOpacity: 0.95,
       });
@@ -217,7 +259,9 @@ export class IncidentLayer {
       m.setLatLng([incident.lat, incident.lon]);
       m.setTooltipContent(label);
     }
-    m.setStyle({ fillColor: colour, color: incident.id === this.selected ? "#facc15" : "#fff" });
+    const selected = incident.id === this.selected;
+    m.setStyle({ fillColor: colour, color: selected ? "#facc15" : ringOf(incident), weight: selected ? 6 : 4 });
+    this.kinds.set(incident.id, ringOf(incident));
   }
 
   remove(id: string): void {
@@ -231,11 +275,13 @@ export class IncidentLayer {
   }
 
   select(id: string | null): void {
-    if (this.selected) this.markers.get(this.selected)?.setStyle({ color: "#fff", weight: 3 });
+    if (this.selected) {
+      this.markers.get(this.selected)?.setStyle({ color: this.kinds.get(this.selected) ?? "#fff", weight: 4 });
+    }
     this.selected = id;
     if (id) {
       const m = this.markers.get(id);
-      m?.setStyle({ color: "#facc15", weight: 5 });
+      m?.setStyle({ color: "#facc15", weight: 6 });
       m?.bringToFront();
     }
   }
