@@ -291,9 +291,10 @@ class CoordinatorPage {
       h("h2", { id: "summons-type" }, inc ? inc.call_types.map(tType).join(" / ") : w.incident_id),
       h("div", { class: "sub" }, `${w.incident_id} · ${inc?.address ?? (inc ? `${inc.lat.toFixed(5)}, ${inc.lon.toFixed(5)}` : "")}`),
       inc ? h("div", { class: "sub" }, `${t("called_by")}: `, ...inc.centres.map((c) => h("span", { class: `chip centre c${c}` }, c))) : null,
-      waiting
+      waiting && mine.status === "pending"
         ? h("div", { class: "countdown-big" }, h("span", {}, t("countdown")), h("b", { "data-deadline": mine.deadline, id: "my-countdown" }, fmtDuration((Date.parse(mine.deadline) - Date.now()) / 1000)))
         : null,
+      waiting && mine.status !== "pending" ? h("p", { class: "missed-note", id: "late-note" }, t("late_ack")) : null,
       waiting
         ? h(
             "button",

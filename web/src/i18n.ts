@@ -92,6 +92,7 @@ const T: Record<string, [string, string]> = {
   greenwave_requests: ["绿波请求", "Green-wave requests"],
   no_units_yet: ["尚未派车", "No units assigned yet"],
   missed_while_offline: ["断线期间收到的召集", "Summons received while offline"],
+  late_ack: ["已超时并升级，仍可确认", "Past the deadline and escalated: you can still ack"],
   lost_banner: ["连接中断：召集可能无法送达！正在重连…", "Connection lost: a summons may not reach you! Reconnecting…"],
   no_duty: ["无人值班", "nobody on duty"],
   you: ["你", "you"],
