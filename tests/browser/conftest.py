@@ -163,7 +163,8 @@ def bearer(role: str, agency: str, sub: str, scope: list[str] | None = None) -> 
     return {"Authorization": f"Bearer {token(role, agency, sub, scope)}"}
 
 
-ADMIN = bearer("admin", "police", "test-admin")
+def admin() -> dict[str, str]:
+    return bearer("admin", "police", "test-admin")
 
 
 # -- the service --------------------------------------------------------------------------------
@@ -242,7 +243,7 @@ def running(env: dict[str, str], log: Path) -> Iterator[ServiceProc]:
 
 def seed(url: str, world: World) -> None:
     """Units, hospitals and today's roster, as an admin over REST."""
-    with httpx.Client(base_url=url, headers=ADMIN, timeout=30) as http:
+    with httpx.Client(base_url=url, headers=admin(), timeout=30) as http:
         for unit in world.units:
             r = http.put(f"/api/units/{unit['id']}", json=unit)
             assert r.status_code == 200, r.text

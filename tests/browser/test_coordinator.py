@@ -26,7 +26,11 @@ from tests.browser.conftest import (
     wait_js,
 )
 
-EMS = bearer("dispatcher", "ems", "console-120")
+
+def ems() -> dict[str, str]:
+    return bearer("dispatcher", "ems", "console-120")
+
+
 PHONE = {"width": 390, "height": 844}
 
 
@@ -44,14 +48,14 @@ async def coordinator_page(pages: Pages, url: str, agency: str, sub: str) -> Pag
 
 async def sound_whistle(url: str, world: World, call_id: str) -> str:
     lat, lon = world.scene
-    await rest("POST", f"{url}/api/calls", EMS, call("120", call_id, "drowning", lat, lon))
+    await rest("POST", f"{url}/api/calls", ems(), call("120", call_id, "drowning", lat, lon))
     for _ in range(100):
-        found = await rest("GET", f"{url}/api/incidents", EMS)
+        found = await rest("GET", f"{url}/api/incidents", ems())
         if found:
             break
         await _pause(0.1)
     incident_id = found[0]["id"]
-    whistle = await rest("POST", f"{url}/api/incidents/{incident_id}/whistle", EMS, {})
+    whistle = await rest("POST", f"{url}/api/incidents/{incident_id}/whistle", ems(), {})
     return str(whistle["id"])
 
 
@@ -87,7 +91,7 @@ async def test_summons_rings_and_one_tap_acks(
 
     await page.click("#ack-button")
     await expect(page.locator("#ack-button")).to_have_count(0, timeout=s(10))
-    whistle = await rest("GET", f"{service.url}/api/whistles/{whistle_id}", EMS)
+    whistle = await rest("GET", f"{service.url}/api/whistles/{whistle_id}", ems())
     mine = next(x for x in whistle["summons"] if x["coordinator"] == "traffic-coord-1")
     assert mine["status"] == "acked" and mine["acked_at"]
     assert not await page.evaluate("window.yishao.ringing()")

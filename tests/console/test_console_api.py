@@ -33,7 +33,8 @@ def bearer(
     return {"Authorization": f"Bearer {t}"}
 
 
-ADMIN = bearer("admin", "police", "admin")
+def admin() -> dict[str, str]:
+    return bearer("admin", "police", "admin")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ async def test_me_offers_exactly_what_the_service_allows(
         assert r.status_code == 202
 
         async def incident_id() -> str | None:
-            found = (await http.get("/api/incidents", headers=ADMIN)).json()
+            found = (await http.get("/api/incidents", headers=admin())).json()
             return found[0]["id"] if found else None
 
         iid = await wait_for(incident_id)
@@ -173,7 +174,7 @@ async def test_places_duty_and_todays_figures(server: ServerThread, graph_file: 
         for uid, agency, utype in (("A-1", "ems", "ambulance"), ("A-2", "ems", "ambulance")):
             r = await http.put(
                 f"/api/units/{uid}",
-                headers=ADMIN,
+                headers=admin(),
                 json={
                     "id": uid,
                     "agency": agency,
@@ -186,13 +187,13 @@ async def test_places_duty_and_todays_figures(server: ServerThread, graph_file: 
             assert r.status_code == 200, r.text
         r = await http.put(
             "/api/hospitals",
-            headers=ADMIN,
+            headers=admin(),
             json=[{"id": "H1", "name": "Ruijin", "lat": lat, "lon": lon}],
         )
         assert r.status_code == 200
         rules = [{"agency": "ems", "names": ["e1", "e2", "e3"], "start": day.isoformat()}]
         assert (
-            await http.put("/api/rosters", headers=ADMIN, json={"rules": rules})
+            await http.put("/api/rosters", headers=admin(), json={"rules": rules})
         ).status_code == 204
 
         places = (
@@ -214,9 +215,9 @@ async def test_places_duty_and_todays_figures(server: ServerThread, graph_file: 
         assert (today_ems["primary"], today_ems["backup"]) == ("e1", "e2")
         assert (tomorrow_ems["primary"], tomorrow_ems["backup"]) == ("e2", "e3")
         assert set(duty[0]["missing"]) == {"traffic", "fire"}
-        assert (await http.get("/api/console/duty?days=0", headers=ADMIN)).status_code == 422
+        assert (await http.get("/api/console/duty?days=0", headers=admin())).status_code == 422
 
-        before = (await http.get("/api/console/today", headers=ADMIN)).json()
+        before = (await http.get("/api/console/today", headers=admin())).json()
         assert before["incidents"] == 0 and before["whistles"] == 0
         r = await http.post(
             "/api/calls",
@@ -226,7 +227,7 @@ async def test_places_duty_and_todays_figures(server: ServerThread, graph_file: 
         assert r.status_code == 202
 
         async def one_incident() -> dict[str, Any] | None:
-            f = (await http.get("/api/console/today", headers=ADMIN)).json()
+            f = (await http.get("/api/console/today", headers=admin())).json()
             return f if f["incidents"] == 1 else None
 
         figures = await wait_for(one_incident)
