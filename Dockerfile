@@ -1,4 +1,12 @@
 # Yishao service image. Build: docker build -t yishao .
+# The pages (console, terminal, coordinator) are built with Node in a stage of their own.
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web ./
+RUN npm run build
+
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -7,6 +15,8 @@ COPY dispatch ./dispatch
 COPY routing ./routing
 COPY simulators ./simulators
 RUN pip install .
+COPY --from=web /web/dist ./web/dist
+ENV YISHAO_WEB_DIR=/app/web/dist
 RUN useradd --system --uid 10001 yishao
 USER yishao
 EXPOSE 8000

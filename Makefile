@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.yishao-installed
 export YISHAO_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test setup redis lint typecheck pytest bench clean
+.PHONY: run test setup redis lint typecheck pytest bench clean web
 
 ## run: set up, make sure Redis answers, then serve and run the demo drill
 run: setup redis
@@ -14,7 +14,21 @@ run: setup redis
 ## test: set up, make sure Redis answers, then ruff, the import contracts, mypy and pytest
 test: setup redis lint typecheck pytest
 
-setup: $(STAMP)
+setup: $(STAMP) web
+
+## web: the console, terminal and coordinator pages (npm ci + vite build), when sources changed
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) $(wildcard web/*.html) web/package.json \
+	web/vite.config.ts web/tsconfig.json
+web: web/dist/.built
+
+web/node_modules/.installed: web/package-lock.json
+	@scripts/ensure-tools.sh
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+web/dist/.built: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run build --silent
+	@touch $@
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -42,4 +56,4 @@ bench: setup redis
 	$(PY) benchmarks/routing.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache web/node_modules web/dist

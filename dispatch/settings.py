@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         parse_area(value)
         return value
 
+    # The built pages (`make web`); None: web/dist of the source tree. A raster tile server
+    # ({z}/{x}/{y} template) for centres that have one; without it the map draws the graph.
+    web_dir: Path | None = None
+    tile_url: str | None = None
+    tile_attribution: str | None = None
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.env != "dev" and self.secret == DEV_SECRET:

@@ -41,7 +41,7 @@ echo
 echo "Yishao is serving at http://$HOST:$PORT  (API docs: http://$HOST:$PORT/docs)"
 echo "Tokens for this session, one per role (12 h; the drill's own coordinators, units and"
 echo "signal gateway mint theirs):"
-python - <<'PY'
+YISHAO_BASE="http://$HOST:$PORT" python - <<'PY'
 import os
 
 from dispatch.auth import mint
@@ -61,6 +61,10 @@ for role, agency, sub, scope in [
     token = mint(os.environ["YISHAO_SECRET"], role=Role(role), agency=Agency(agency), sub=sub,
                  ttl_s=12 * 3600, scope=scope)
     print(f"  {role:12} {agency:8} {sub:12} {token}")
+    page = {"dispatcher": "/", "observer": "/", "admin": "/", "coordinator": "/coordinator",
+            "terminal": "/terminal", "property": "/terminal"}.get(role)
+    if page is not None:
+        print(f"  {'':12} open: {os.environ['YISHAO_BASE']}{page}#token={token}")
 PY
 echo
 # The live drill: a mixed day of calls (compressed 60x) with a taxi rollover in the first

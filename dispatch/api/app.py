@@ -23,6 +23,7 @@ from dispatch.api.edge import (
 )
 from dispatch.api.routes import router as api_router
 from dispatch.api.routes_access import router as access_router
+from dispatch.api.routes_console import router as console_router
 from dispatch.api.routes_dispatch import router as dispatch_router
 from dispatch.api.routes_interop import router as interop_router
 from dispatch.api.routes_reports import router as reports_router
@@ -120,6 +121,7 @@ def create_app(
     app.include_router(reports_router)
     app.include_router(interop_router)
     app.include_router(ws_router)
+    app.include_router(console_router)
     install_error_handlers(app)
     return app
 

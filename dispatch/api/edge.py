@@ -60,7 +60,8 @@ STATUS: list[tuple[type[Exception], int]] = [
 CSP_APP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' ws: wss:; "
-    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "media-src 'self' blob: data:; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 # Drill reports are pages an admin uploaded: they may draw (inline SVG and styles) but never
 # run a script on the service's origin.

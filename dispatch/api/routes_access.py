@@ -1,4 +1,4 @@
-"""``/api/me`` (who the token is and what it may do) and token revocation."""
+"""Token revocation (``/api/me``, what a token may do, is the console's: routes_console)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, model_validator
 
-from dispatch.api.deps import Svc, Who, may
+from dispatch.api.deps import Svc, may
 from dispatch.api.edge import EdgeRoute
 from dispatch.auth import Revocation
-from dispatch.core import policy
 from dispatch.core.policy import Action
-from dispatch.models import Agency, Principal, Role
+from dispatch.models import Principal, Role
 
 router = APIRouter(prefix="/api", tags=["access"], route_class=EdgeRoute)
-
-
-class Me(BaseModel):
-    sub: str
-    role: Role
-    agency: Agency
-    scope: list[str]
-    expires_at: int = Field(description="epoch seconds")
-    can: dict[str, bool] = Field(
-        description="action -> whether this token may ask for it (each object is still checked)"
-    )
-
-
-@router.get("/me", response_model=Me)
-async def me(who: Who) -> Me:
-    """The caller's token and the actions it may ask for: a screen offers only these."""
-    return Me(
-        sub=who.sub,
-        role=who.role,
-        agency=who.agency,
-        scope=who.scope,
-        expires_at=who.exp,
-        can=policy.capabilities(who),
-    )
 
 
 class RevokeRequest(BaseModel):

@@ -58,6 +58,7 @@ class Action(StrEnum):
     READ_REPORTS = "reports.read"
     READ_KPIS = "kpis.read"
     READ_DEAD = "calls.dead.read"
+    READ_MAP = "map.read"
     READ_SNAPSHOT = "snapshot.read"
     POST_CALL = "call.post"
     ASSIGN = "incident.assign"
@@ -309,6 +310,11 @@ MODEL: Mapping[Action, Rule] = {
         "dispatchers and observers: every agency's duty; coordinators: their agency's",
         _roster,
     ),
+    Action.READ_MAP: Rule(
+        frozenset({_R.DISPATCHER, _R.OBSERVER, _R.COORDINATOR, _R.TERMINAL, _R.PROPERTY}),
+        "the road map, hospitals and stations: every screen (not a signal controller)",
+        _any,
+    ),
     Action.READ_REPORTS: Rule(
         frozenset({_R.DISPATCHER, _R.OBSERVER, _R.COORDINATOR}), "drill reports", _any
     ),
@@ -319,7 +325,10 @@ MODEL: Mapping[Action, Rule] = {
         _any,
     ),
     Action.POST_CALL: Rule(
-        frozenset({_R.DISPATCHER}), "a dispatcher, for their own centre only", _own_centre
+        frozenset({_R.DISPATCHER}),
+        "a dispatcher of a call-taking centre, for their own centre only",
+        _own_centre,
+        frozenset({Agency.TRAFFIC, Agency.EMS, Agency.FIRE}),
     ),
     Action.POST_EIDO: Rule(
         frozenset({_R.DISPATCHER}),

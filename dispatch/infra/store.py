@@ -406,6 +406,10 @@ class Store:
         found: Any = await self._call("read", self.redis.zrange(key, 0, -1))
         return [text(m) for m in found]
 
+    async def count(self, key: str) -> int:
+        """How many members a sorted set has."""
+        return int(await self._call("read", self.redis.zcard(key)))
+
     async def newest(self, key: str, *, limit: int) -> list[str]:
         """The ``limit`` highest-scored members of a sorted set, highest first."""
         found: Any = await self._call("read", self.redis.zrevrange(key, 0, limit - 1))

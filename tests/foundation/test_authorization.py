@@ -159,6 +159,12 @@ def _agency_unit(p: Principal) -> str:
 
 CASES: list[Case] = [
     Case("GET", "/api/me", None),
+    Case("GET", "/api/map", Action.READ_MAP),
+    Case("GET", "/api/map/places", Action.READ_MAP),
+    Case("GET", "/api/console/routes", Action.READ_INCIDENT),
+    Case("GET", "/api/console/assignment", Action.READ_UNITS),
+    Case("GET", "/api/console/today", Action.READ_KPIS),
+    Case("GET", "/api/console/duty", Action.READ_ROSTER),
     Case(
         "POST",
         "/api/calls",

@@ -167,10 +167,11 @@ def test_a_token_claiming_too_long_a_life_is_refused(server: ServerThread) -> No
 def test_me_says_what_the_token_may_do(server: ServerThread) -> None:
     me = httpx.get(f"{server.url}/api/me", headers=auth(token())).json()
     assert me["role"] == "dispatcher" and me["agency"] == "ems"
-    assert me["can"]["whistle.sound"] is True and me["can"]["greenwave.enable"] is False
+    assert me["can"]["whistle"] is True and me["can"]["greenwave"] is False
+    assert me["can"]["actions"]["whistle.sound"] is True
     traffic = auth(token(agency=Agency.TRAFFIC, sub="disp-122"))
     can = httpx.get(f"{server.url}/api/me", headers=traffic).json()["can"]
-    assert can["whistle.sound"] is False and can["greenwave.enable"] is True
+    assert can["whistle"] is False and can["greenwave"] is True
 
 
 async def test_revocation_ends_rest_and_open_sockets(server: ServerThread) -> None:

@@ -21,7 +21,8 @@ from tests.push._helpers import bearer, open_ws, ready, recv, tok, until
 from tests.utils import ServerThread, recently, wait_for
 
 SCENE = {"lat": 31.2304, "lon": 121.4737}
-ADMIN = bearer(tok(Role.ADMIN, Agency.POLICE, "admin"))
+# Minted at import: it must outlive a long suite run (the browser tests come first).
+ADMIN = bearer(tok(Role.ADMIN, Agency.POLICE, "admin", ttl_s=24 * 3600))
 
 
 @pytest.fixture
