@@ -84,7 +84,9 @@ async def test_no_auth_in_time_is_closed_4401(servers: ServerFactory) -> None:
 
 async def test_token_expiring_while_connected_is_closed_4401(servers: ServerFactory) -> None:
     server = servers(heartbeat_s=0.05, block_ms=20)
-    ws = await open_ws(server, tok(Role.OBSERVER, ttl_s=1))
+    # Three seconds: ``iat`` is whole seconds, so a one-second token can lapse before the
+    # ``ready`` frame reaches a loaded machine's client.
+    ws = await open_ws(server, tok(Role.OBSERVER, ttl_s=3))
     await ready(ws)
     assert await _close_code(ws) == 4401
 
