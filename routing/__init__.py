@@ -26,10 +26,12 @@ if TYPE_CHECKING:
         GraphBuildError,
         GraphDownloadError,
         GraphFormatError,
+        NoRouteError,
         OffGraphError,
         RoutingError,
     )
     from .graph import RoadGraph
+    from .matching import GpsFix, MatchedPoint, Matcher
     from .profile import EMERGENCY, NORMAL, SpeedProfile
     from .router import (
         Route,
@@ -50,9 +52,13 @@ _WHERE = {
     "GraphBuildError": "errors",
     "GraphDownloadError": "errors",
     "GraphFormatError": "errors",
+    "NoRouteError": "errors",
     "OffGraphError": "errors",
     "RoutingError": "errors",
     "RoadGraph": "graph",
+    "GpsFix": "matching",
+    "MatchedPoint": "matching",
+    "Matcher": "matching",
     "EMERGENCY": "profile",
     "NORMAL": "profile",
     "SpeedProfile": "profile",
@@ -68,9 +74,13 @@ _WHERE = {
 __all__ = [
     "EMERGENCY",
     "NORMAL",
+    "GpsFix",
     "GraphBuildError",
     "GraphDownloadError",
     "GraphFormatError",
+    "MatchedPoint",
+    "Matcher",
+    "NoRouteError",
     "OffGraphError",
     "RoadGraph",
     "Route",

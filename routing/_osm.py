@@ -15,6 +15,7 @@ import osmium
 import osmnx as ox
 
 from .errors import GraphBuildError, GraphDownloadError
+from .graph import RESTRICTION_KINDS, OsmTurnRestriction
 
 # osmnx's own "drive" filter, restated for ways read from a file: ox.graph_from_xml loads every
 # highway way as-is, so a full extract (Nanjing has footways, steps, ...) would route cars on
@@ -89,6 +90,65 @@ def write_drivable_xml(source: Path, target: Path) -> tuple[int, int]:
     Raises:
         GraphBuildError: the file is unreadable or holds no drivable road.
     """
+    nodes, ways, _ = _write_drivable_xml(source, target)
+    return nodes, ways
+
+
+def _restriction_kind(tags: Mapping[str, str]) -> str | None:
+    """The restriction a relation puts on cars, or None (not a restriction, or not for cars)."""
+    if tags.get("type") != "restriction":
+        return None
+    kind = tags.get("restriction:motorcar") or tags.get("restriction")
+    if kind not in RESTRICTION_KINDS:
+        return None
+    exempt = {part.strip() for part in tags.get("except", "").split(";")}
+    return None if "motorcar" in exempt else kind
+
+
+def read_restrictions(source: Path, pieces: Mapping[int, list[int]]) -> list[OsmTurnRestriction]:
+    """Read the turn-restriction relations (via a node) of an OSM file.
+
+    Args:
+        source: the OSM file.
+        pieces: OSM way id -> ids of the pieces it was written as (see ``_write_drivable_xml``);
+            a relation naming a way that is not drivable is dropped.
+
+    Returns:
+        The restrictions; ``via``-way relations (rare, and a chain of turns) are skipped.
+    """
+    out: list[OsmTurnRestriction] = []
+    try:
+        for rel in osmium.FileProcessor(str(source), osmium.osm.RELATION):
+            if not isinstance(rel, osmium.osm.Relation):
+                continue
+            kind = _restriction_kind({tag.k: tag.v for tag in rel.tags})
+            if kind is None:
+                continue
+            froms: set[int] = set()
+            tos: set[int] = set()
+            vias: list[int] = []
+            via_way = False
+            for member in rel.members:
+                if member.role == "from" and member.type == "w":
+                    froms.update(pieces.get(member.ref, []))
+                elif member.role == "to" and member.type == "w":
+                    tos.update(pieces.get(member.ref, []))
+                elif member.role == "via":
+                    if member.type == "n":
+                        vias.append(member.ref)
+                    else:
+                        via_way = True
+            if froms and tos and len(vias) == 1 and not via_way:
+                out.append(
+                    OsmTurnRestriction(kind, frozenset(froms), vias[0], frozenset(tos), rel.id)
+                )
+    except RuntimeError as exc:
+        raise GraphBuildError(f"cannot read OSM file {source}: {exc}") from exc
+    return out
+
+
+def _write_drivable_xml(source: Path, target: Path) -> tuple[int, int, dict[int, list[int]]]:
+    """:func:`write_drivable_xml`, plus each way's piece ids (for the restriction relations)."""
     ways: list[tuple[int, list[int], dict[str, str]]] = []
     wanted: set[int] = set()
     try:
@@ -114,6 +174,7 @@ def write_drivable_xml(source: Path, target: Path) -> tuple[int, int]:
     # Split pieces get fresh ids above every real one so osmnx never merges them by id.
     next_id = max(way_id for way_id, _, _ in ways) + 1
     used: set[int] = set()
+    pieces: dict[int, list[int]] = {}
     written_ways = 0
     target.unlink(missing_ok=True)
     with osmium.SimpleWriter(str(target)) as writer:
@@ -126,12 +187,13 @@ def write_drivable_xml(source: Path, target: Path) -> tuple[int, int]:
                 if way_id in used:
                     piece_id, next_id = next_id, next_id + 1
                 used.add(piece_id)
+                pieces.setdefault(way_id, []).append(piece_id)
                 writer.add_way(osmium.osm.mutable.Way(id=piece_id, nodes=piece, tags=tags))
                 written_ways += 1
             used.add(way_id)
     if written_ways == 0:
         raise GraphBuildError(f"{source}: no drivable way has two nodes inside the extract")
-    return len(nodes), written_ways
+    return len(nodes), written_ways, pieces
 
 
 def read_osm_file(path: Path) -> nx.MultiDiGraph:
@@ -146,16 +208,30 @@ def read_osm_file(path: Path) -> nx.MultiDiGraph:
     Raises:
         GraphBuildError: unreadable file, or no drivable road in it.
     """
+    return read_osm(path)[0]
+
+
+def read_osm(path: Path) -> tuple[nx.MultiDiGraph, list[OsmTurnRestriction]]:
+    """:func:`read_osm_file`, plus the file's turn-restriction relations.
+
+    Returns:
+        ``(raw graph, restrictions)``; the restrictions name the way ids the graph's edges carry
+        in ``osmid`` (a way split at the extract's edge appears under every piece's id).
+
+    Raises:
+        GraphBuildError: unreadable file, or no drivable road in it.
+    """
     if not path.is_file():
         raise GraphBuildError(f"no such OSM file: {path}")
     with tempfile.TemporaryDirectory(prefix="yishao-osm-") as tmp:
         clean = Path(tmp) / "drive.osm"
-        write_drivable_xml(path, clean)
+        _, _, pieces = _write_drivable_xml(path, clean)
+        restrictions = read_restrictions(path, pieces)
         try:
             graph: nx.MultiDiGraph = ox.graph_from_xml(clean, simplify=False, retain_all=True)
         except (ValueError, KeyError) as exc:
             raise GraphBuildError(f"osmnx could not read {path}: {exc}") from exc
-    return graph
+    return graph, restrictions
 
 
 def download_place(place: str) -> nx.MultiDiGraph:

@@ -35,9 +35,13 @@ def build_graph(
     from . import _osm  # osmnx and geopandas: only when building, never when serving
 
     progress(f"reading {source.name}")
-    raw = _osm.read_osm_file(source)
+    raw, restrictions = _osm.read_osm(source)
     return graph_mod.build_from_nx(
-        raw, source=str(source), speeds_kph=speeds_kph, progress=progress
+        raw,
+        source=str(source),
+        speeds_kph=speeds_kph,
+        restrictions=restrictions,
+        progress=progress,
     )
 
 

@@ -4,6 +4,7 @@ Hierarchy::
 
     RoutingError                 root: catch this to catch everything below
     ├── OffGraphError            a point is too far from any road of the graph
+    ├── NoRouteError             no permitted way between two points (also a ValueError)
     ├── GraphBuildError          an OSM source could not be turned into a graph
     │   └── GraphDownloadError   a place name could not be fetched (needs internet)
     └── GraphFormatError         a cached graph file is missing, corrupt or of another version
@@ -35,6 +36,11 @@ class OffGraphError(RoutingError):
             f"point ({lat:.6f}, {lon:.6f}) is {distance_m:.0f} m from the nearest road "
             f"(limit {max_snap_m:.0f} m): outside the routing graph"
         )
+
+
+class NoRouteError(RoutingError, ValueError):
+    """No permitted route joins the two points (turn restrictions can cut a graph that is
+    connected node by node; a ValueError for callers written before this class existed)."""
 
 
 class GraphBuildError(RoutingError):

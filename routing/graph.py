@@ -9,17 +9,24 @@ Cache format (``numpy.savez``, no pickles, format version in ``meta``):
     edge_u/edge_v int32[E] (node indices), edge_length_m/edge_speed_kph float64[E],
     edge_highway int16[E] (index into ``highway_names``), edge_name str[E];
     geom_offsets int64[E+1] into geom_lon/geom_lat float64 (each edge's polyline, u to v);
-    highway_names str[K]; meta: JSON string (version, source, counts, build time).
+    highway_names str[K]; turn_ban_from/turn_ban_to int32[R] (edge indices: entering by
+    ``turn_ban_from[r]`` and leaving by ``turn_ban_to[r]`` is a turn OSM forbids),
+    turn_ban_kind int8[R] (index into :data:`RESTRICTION_KINDS`, the relation that forbids it);
+    meta: JSON string (version, source, counts, build time).
+
+Version 2 added the turn bans; a version-1 cache is refused (and rebuilt by ``Router.from_file``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
 import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
     # networkx and osmnx are for building graphs; loading and serving need only numpy.
     import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CACHE_SUFFIX = ".npz"
 
 FloatArray = npt.NDArray[np.float64]
@@ -49,6 +56,41 @@ DEFAULT_SPEEDS_KPH: Mapping[str, float] = {
     "living_street": 15.0, "road": 30.0, "busway": 40.0,
 }  # fmt: skip
 FALLBACK_SPEED_KPH = 30.0
+
+# OSM ``restriction=*`` values we read, in the order of their ``turn_ban_kind`` code. An
+# ``only_*`` relation is stored as bans on every other exit, under its own kind.
+RESTRICTION_KINDS: tuple[str, ...] = (
+    "no_left_turn", "no_right_turn", "no_straight_on", "no_u_turn", "no_entry", "no_exit",
+    "only_left_turn", "only_right_turn", "only_straight_on", "only_u_turn",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class OsmTurnRestriction:
+    """One OSM turn-restriction relation (``type=restriction``) with a node as ``via``.
+
+    Attributes:
+        kind: the ``restriction`` value, one of :data:`RESTRICTION_KINDS`.
+        from_ways: OSM ids of the ``from`` way (several when the file reader split the way).
+        via_node: OSM id of the ``via`` node.
+        to_ways: OSM ids of the ``to`` way, likewise.
+        relation_id: the relation's OSM id (for messages).
+    """
+
+    kind: str
+    from_ways: frozenset[int]
+    via_node: int
+    to_ways: frozenset[int]
+    relation_id: int = 0
+
+
+def _empty_int32() -> Int32Array:
+    return np.zeros(0, dtype=np.int32)
+
+
+def _empty_int8() -> npt.NDArray[np.int8]:
+    return np.zeros(0, dtype=np.int8)
+
 
 Progress = Callable[[str], None]
 
@@ -82,6 +124,9 @@ class RoadGraph:
     geom_lat: FloatArray
     highway_names: npt.NDArray[np.str_]
     meta: Mapping[str, Any]
+    turn_ban_from: Int32Array = field(default_factory=_empty_int32)
+    turn_ban_to: Int32Array = field(default_factory=_empty_int32)
+    turn_ban_kind: npt.NDArray[np.int8] = field(default_factory=_empty_int8)
 
     @property
     def node_count(self) -> int:
@@ -150,6 +195,7 @@ def build_from_nx(
     *,
     source: str,
     speeds_kph: Mapping[str, float] | None = None,
+    restrictions: Sequence[OsmTurnRestriction] = (),
     progress: Progress = _no_progress,
 ) -> RoadGraph:
     """Turn a raw (unsimplified) osmnx drive graph into a compiled :class:`RoadGraph`.
@@ -157,12 +203,13 @@ def build_from_nx(
     Steps: simplify keeping ``highway`` node tags as a split criterion (so traffic signals in
     mid-road stay nodes), keep the largest strongly connected component (every node can reach
     every other, so any snapped pair has a route), impute speeds from ``maxspeed`` or
-    ``speeds_kph`` per class.
+    ``speeds_kph`` per class, turn the restriction relations into banned edge pairs.
 
     Args:
         raw: output of ``_osm.read_osm_file`` or ``_osm.download_place``.
         source: where it came from (kept in the cache metadata).
         speeds_kph: per-highway-class default speeds; defaults to :data:`DEFAULT_SPEEDS_KPH`.
+        restrictions: turn-restriction relations read with the file (``_osm.read_osm``).
         progress: called with a short label before each step (for a CLI spinner).
 
     Returns:
@@ -175,6 +222,9 @@ def build_from_nx(
 
     if raw.number_of_edges() == 0:
         raise GraphBuildError(f"{source}: the graph has no edges")
+    # Resolved on the raw graph, where every edge is one piece of one way: simplification
+    # merges ways into lists and loses which one touches the via node.
+    turns = _raw_banned_turns(raw, restrictions)
     progress("simplifying (signals kept)")
     graph = ox.simplify_graph(raw, node_attrs_include=["highway"])
     progress("keeping the largest strongly connected part")
@@ -187,7 +237,90 @@ def build_from_nx(
         graph, hwy_speeds=dict(speeds_kph or DEFAULT_SPEEDS_KPH), fallback=FALLBACK_SPEED_KPH
     )
     progress("compiling arrays")
-    return compile_graph(graph, source=source)
+    compiled = compile_graph(graph, source=source)
+    return _with_turn_bans(compiled, turns, relations=len(restrictions))
+
+
+# A banned turn on the raw graph: (via node, kind code, from-neighbour (lon, lat), to-neighbour
+# (lon, lat)). Neighbours go by position because simplification renumbers nothing but keeps
+# each edge's polyline, whose second and second-to-last points are the raw neighbours.
+_RawTurn = tuple[int, int, tuple[float, float], tuple[float, float]]
+
+
+def _raw_banned_turns(
+    raw: nx.MultiDiGraph, restrictions: Sequence[OsmTurnRestriction]
+) -> list[_RawTurn]:
+    if not restrictions:
+        return []
+    vias = {r.via_node for r in restrictions}
+    into: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    out_of: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for u, v, data in raw.edges(data=True):
+        way = data.get("osmid")
+        if not isinstance(way, int):
+            continue
+        if v in vias:
+            into[v].append((u, way))
+        if u in vias:
+            out_of[u].append((v, way))
+    nodes = raw.nodes
+    out: list[_RawTurn] = []
+    for r in restrictions:
+        if r.kind not in RESTRICTION_KINDS:
+            continue
+        code = RESTRICTION_KINDS.index(r.kind)
+        froms = {x for x, way in into[r.via_node] if way in r.from_ways}
+        tos = {y for y, way in out_of[r.via_node] if way in r.to_ways}
+        if r.kind.startswith("only_"):
+            tos = {y for y, _ in out_of[r.via_node]} - tos
+        for x in froms:
+            for y in tos:
+                out.append(
+                    (
+                        r.via_node,
+                        code,
+                        (float(nodes[x]["x"]), float(nodes[x]["y"])),
+                        (float(nodes[y]["x"]), float(nodes[y]["y"])),
+                    )
+                )
+    return out
+
+
+def _with_turn_bans(graph: RoadGraph, turns: Sequence[_RawTurn], *, relations: int) -> RoadGraph:
+    """Attach raw banned turns to the compiled graph's edges (see :data:`_RawTurn`)."""
+    meta = dict(graph.meta, restriction_relations=relations, turn_bans=0)
+    if not turns:
+        return dataclasses.replace(graph, meta=meta)
+    offsets = graph.geom_offsets
+    osmid = graph.node_osmid
+
+    def key(node: int, k: int) -> tuple[int, float, float]:
+        return (
+            int(osmid[node]),
+            round(float(graph.geom_lon[k]), 7),
+            round(float(graph.geom_lat[k]), 7),
+        )
+
+    entering: dict[tuple[int, float, float], list[int]] = defaultdict(list)
+    leaving: dict[tuple[int, float, float], list[int]] = defaultdict(list)
+    for edge in range(graph.edge_count):
+        lo, hi = int(offsets[edge]), int(offsets[edge + 1])
+        entering[key(int(graph.edge_v[edge]), hi - 2)].append(edge)
+        leaving[key(int(graph.edge_u[edge]), lo + 1)].append(edge)
+    bans: set[tuple[int, int, int]] = set()
+    for via, code, (xlon, xlat), (ylon, ylat) in turns:
+        for a in entering.get((via, round(xlon, 7), round(xlat, 7)), []):
+            for b in leaving.get((via, round(ylon, 7), round(ylat, 7)), []):
+                bans.add((a, b, code))
+    rows = sorted(bans)
+    meta["turn_bans"] = len(rows)
+    return dataclasses.replace(
+        graph,
+        turn_ban_from=np.array([r[0] for r in rows], dtype=np.int32),
+        turn_ban_to=np.array([r[1] for r in rows], dtype=np.int32),
+        turn_ban_kind=np.array([r[2] for r in rows], dtype=np.int8),
+        meta=meta,
+    )
 
 
 def compile_graph(graph: nx.MultiDiGraph, *, source: str) -> RoadGraph:
@@ -199,7 +332,7 @@ def compile_graph(graph: nx.MultiDiGraph, *, source: str) -> RoadGraph:
         source: kept in the metadata.
 
     Returns:
-        The compiled graph.
+        The compiled graph (no turn bans: :func:`build_from_nx` adds them).
     """
     osmids = list(graph.nodes)
     index = {osmid: i for i, osmid in enumerate(osmids)}
@@ -209,7 +342,6 @@ def compile_graph(graph: nx.MultiDiGraph, *, source: str) -> RoadGraph:
     node_signal = np.array(
         [data[n].get("highway") == "traffic_signals" for n in osmids], dtype=np.bool_
     )
-    node_streets = np.array([int(data[n].get("street_count", 0)) for n in osmids], dtype=np.int16)
 
     highway_index: dict[str, int] = {}
     edge_u: list[int] = []
@@ -239,6 +371,7 @@ def compile_graph(graph: nx.MultiDiGraph, *, source: str) -> RoadGraph:
             glat.extend((float(data[u]["y"]), float(data[v]["y"])))
         offsets.append(len(glon))
 
+    node_streets = streets_per_node(len(osmids), np.array(edge_u), np.array(edge_v))
     meta = {
         "format_version": FORMAT_VERSION,
         "source": source,
@@ -267,10 +400,25 @@ def compile_graph(graph: nx.MultiDiGraph, *, source: str) -> RoadGraph:
     )
 
 
+def streets_per_node(n: int, edge_u: npt.ArrayLike, edge_v: npt.ArrayLike) -> npt.NDArray[np.int16]:
+    """Distinct roads meeting at each node (neighbours in either direction; 3+ is a junction).
+
+    osmnx's ``street_count`` is not set on graphs read with ``graph_from_xml(simplify=False)``
+    and simplified afterwards, which left every node at 0 (no junction delay, no turn cost).
+    """
+    u = np.asarray(edge_u, dtype=np.int64)
+    v = np.asarray(edge_v, dtype=np.int64)
+    a, b = np.minimum(u, v), np.maximum(u, v)
+    keep = a != b
+    pairs = np.unique(a[keep] * n + b[keep])
+    count = np.bincount(pairs // n, minlength=n) + np.bincount(pairs % n, minlength=n)
+    return count.astype(np.int16)
+
+
 _ARRAY_FIELDS = (
     "node_osmid", "node_lat", "node_lon", "node_signal", "node_streets", "edge_u", "edge_v",
     "edge_length_m", "edge_speed_kph", "edge_highway", "edge_name", "geom_offsets", "geom_lon",
-    "geom_lat", "highway_names",
+    "geom_lat", "highway_names", "turn_ban_from", "turn_ban_to", "turn_ban_kind",
 )  # fmt: skip
 
 

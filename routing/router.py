@@ -1,7 +1,8 @@
-"""The router: snap points to roads, answer route and one-to-many travel-time queries.
+"""The router: snap points onto road segments, answer route and one-to-many travel-time queries.
 
 A :class:`Router` is built once per graph and shared (threads included): it holds only
-read-only arrays, a KD-tree and the search engine.
+read-only arrays, the segment index (:mod:`routing.snapping`), the turn graph
+(:mod:`routing.turns`) and its contraction hierarchy (:mod:`routing.hierarchy`).
 """
 
 from __future__ import annotations
@@ -12,22 +13,26 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.spatial import cKDTree  # type: ignore[import-untyped,unused-ignore]
 
 from . import graph as graph_mod
-from .engine import CsrEngine
-from .errors import OffGraphError
+from .errors import GraphFormatError, NoRouteError, OffGraphError
 from .graph import FloatArray, IntArray, RoadGraph, haversine_m
+from .hierarchy import ContractionHierarchy, PlainSearch, fingerprint
 from .profile import EMERGENCY, SpeedProfile
+from .snapping import Projection, SegmentIndex
+from .turns import TurnGraph, build_turn_graph, edge_end_bearings
+
+if TYPE_CHECKING:
+    from .matching import GpsFix, MatchedPoint, Matcher
 
 DEFAULT_MAX_SNAP_M = 500.0
-# Road samples for snapping are at most this far apart, so a snap is off by at most half of it.
-SNAP_SAMPLE_SPACING_M = 20.0
-_EARTH_RADIUS_M = 6_371_008.8
+# A partial edge shorter than this (a point exactly on a node) is left out of a route.
+_NO_LENGTH_M = 1e-3
 
 LatLon = tuple[float, float]
 
@@ -42,16 +47,30 @@ def default_cache_dir() -> Path:
 
 
 class Snap(BaseModel):
-    """Where an asked point landed on the graph."""
+    """Where an asked point landed on the graph: its projection onto the nearest road segment.
+
+    ``lat``/``lon`` are the projection (a route starts or ends exactly there); ``node_id`` is the
+    nearer end of that segment's edge, for callers that need a graph node.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     asked_lat: float
     asked_lon: float
-    node_id: int = Field(description="OSM id of the graph node the search starts or ends at")
+    node_id: int = Field(description="OSM id of the snapped edge's end nearer along the road")
     lat: float
     lon: float
     snap_distance_m: float = Field(description="distance from the asked point to the road")
+    edge_u: int | None = Field(default=None, description="OSM id of the snapped edge's tail")
+    edge_v: int | None = Field(default=None, description="OSM id of the snapped edge's head")
+    fraction: float = Field(default=0.0, description="position along that edge, 0 at its tail")
+    bearing_deg: float | None = Field(
+        default=None, description="compass direction of the snapped edge at the projection"
+    )
+    two_way: bool = Field(default=False, description="the road may be driven either way")
+    heading_deg: float | None = Field(
+        default=None, description="the heading the snap honoured (None: any direction)"
+    )
 
 
 class RouteEdge(BaseModel):
@@ -69,6 +88,20 @@ class RouteEdge(BaseModel):
     highway: str
     name: str
     start_index: int = Field(description="index in Route.coordinates of this edge's first point")
+    turn_s: float = Field(
+        default=0.0, description="part of duration_s spent turning into this edge at its tail"
+    )
+    from_fraction: float = Field(
+        default=0.0, description="where on the edge the route enters it (0: at its tail)"
+    )
+    to_fraction: float = Field(
+        default=1.0, description="where on the edge the route leaves it (1: at its head)"
+    )
+    delay_s: float = Field(
+        default=0.0,
+        description="part of duration_s charged for crossing the tail node (signal or junction); "
+        "0 on a first edge the route starts part-way along or from a snapped point",
+    )
 
 
 class RouteSignal(BaseModel):
@@ -88,10 +121,10 @@ class RouteSignal(BaseModel):
 class Route(BaseModel):
     """A route between two snapped points.
 
-    ``duration_s`` is the sum of the edges' ``duration_s``; signal ETAs increase strictly along
-    the route and stay below ``duration_s``. The route starts and ends at graph nodes (the ones
-    nearest along the road to the asked points); the partial edges to the exact points are not
-    included.
+    ``duration_s`` is the sum of the edges' ``duration_s`` (turns and node delays included);
+    signal ETAs increase strictly along the route and stay below ``duration_s``. The route starts
+    and ends at the asked points' projections onto the road: its first and last edges may be
+    partial (``from_fraction`` / ``to_fraction``), their length and time counted pro rata.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -107,7 +140,10 @@ class Route(BaseModel):
 
 
 # Column order of the rows route_nodes builds (a misspelt or missing name fails validation).
-_EDGE_FIELDS = ("u", "v", "length_m", "duration_s", "speed_kph", "highway", "name", "start_index")
+_EDGE_FIELDS = (
+    "u", "v", "length_m", "duration_s", "speed_kph", "highway", "name", "start_index", "turn_s",
+    "from_fraction", "to_fraction", "delay_s",
+)  # fmt: skip
 _SIGNAL_FIELDS = (
     "node_id", "lat", "lon", "eta_s", "distance_m", "inbound_bearing_deg", "outbound_bearing_deg"
 )  # fmt: skip
@@ -135,13 +171,40 @@ class TravelTimes:
     origin: Snap | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Seeds:
+    """States a search starts from (or ends at) with their cost / length at that end."""
+
+    states: IntArray
+    cost: FloatArray
+    length: FloatArray
+    # Parallel to ``states``: the fraction of the state's edge where the route begins (origin
+    # seeds) or ends (destination seeds); -1 for a seed standing at a node.
+    fraction: FloatArray
+
+
+def _seeds(
+    states: list[int], cost: list[float], length: list[float], fraction: list[float]
+) -> _Seeds:
+    return _Seeds(
+        np.asarray(states, dtype=np.int64),
+        np.asarray(cost, dtype=np.float64),
+        np.asarray(length, dtype=np.float64),
+        np.asarray(fraction, dtype=np.float64),
+    )
+
+
 class Router:
-    """Routes over one compiled graph under one speed profile.
+    """Routes over one compiled graph under one speed profile, turns and restrictions included.
 
     Args:
         graph: the compiled graph.
-        profile: speeds and delays; :data:`routing.profile.EMERGENCY` by default.
+        profile: speeds, delays and turn costs; :data:`routing.profile.EMERGENCY` by default.
         max_snap_m: points farther than this from any road raise :class:`OffGraphError`.
+        hierarchy_cache: a file to load the contraction hierarchy from, or to save it to once
+            built (``from_file`` puts it beside the graph); ``None`` builds it in memory.
+        use_hierarchy: ``False`` answers every query with plain Dijkstra over the turn graph
+            (the reference the hierarchy must match; slow on big graphs).
     """
 
     def __init__(
@@ -150,19 +213,58 @@ class Router:
         *,
         profile: SpeedProfile = EMERGENCY,
         max_snap_m: float = DEFAULT_MAX_SNAP_M,
+        hierarchy_cache: Path | None = None,
+        use_hierarchy: bool = True,
     ) -> None:
         self.graph = graph
         self.profile = profile
         self.max_snap_m = max_snap_m
         self.edge_speed_kph: FloatArray = profile.edge_speeds_kph(graph)
         self.edge_time_s: FloatArray = profile.edge_times_s(graph)
-        max_speed_mps = float(np.max(graph.edge_length_m / self.edge_time_s))
-        self._engine = CsrEngine(graph, self.edge_time_s, max_speed_mps=max_speed_mps * 1.0001)
-        self._engine.calibrate()
-        self._lat0 = float(np.mean(graph.node_lat))
-        self._lon0 = float(np.mean(graph.node_lon))
-        self._cos0 = math.cos(math.radians(self._lat0))
-        self._build_snap_index()
+        self.edge_drive_s: FloatArray = profile.edge_drive_s(graph)
+        self.turns: TurnGraph = build_turn_graph(graph, profile, self.edge_time_s)
+        self._index = SegmentIndex(graph)
+        self._first_bearing, self._last_bearing = edge_end_bearings(graph)
+        # In-arcs of each state (predecessors), for seeds that must arrive from elsewhere.
+        src = self.turns.arc_sources().astype(np.int64)
+        order = np.argsort(self.turns.arc_to, kind="stable")
+        self._pred_off: IntArray = np.concatenate(
+            [[0], np.cumsum(np.bincount(self.turns.arc_to, minlength=self.turns.state_count))]
+        ).astype(np.int64)
+        self._pred_state: IntArray = src[order]
+        self._pred_arc: IntArray = order.astype(np.int64)
+        self._out_off: IntArray = np.concatenate(
+            [[0], np.cumsum(np.bincount(graph.edge_u, minlength=graph.node_count))]
+        ).astype(np.int64)
+        self._out_edges: IntArray = np.argsort(graph.edge_u, kind="stable").astype(np.int64)
+        self._in_off: IntArray = np.concatenate(
+            [[0], np.cumsum(np.bincount(graph.edge_v, minlength=graph.node_count))]
+        ).astype(np.int64)
+        self._in_edges: IntArray = np.argsort(graph.edge_v, kind="stable").astype(np.int64)
+        self.hierarchy: ContractionHierarchy | None = None
+        self._plain: PlainSearch | None = None
+        if use_hierarchy:
+            self.hierarchy = self._load_or_build(hierarchy_cache)
+        else:
+            self._plain = PlainSearch(self.turns)
+
+    def _load_or_build(self, cache: Path | None) -> ContractionHierarchy:
+        expected = fingerprint(self.turns)
+        if cache is not None and cache.exists():
+            try:
+                return ContractionHierarchy.load(cache, expect_fingerprint=expected)
+            except GraphFormatError:
+                pass  # stale or foreign: rebuilt and overwritten below
+        built = ContractionHierarchy.build(self.turns)
+        if cache is not None:
+            built.save(cache)
+        return built
+
+    @property
+    def _engine(self) -> ContractionHierarchy | PlainSearch:
+        engine = self.hierarchy if self.hierarchy is not None else self._plain
+        assert engine is not None
+        return engine
 
     # ----------------------------------------------------------------------------- loading
 
@@ -178,7 +280,10 @@ class Router:
         """Load a router from a cached graph (``.npz``) or an OSM file (``.osm``, ``.osm.pbf``).
 
         An OSM file is built once and its compiled graph cached in ``cache_dir`` (default
-        :func:`default_cache_dir`), keyed by the file's path, size and modification time.
+        :func:`default_cache_dir`), keyed by the file's path, size, modification time and the
+        cache format. The contraction hierarchy for ``profile`` is cached beside the graph
+        (``<graph>.<profile digest>.ch``, an ``.npz`` archive by content) and rebuilt when the
+        graph or the profile changes.
 
         Args:
             path: the graph file.
@@ -195,94 +300,102 @@ class Router:
         """
         source = Path(path)
         if source.suffix == graph_mod.CACHE_SUFFIX:
-            return cls(graph_mod.load(source), profile=profile, max_snap_m=max_snap_m)
+            return cls(
+                graph_mod.load(source),
+                profile=profile,
+                max_snap_m=max_snap_m,
+                hierarchy_cache=hierarchy_path(source, profile),
+            )
         from .build import build_graph_file  # building pulls in osmnx's heavier paths
 
         stat = source.stat() if source.exists() else None
-        key = f"{source.resolve()}|{stat.st_size if stat else 0}|{stat.st_mtime_ns if stat else 0}"
+        key = (
+            f"{source.resolve()}|{stat.st_size if stat else 0}|{stat.st_mtime_ns if stat else 0}"
+            f"|v{graph_mod.FORMAT_VERSION}"
+        )
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         cached = (cache_dir or default_cache_dir()) / f"{source.name}.{digest}.npz"
         if not cached.exists():
             build_graph_file(source, cached)
-        return cls(graph_mod.load(cached), profile=profile, max_snap_m=max_snap_m)
+        return cls(
+            graph_mod.load(cached),
+            profile=profile,
+            max_snap_m=max_snap_m,
+            hierarchy_cache=hierarchy_path(cached, profile),
+        )
 
     # ----------------------------------------------------------------------------- snapping
 
-    def _project(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> FloatArray:
-        # Equirectangular around the graph's centre: under 0.1 % error across a city, and cheap.
-        lat_a = np.asarray(lat, dtype=np.float64)
-        lon_a = np.asarray(lon, dtype=np.float64)
-        x = np.radians(lon_a - self._lon0) * self._cos0 * _EARTH_RADIUS_M
-        y = np.radians(lat_a - self._lat0) * _EARTH_RADIUS_M
-        out: FloatArray = np.stack([x, y], axis=-1)
-        return out
+    def snap(self, point: LatLon, *, heading_deg: float | None = None) -> Snap:
+        """Snap a ``(lat, lon)`` point onto the nearest road segment.
 
-    def _build_snap_index(self) -> None:
-        g = self.graph
-        xy = self._project(g.geom_lat, g.geom_lon)
-        counts = np.diff(g.geom_offsets)
-        edge_of_vertex = np.repeat(np.arange(g.edge_count, dtype=np.int64), counts)
-        # A segment joins vertex k and k+1 of the same edge.
-        seg_start = np.flatnonzero(edge_of_vertex[:-1] == edge_of_vertex[1:])
-        seg_vec = xy[seg_start + 1] - xy[seg_start]
-        seg_len = np.hypot(seg_vec[:, 0], seg_vec[:, 1])
-        pieces = np.maximum(np.ceil(seg_len / SNAP_SAMPLE_SPACING_M), 1).astype(np.int64)
-        seg_of_sample = np.repeat(np.arange(seg_start.shape[0]), pieces)
-        first_sample = np.cumsum(pieces) - pieces
-        step = (np.arange(seg_of_sample.shape[0]) - first_sample[seg_of_sample]) / pieces[
-            seg_of_sample
-        ]
-        samples = xy[seg_start[seg_of_sample]] + seg_vec[seg_of_sample] * step[:, None]
-        # Along-edge position of each sample, as a fraction of the edge's polyline length.
-        seg_edge = edge_of_vertex[seg_start]
-        seg_cum = np.cumsum(seg_len) - seg_len
-        edge_first_seg = np.full(g.edge_count, -1, dtype=np.int64)
-        edge_first_seg[seg_edge[::-1]] = np.arange(seg_edge.shape[0])[::-1]
-        edge_total = np.bincount(seg_edge, weights=seg_len, minlength=g.edge_count)
-        along = seg_cum[seg_of_sample] - seg_cum[edge_first_seg[seg_edge[seg_of_sample]]]
-        along += step * seg_len[seg_of_sample]
-        sample_edge = seg_edge[seg_of_sample]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fraction = np.where(edge_total[sample_edge] > 0, along / edge_total[sample_edge], 0.0)
-        # Edge ends are samples too, so a point at a dead end snaps onto it.
-        self._snap_tree = cKDTree(np.concatenate([samples, self._project(g.node_lat, g.node_lon)]))
-        node_ids = np.arange(g.node_count, dtype=np.int64)
-        self._snap_node: IntArray = np.concatenate(
-            [np.where(fraction < 0.5, g.edge_u[sample_edge], g.edge_v[sample_edge]), node_ids]
-        ).astype(np.int64)
-
-    def _snap_many(self, points: Sequence[LatLon]) -> tuple[IntArray, FloatArray]:
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        dist, idx = self._snap_tree.query(self._project(pts[:, 0], pts[:, 1]))
-        return self._snap_node[idx], np.asarray(dist, dtype=np.float64)
-
-    def snap(self, point: LatLon) -> Snap:
-        """Snap a ``(lat, lon)`` point to the graph node nearest along the nearest road.
+        Args:
+            point: the point.
+            heading_deg: a moving vehicle's course (compass degrees): only roads driven within
+                60 degrees of it are considered (within 60 m of the nearest road), so a fix on
+                a dual carriageway lands on the vehicle's own side. ``None``: any road.
 
         Raises:
             OffGraphError: the point is more than ``max_snap_m`` from any road.
         """
-        return self._snap_point(point)[0]
+        return self._snap_point(point, heading_deg)[0]
 
-    def _snap_point(self, point: LatLon) -> tuple[Snap, int]:
-        """:meth:`snap`, plus the node's index."""
-        nodes, dist = self._snap_many([point])
+    def _snap_point(
+        self, point: LatLon, heading_deg: float | None = None
+    ) -> tuple[Snap, Projection]:
         lat, lon = float(point[0]), float(point[1])
-        if not dist[0] <= self.max_snap_m:
-            raise OffGraphError(lat, lon, float(dist[0]), self.max_snap_m)
-        node = int(nodes[0])
-        return self._snap_info(lat, lon, node, float(dist[0])), node
+        proj = self._index.snap(lat, lon, heading_deg=heading_deg)
+        if not proj.distance_m <= self.max_snap_m:
+            raise OffGraphError(lat, lon, proj.distance_m, self.max_snap_m)
+        return self._snap_info(lat, lon, proj, heading_deg), proj
 
-    def _snap_info(self, lat: float, lon: float, node: int, dist: float) -> Snap:
+    def _snap_info(
+        self, lat: float, lon: float, proj: Projection, heading_deg: float | None
+    ) -> Snap:
         g = self.graph
+        e = proj.edge
+        near = int(g.edge_u[e]) if proj.fraction < 0.5 else int(g.edge_v[e])
+        foot_lat, foot_lon = self._index.unproject(proj.x_m, proj.y_m)
+        return Snap(
+            asked_lat=lat,
+            asked_lon=lon,
+            node_id=int(g.node_osmid[near]),
+            lat=foot_lat,
+            lon=foot_lon,
+            snap_distance_m=proj.distance_m,
+            edge_u=int(g.node_osmid[g.edge_u[e]]),
+            edge_v=int(g.node_osmid[g.edge_v[e]]),
+            fraction=proj.fraction,
+            bearing_deg=proj.bearing_deg,
+            two_way=proj.twin >= 0,
+            heading_deg=heading_deg if proj.heading_used else None,
+        )
+
+    def _node_snap(self, node: int) -> Snap:
+        g = self.graph
+        lat, lon = float(g.node_lat[node]), float(g.node_lon[node])
         return Snap(
             asked_lat=lat,
             asked_lon=lon,
             node_id=int(g.node_osmid[node]),
-            lat=float(g.node_lat[node]),
-            lon=float(g.node_lon[node]),
-            snap_distance_m=dist,
+            lat=lat,
+            lon=lon,
+            snap_distance_m=0.0,
         )
+
+    def matcher(self) -> Matcher:
+        """A fresh online map matcher for one vehicle (see :class:`routing.matching.Matcher`)."""
+        from .matching import Matcher
+
+        return Matcher(self)
+
+    def match(self, trace: Sequence[GpsFix]) -> list[MatchedPoint]:
+        """Map-match a GPS trace (hidden-Markov, Viterbi): one matched point per fix.
+
+        Raises:
+            OffGraphError: a fix is farther than ``max_snap_m`` from any road.
+        """
+        return self.matcher().match(trace)
 
     def node_index(self, node_id: int) -> int:
         """Return the array index of the node with OSM id ``node_id`` (KeyError if absent)."""
@@ -291,24 +404,155 @@ class Router:
             raise KeyError(node_id)
         return int(pos[0])
 
-    # ----------------------------------------------------------------------------- queries
+    # ----------------------------------------------------------------------------- seeds
 
-    def route(self, origin: LatLon, destination: LatLon) -> Route:
-        """Fastest route between two ``(lat, lon)`` points under the router's profile.
+    def _origin_seeds(self, proj: Projection) -> _Seeds:
+        """Start part-way along an edge: the rest of it (and of its twin, the other way)."""
+        e, f = proj.edge, proj.fraction
+        drive, length = self.edge_drive_s, self.graph.edge_length_m
+        states, cost, lens, frac = [e], [(1.0 - f) * drive[e]], [(1.0 - f) * length[e]], [f]
+        if proj.twin >= 0:
+            t = proj.twin
+            # Facing along e (heading known), going the other way means turning round first.
+            extra = self.profile.u_turn_s if proj.heading_used else 0.0
+            states.append(t)
+            cost.append(f * drive[t] + extra)
+            lens.append(f * length[t])
+            frac.append(1.0 - f)
+        return _seeds(states, cost, lens, frac)
 
-        Args:
-            origin: start point; snapped to the road network.
-            destination: end point; snapped likewise.
+    def _destination_seeds(self, proj: Projection) -> _Seeds:
+        """End part-way along an edge: arriving there skips the part of the edge beyond it."""
+        e, h = proj.edge, proj.fraction
+        drive, length = self.edge_drive_s, self.graph.edge_length_m
+        states, cost, lens, frac = [e], [-(1.0 - h) * drive[e]], [-(1.0 - h) * length[e]], [h]
+        if proj.twin >= 0:
+            t = proj.twin
+            states.append(t)
+            cost.append(-h * drive[t])
+            lens.append(-h * length[t])
+            frac.append(1.0 - h)
+        return _seeds(states, cost, lens, frac)
+
+    def _node_origin_seeds(self, node: int) -> _Seeds:
+        edges = self._out_edges[self._out_off[node] : self._out_off[node + 1]]
+        return _Seeds(
+            edges,
+            self.edge_time_s[edges],
+            self.graph.edge_length_m[edges],
+            np.full(edges.shape, -1.0),
+        )
+
+    def _node_destination_seeds(self, node: int) -> _Seeds:
+        edges = self._in_edges[self._in_off[node] : self._in_off[node + 1]]
+        zero = np.zeros(edges.shape[0])
+        return _Seeds(edges, zero, zero.copy(), np.full(edges.shape, -1.0))
+
+    def _successors(
+        self, seeds: _Seeds, clash: npt.NDArray[np.bool_]
+    ) -> tuple[_Seeds, dict[int, int]]:
+        """Replace the clashing origin seeds by their successors (see :meth:`_direct`)."""
+        keep = ~clash
+        states = [seeds.states[keep]]
+        cost = [seeds.cost[keep]]
+        length = [seeds.length[keep]]
+        frac = [seeds.fraction[keep]]
+        via: dict[int, int] = {}
+        best: dict[int, float] = {}
+        t = self.turns
+        for i in np.flatnonzero(clash).tolist():
+            s = int(seeds.states[i])
+            lo, hi = int(t.arc_offsets[s]), int(t.arc_offsets[s + 1])
+            nxt = t.arc_to[lo:hi].astype(np.int64)
+            c = seeds.cost[i] + t.arc_weight_s[lo:hi]
+            states.append(nxt)
+            cost.append(c)
+            length.append(seeds.length[i] + t.arc_length_m[lo:hi])
+            frac.append(np.full(nxt.shape, -1.0))
+            for x, cx in zip(nxt.tolist(), c.tolist(), strict=True):
+                if cx < best.get(x, math.inf):
+                    best[x], via[x] = cx, i
+        return (
+            _Seeds(
+                np.concatenate(states),
+                np.concatenate(cost),
+                np.concatenate(length),
+                np.concatenate(frac),
+            ),
+            via,
+        )
+
+    def _predecessors(self, seeds: _Seeds, clash: npt.NDArray[np.bool_]) -> _Seeds:
+        """Replace the clashing destination seeds by arrivals from their predecessors."""
+        keep = ~clash
+        states = [seeds.states[keep]]
+        cost = [seeds.cost[keep]]
+        length = [seeds.length[keep]]
+        t = self.turns
+        for i in np.flatnonzero(clash).tolist():
+            s = int(seeds.states[i])
+            lo, hi = int(self._pred_off[s]), int(self._pred_off[s + 1])
+            arcs = self._pred_arc[lo:hi]
+            states.append(self._pred_state[lo:hi])
+            cost.append(seeds.cost[i] + t.arc_weight_s[arcs])
+            length.append(seeds.length[i] + t.arc_length_m[arcs])
+        n = sum(len(x) for x in states)
+        return _Seeds(
+            np.concatenate(states), np.concatenate(cost), np.concatenate(length), np.full(n, -1.0)
+        )
+
+    def _direct(self, origin: _Seeds, destination: _Seeds) -> tuple[float, float, int, int]:
+        """Best way from an origin seed to a destination seed on the same state, driving on.
+
+        A search label cannot tell "further along this edge" from "behind on this edge", so a
+        state in both seed sets is handled here, and its origin seed replaced by successors.
 
         Returns:
-            The route (empty edge list when both points snap to the same node).
+            ``(cost, length, origin seed index, destination seed index)``; cost inf if none.
+        """
+        best = (math.inf, math.inf, -1, -1)
+        for i, s in enumerate(origin.states.tolist()):
+            for j, t in enumerate(destination.states.tolist()):
+                fo, fd = float(origin.fraction[i]), float(destination.fraction[j])
+                if s != t or fo < 0 or fd < 0 or fd < fo:
+                    continue
+                cost = float(origin.cost[i] + destination.cost[j])
+                if cost < best[0]:
+                    best = (cost, float(origin.length[i] + destination.length[j]), i, j)
+        return best
+
+    # ----------------------------------------------------------------------------- queries
+
+    def route(
+        self,
+        origin: LatLon,
+        destination: LatLon,
+        *,
+        origin_heading_deg: float | None = None,
+    ) -> Route:
+        """Fastest route between two ``(lat, lon)`` points under the router's profile.
+
+        The route starts at the origin's projection onto the nearest road and ends at the
+        destination's, partial edges counted; turn costs and restrictions apply.
+
+        Args:
+            origin: start point; snapped onto the road network.
+            destination: end point; snapped likewise.
+            origin_heading_deg: the vehicle's course at the origin, when it is moving: it then
+                starts in that direction on its own carriageway (turning round costs a U-turn).
+
+        Returns:
+            The route (no edges when both points project onto the same spot).
 
         Raises:
             OffGraphError: either point is farther than ``max_snap_m`` from any road.
+            NoRouteError: no permitted way between them (only with unusual restrictions).
         """
-        start, source = self._snap_point(origin)
-        end, target = self._snap_point(destination)
-        return self.route_nodes(source, target, origin=start, destination=end)
+        start, p_origin = self._snap_point(origin, origin_heading_deg)
+        end, p_dest = self._snap_point(destination)
+        o_seeds = self._origin_seeds(p_origin)
+        d_seeds = self._destination_seeds(p_dest)
+        return self._route_seeds(o_seeds, d_seeds, start, end, start_at_node=False)
 
     def route_nodes(
         self,
@@ -318,7 +562,10 @@ class Router:
         origin: Snap | None = None,
         destination: Snap | None = None,
     ) -> Route:
-        """Fastest route between two node indices (used by :meth:`route` and by checks).
+        """Fastest route between two node indices (used by checks and node-placed callers).
+
+        The route leaves ``source`` by any edge (its node delay paid, no turn cost) and arrives
+        at ``target`` by any edge.
 
         Args:
             source: start node index.
@@ -327,52 +574,182 @@ class Router:
             destination: likewise for the end.
 
         Returns:
-            The route. The graph is strongly connected, so there always is one.
+            The route (no edges when ``source == target``).
+
+        Raises:
+            NoRouteError: ``target`` cannot be reached (a graph a caller built unconnected).
         """
+        start = origin or self._node_snap(source)
+        end = destination or self._node_snap(target)
+        if source == target:
+            return self._assemble(np.zeros(0, dtype=np.int64), 0.0, 1.0, 0.0, start, end, True)
+        return self._route_seeds(
+            self._node_origin_seeds(source), self._node_destination_seeds(target), start, end,
+            start_at_node=True,
+        )  # fmt: skip
+
+    def _route_seeds(
+        self, o_seeds: _Seeds, d_seeds: _Seeds, start: Snap, end: Snap, *, start_at_node: bool
+    ) -> Route:
+        direct = self._direct(o_seeds, d_seeds)
+        clash = np.isin(o_seeds.states, d_seeds.states) & (o_seeds.fraction >= 0)
+        search, via = self._successors(o_seeds, clash) if clash.any() else (o_seeds, {})
+        answer = self._engine.route(
+            search.states, search.cost, search.length, d_seeds.states, d_seeds.cost, d_seeds.length
+        )
+        if direct[0] <= answer.cost:
+            i, j = direct[2], direct[3]
+            state = int(o_seeds.states[i])
+            extra = (
+                float(o_seeds.cost[i])
+                - (1.0 - float(o_seeds.fraction[i])) * self.edge_drive_s[state]
+            )
+            return self._assemble(
+                np.array([state]), float(o_seeds.fraction[i]), float(d_seeds.fraction[j]), extra,
+                start, end, False,
+            )  # fmt: skip
+        if not math.isfinite(answer.cost):
+            raise NoRouteError("no permitted route between the two points")
+        states = answer.states
+        first = int(states[0])
+        if first in via:  # the search left a clashing seed: put its state back in front
+            seed_i = via[first]
+            states = np.concatenate([[int(o_seeds.states[seed_i])], states])
+        else:
+            seed_i = int(np.flatnonzero(search.states == first)[0]) if not start_at_node else -1
+            if seed_i >= 0:
+                # Several seeds may share a state; take the cheapest of them.
+                same = np.flatnonzero(search.states == first)
+                seed_i = int(same[np.argmin(search.cost[same])])
+        last = int(states[-1])
+        same_d = np.flatnonzero(d_seeds.states == last)
+        dest_i = int(same_d[np.argmin(d_seeds.cost[same_d])])
+        to_frac = 1.0 if start_at_node else float(d_seeds.fraction[dest_i])
+        if start_at_node:
+            return self._assemble(states, 0.0, 1.0, 0.0, start, end, True)
+        seeds_src = o_seeds if first in via else search
+        from_frac = float(seeds_src.fraction[seed_i])
+        s0 = int(states[0])
+        extra = float(seeds_src.cost[seed_i]) - (1.0 - from_frac) * self.edge_drive_s[s0]
+        return self._assemble(states, from_frac, to_frac, extra, start, end, False)
+
+    def _assemble(
+        self,
+        states: IntArray,
+        from_frac: float,
+        to_frac: float,
+        start_extra_s: float,
+        origin: Snap,
+        destination: Snap,
+        start_at_node: bool,
+    ) -> Route:
+        """Build the :class:`Route` of a state sequence (road edges in order)."""
         g = self.graph
-        path = self._engine.shortest_path(source, target)
-        if not math.isfinite(path.cost):  # only if a caller built a graph that is not connected
-            raise ValueError(f"node {target} is unreachable from node {source}")
-        origin = origin or self._snap_info(
-            float(g.node_lat[source]), float(g.node_lon[source]), source, 0.0
+        n = int(states.shape[0])
+        if (
+            n == 1
+            and not start_at_node
+            and (to_frac - from_frac) * g.edge_length_m[states[0]] < _NO_LENGTH_M
+        ):
+            states = states[:0]  # both points project onto the same spot
+            n = 0
+        if n == 0:
+            return Route.model_validate(
+                {
+                    "profile": self.profile.name, "origin": origin, "destination": destination,
+                    "distance_m": 0.0, "duration_s": 0.0,
+                    "coordinates": [(origin.lon, origin.lat)], "edges": [], "signals": [],
+                }
+            )  # fmt: skip
+        fa = np.zeros(n)
+        fb = np.ones(n)
+        fa[0] = from_frac
+        fb[-1] = to_frac
+        drive = self.edge_drive_s[states]
+        turn = np.zeros(n)
+        if n > 1:
+            arcs = self.turns.find_arcs(states[:-1], states[1:])
+            turn[1:] = self.turns.arc_turn_s[arcs]
+        delay = self.edge_time_s[states] - drive
+        times = turn + delay + fb * drive
+        if not start_at_node:
+            # The first edge starts part-way: no node delay, only the part still to drive.
+            times[0] = (fb[0] - fa[0]) * drive[0] + start_extra_s
+            turn[0] = start_extra_s
+            delay[0] = 0.0
+        lengths = (fb - fa) * g.edge_length_m[states]
+        if not start_at_node and n > 1:
+            # A point on a node gives a partial edge of no length at that end: fold its time
+            # into the neighbouring edge (vehicles divide by edge lengths).
+            first_keep = 1 if lengths[0] < _NO_LENGTH_M else 0
+            last_keep = n - 1 if n - first_keep > 1 and lengths[-1] < _NO_LENGTH_M else n
+            if first_keep:
+                times[1] += times[0]
+                turn[1] += times[0]
+            if last_keep < n:
+                times[-2] += times[-1]
+            keep = slice(first_keep, last_keep)
+            states, fa, fb, drive = states[keep], fa[keep], fb[keep], drive[keep]
+            turn, times, lengths, delay = turn[keep], times[keep], lengths[keep], delay[keep]
+            n = int(states.shape[0])
+        # Polyline: the first edge's (cut) geometry, then each edge's without its first point.
+        # Whole edges are gathered in one vectorised take; only the two ends may be cut.
+        lo, hi = g.geom_offsets[states], g.geom_offsets[states + 1]
+        counts = hi - lo - 1  # points each edge adds after its first
+        take = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
+            lo + 1 - (np.cumsum(counts) - counts), counts
         )
-        destination = destination or self._snap_info(
-            float(g.node_lat[target]), float(g.node_lon[target]), target, 0.0
-        )
-        edges_arr = np.asarray(path.edges, dtype=np.int64)
-        # Polyline: each edge's geometry without its first point (the previous edge's last).
-        lo, hi = g.geom_offsets[edges_arr], g.geom_offsets[edges_arr + 1]
-        counts = hi - lo - 1
-        starts = np.cumsum(counts) - counts  # each edge's first point, after the origin
-        take = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(lo + 1 - starts, counts)
-        lons = np.concatenate([[g.node_lon[source]], g.geom_lon[take]])
-        lats = np.concatenate([[g.node_lat[source]], g.geom_lat[take]])
-        times = self.edge_time_s[edges_arr]
-        lengths = g.edge_length_m[edges_arr]
-        arrive_s = np.cumsum(times) - times  # at each edge's tail
+        mid_lon = g.geom_lon[take]
+        mid_lat = g.geom_lat[take]
+        lon_parts: list[FloatArray] = [g.geom_lon[lo[:1]]]
+        lat_parts: list[FloatArray] = [g.geom_lat[lo[:1]]]
+        cut_first = fa[0] > 0.0 or fb[0] < 1.0
+        cut_last = n > 1 and fb[-1] < 1.0
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        sizes = counts.copy()
+        if cut_first:
+            lons0, lats0 = self._index.cut(int(states[0]), float(fa[0]), float(fb[0]))
+            lon_parts = [lons0]
+            lat_parts = [lats0]
+            sizes[0] = lons0.shape[0] - 1
+            first_end = int(offsets[1])
+        else:
+            first_end = 0
+        last_start = int(offsets[-2]) if cut_last else int(offsets[-1])
+        lon_parts.append(mid_lon[first_end:last_start])
+        lat_parts.append(mid_lat[first_end:last_start])
+        if cut_last:
+            lons1, lats1 = self._index.cut(int(states[-1]), 0.0, float(fb[-1]))
+            lon_parts.append(lons1[1:])
+            lat_parts.append(lats1[1:])
+            sizes[-1] = lons1.shape[0] - 1
+        # Edge i starts at the point where edge i-1 ended (index = points before it).
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        all_lon = np.concatenate(lon_parts)
+        all_lat = np.concatenate(lat_parts)
+        if not start_at_node:  # begin exactly at the snapped point (the cut's float rounding aside)
+            all_lon[0], all_lat[0] = origin.lon, origin.lat
+            all_lon[-1], all_lat[-1] = destination.lon, destination.lat
+        arrive_s = np.cumsum(times) - times
         arrive_m = np.cumsum(lengths) - lengths
-        # Bearings of each edge's first and last segment, vectorised.
-        first_b = _bearings(g.geom_lat[lo], g.geom_lon[lo], g.geom_lat[lo + 1], g.geom_lon[lo + 1])
-        last_b = _bearings(
-            g.geom_lat[hi - 2], g.geom_lon[hi - 2], g.geom_lat[hi - 1], g.geom_lon[hi - 1]
-        )
-        tails = g.edge_u[edges_arr]
-        # Fields go column-wise through numpy's tolist() (plain ints, floats, strs) and the
-        # nested models are built by one pydantic-core validation of the whole Route: about a
-        # third of the cost of a model_construct per edge from numpy scalars, and validated.
+        tails = g.edge_u[states]
         edge_rows = zip(
             g.node_osmid[tails].tolist(),
-            g.node_osmid[g.edge_v[edges_arr]].tolist(),
+            g.node_osmid[g.edge_v[states]].tolist(),
             lengths.tolist(),
             times.tolist(),
-            self.edge_speed_kph[edges_arr].tolist(),
-            g.highway_names[g.edge_highway[edges_arr]].tolist(),
-            g.edge_name[edges_arr].tolist(),
+            self.edge_speed_kph[states].tolist(),
+            g.highway_names[g.edge_highway[states]].tolist(),
+            g.edge_name[states].tolist(),
             starts.tolist(),
+            turn.tolist(),
+            fa.tolist(),
+            fb.tolist(),
+            delay.tolist(),
             strict=True,
         )
         crossed = np.flatnonzero(g.node_signal[tails])
-        crossed = crossed[crossed > 0]  # the origin is not crossed, the vehicle starts there
+        crossed = crossed[crossed > 0]  # the first edge's tail is behind the start
         at = tails[crossed]
         signal_rows = zip(
             g.node_osmid[at].tolist(),
@@ -380,8 +757,8 @@ class Router:
             g.node_lon[at].tolist(),
             arrive_s[crossed].tolist(),
             arrive_m[crossed].tolist(),
-            last_b[crossed - 1].tolist(),
-            first_b[crossed].tolist(),
+            self._last_bearing[states[crossed - 1]].tolist(),
+            self._first_bearing[states[crossed]].tolist(),
             strict=True,
         )
         return Route.model_validate(
@@ -391,7 +768,7 @@ class Router:
                 "destination": destination,
                 "distance_m": float(lengths.sum()),
                 "duration_s": float(times.sum()),
-                "coordinates": list(zip(lons.tolist(), lats.tolist(), strict=True)),
+                "coordinates": list(zip(all_lon.tolist(), all_lat.tolist(), strict=True)),
                 "edges": [dict(zip(_EDGE_FIELDS, row, strict=True)) for row in edge_rows],
                 "signals": [dict(zip(_SIGNAL_FIELDS, row, strict=True)) for row in signal_rows],
             }
@@ -400,8 +777,9 @@ class Router:
     def travel_times_to(self, destination: LatLon, origins: Sequence[LatLon]) -> TravelTimes:
         """Travel time (and distance) from every origin to one destination, in one search.
 
-        The search runs once from the destination over the reversed graph, bounded to settle
-        just the origins' nodes, so 50 units cost about as much as one route.
+        One upward search from the destination, then one short upward search per origin that
+        stops as soon as it cannot improve (so 50 units cost a few routes' worth). Origins and
+        the destination are snapped onto road segments, partial edges counted.
 
         Args:
             destination: ``(lat, lon)`` of the incident.
@@ -414,15 +792,15 @@ class Router:
         Raises:
             OffGraphError: the destination is off the graph.
         """
-        end, target = self._snap_point(destination)
-        duration, distance, snap_dist = self._one_to_many(target, origins, reverse=True)
+        end, proj = self._snap_point(destination)
+        root = self._destination_seeds(proj)
+        duration, distance, snap_dist = self._one_to_many(root, origins, root_is_target=True)
         return TravelTimes(duration, distance, snap_dist, destination=end)
 
     def travel_times_from(self, origin: LatLon, destinations: Sequence[LatLon]) -> TravelTimes:
         """Travel time (and distance) from one origin to every destination, in one search.
 
-        The mirror of :meth:`travel_times_to`: one forward search from the origin, bounded to
-        settle just the destinations' nodes (e.g. choosing the hospital nearest in time to a
+        The mirror of :meth:`travel_times_to` (e.g. choosing the hospital nearest in time to a
         scene).
 
         Args:
@@ -436,28 +814,62 @@ class Router:
         Raises:
             OffGraphError: the origin is off the graph.
         """
-        start, source = self._snap_point(origin)
-        duration, distance, snap_dist = self._one_to_many(source, destinations, reverse=False)
+        start, proj = self._snap_point(origin)
+        root = self._origin_seeds(proj)
+        duration, distance, snap_dist = self._one_to_many(root, destinations, root_is_target=False)
         return TravelTimes(duration, distance, snap_dist, origin=start)
 
     def _one_to_many(
-        self, root: int, points: Sequence[LatLon], *, reverse: bool
+        self, root: _Seeds, points: Sequence[LatLon], *, root_is_target: bool
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """``(duration, distance, snap distance)`` between node ``root`` and each point."""
-        if len(points) == 0:
-            empty = np.zeros(0, dtype=np.float64)
-            return empty, empty.copy(), empty.copy()
-        nodes, snap_dist = self._snap_many(points)
-        on_graph = snap_dist <= self.max_snap_m
-        wanted = nodes[on_graph]
-        cost, pred = self._engine.search(root, wanted, reverse=reverse)
-        duration = np.full(nodes.shape[0], np.inf)
-        duration[on_graph] = cost[wanted]
-        distance = np.full(nodes.shape[0], np.inf)
-        distance[on_graph] = self._engine.path_sums(
-            root, wanted, pred, self.graph.edge_length_m, reverse=reverse
-        )
+        """``(duration, distance, snap distance)`` between the root seeds and each point."""
+        count = len(points)
+        duration = np.full(count, np.inf)
+        distance = np.full(count, np.inf)
+        if count == 0:
+            return duration, distance, np.zeros(0)
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        projections = self._index.snap_many(pts[:, 0], pts[:, 1])
+        snap_dist = np.array([p.distance_m for p in projections], dtype=np.float64)
+        states: list[IntArray] = []
+        costs: list[FloatArray] = []
+        lengths: list[FloatArray] = []
+        groups: list[IntArray] = []
+        for i, proj in enumerate(projections):
+            if not proj.distance_m <= self.max_snap_m:
+                continue
+            seeds = self._origin_seeds(proj) if root_is_target else self._destination_seeds(proj)
+            pair = (seeds, root) if root_is_target else (root, seeds)
+            direct = self._direct(*pair)
+            if math.isfinite(direct[0]):
+                duration[i], distance[i] = direct[0], direct[1]
+            clash = np.isin(seeds.states, root.states) & (seeds.fraction >= 0)
+            if clash.any():
+                seeds = (
+                    self._successors(seeds, clash)[0]
+                    if root_is_target
+                    else self._predecessors(seeds, clash)
+                )
+            states.append(seeds.states)
+            costs.append(seeds.cost)
+            lengths.append(seeds.length)
+            groups.append(np.full(seeds.states.shape[0], i, dtype=np.int64))
+        if states:
+            cost, length = self._engine.one_to_many(
+                root.states, root.cost, root.length,
+                np.concatenate(states), np.concatenate(costs), np.concatenate(lengths),
+                np.concatenate(groups), count, root_is_target=root_is_target,
+            )  # fmt: skip
+            better = cost < duration
+            duration[better] = cost[better]
+            distance[better] = length[better]
         return duration, distance, snap_dist
+
+
+def hierarchy_path(graph_file: Path, profile: SpeedProfile) -> Path:
+    """Where ``Router.from_file`` keeps the hierarchy of ``graph_file`` under ``profile``."""
+    stem = graph_file.name.removesuffix(graph_mod.CACHE_SUFFIX)
+    return graph_file.with_name(f"{stem}.{profile.cache_key()}.ch")
 
 
 def _bearings(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray) -> FloatArray:

@@ -152,7 +152,9 @@ class VehicleSim:
         self._route_time = [e.duration_s for e in edges]
         self._drive: list[float] = []
         for e in edges:
-            delay = signal_delay_s if e.u in signal_nodes else 0.0
+            # The stop lines model signals: take out the expected signal delay the router
+            # charged to the edge leaving one (none on a first edge the route starts on).
+            delay = min(signal_delay_s, e.delay_s) if e.u in signal_nodes else 0.0
             self._drive.append(max(e.duration_s - delay, 0.01))
         self._speed = [
             (dist / d if d > 0 else 1.0) for dist, d in zip(self._length, self._drive, strict=True)

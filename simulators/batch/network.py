@@ -58,6 +58,7 @@ class SignalNetwork:
         self.served = 0
         self.grant_conflicts = 0
         self._last_grant: dict[tuple[int, str], PriorityGrant] = {}
+        self._served_at: dict[tuple[int, str], int] = {}  # index into served_grants
         self._flow_memo: dict[float, float] = {}
 
     def flow_factor(self, t: float) -> float:
@@ -108,10 +109,24 @@ class SignalNetwork:
                 self.outcome(rep.request_id, False)
             if rep.status != "served":
                 continue
-            grant = self._last_grant.get((rep.intersection_id, rep.request_id))
+            key = (rep.intersection_id, rep.request_id)
+            grant = self._last_grant.get(key)
             self.served += 1
             if grant is not None:
+                self._served_at[key] = len(self.served_grants)
                 self.served_grants.append(grant)
+
+    def _cut(self, key: tuple[int, str], at_s: float) -> None:
+        """A grant withdrawn at ``at_s`` held the light only until then: its record says so
+        (the window granted stays on the arbiter's decision; the record is what the light did)."""
+        grant = self._last_grant.get(key)
+        if grant is None or grant.green_to_s <= at_s:
+            return
+        cut = grant.model_copy(update={"green_to_s": max(at_s, grant.green_from_s)})
+        self._last_grant[key] = cut
+        index = self._served_at.get(key)
+        if index is not None:
+            self.served_grants[index] = cut
 
     def _forward(self, old: IntersectionState, new: IntersectionState, now_s: float) -> None:
         before = {d.request.request_id: d for d in old.decisions}
@@ -149,6 +164,7 @@ class SignalNetwork:
             elif was and d.status in (SignalStatus.CANCELLED, SignalStatus.REJECTED):
                 if d.status is SignalStatus.REJECTED:
                     self.outcome(rid, False)
+                self._cut((iid, rid), now_s)
                 ctrl = self.controller(iid, now_s)
                 ctrl.receive(PriorityCancel(request_id=rid, intersection_id=iid), now_s)
                 self._take_reports(ctrl)

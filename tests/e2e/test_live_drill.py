@@ -148,9 +148,10 @@ async def test_live_taxi_rollover(service: Service, e2e_router: Router) -> None:
         config=LiveConfig(
             crew_time_scale=0.02,
             silent_coordinators=frozenset({SILENT}),
-            # The three units from the north queue at one junction behind the ambulances'
-            # priority green (their requests there are shifted or rejected): ~2 min to arrive.
-            drain_s=130.0,
+            # The two police cars cross the ambulances' and the engine's path at one junction
+            # and wait there behind their (more important) priority green: ~2.5 min to arrive.
+            # The drill ends as soon as every unit is back, so the bound costs only on failure.
+            drain_s=200.0,
             whistle_wait_s=5.0,
         ),
         fleet=fleet,
