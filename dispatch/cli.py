@@ -195,8 +195,7 @@ def call_send(
     from dispatch.models import CallEvent
 
     settings = _settings()
-    text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-    data = json.loads(text)
+    data = _read_json(file)
     items = data if isinstance(data, list) else [data]
     calls = []
     for n, item in enumerate(items):

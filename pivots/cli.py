@@ -28,6 +28,19 @@ app = typer.Typer(
 )
 _err = Console(stderr=True, soft_wrap=True)
 
+
+def _one_line(exc: Exception) -> str:
+    """A file's problem in one line (a pydantic error's first complaint, not its essay)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{where + ': ' if where else ''}{first['msg']}{more}"
+    return " ".join(str(exc).split())
+
+
 GraphOpt = Annotated[
     Path,
     typer.Option(
@@ -191,7 +204,7 @@ def plan(
         try:
             prev = Plan.model_validate_json(previous.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise _fail(f"--previous: {previous}: {exc}") from exc
+            raise _fail(f"--previous: {previous}: {_one_line(exc)}") from exc
     router = _router(graph)
     records, label = _history(router, history, synthetic_history, seed, history_months, keep_good)
     try:
@@ -350,7 +363,7 @@ def show(
     try:
         loaded = Plan.model_validate_json(plan_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise _fail(f"{plan_file}: {exc}") from exc
+        raise _fail(f"{plan_file}: {_one_line(exc)}") from exc
     label = loaded.history.label
     if label:
         _err.print(f"[yellow]{label}[/yellow]")

@@ -20,7 +20,7 @@ from .errors import RoutingError
 # it uses, so ``yishao --help`` does not pay for them.
 
 graph_app = typer.Typer(help="Build and inspect routing graphs.", no_args_is_help=True)
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 
 def _parse_point(text: str) -> tuple[float, float]:

@@ -458,7 +458,8 @@ def load(path: Path) -> RoadGraph:
         GraphFormatError: missing file, not a cache, or another format version.
     """
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # Open the file here: np.load leaves its own handle open when the content is not npz.
+        with Path(path).open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
             meta = json.loads(str(npz["meta"]))
             if meta.get("format_version") != FORMAT_VERSION:
                 raise GraphFormatError(
@@ -466,8 +467,13 @@ def load(path: Path) -> RoadGraph:
                     f"{FORMAT_VERSION}; rebuild it with `yishao graph build`"
                 )
             arrays = {name: npz[name] for name in _ARRAY_FIELDS}
+    except FileNotFoundError as exc:
+        raise GraphFormatError(f"{path}: no such file") from exc
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise GraphFormatError(f"{path}: not a readable graph cache ({exc})") from exc
+        # numpy's own message (about pickles) would only mislead: say what the file should be.
+        raise GraphFormatError(
+            f"{path}: not a Yishao graph cache (an .npz written by `yishao graph build`)"
+        ) from exc
     return RoadGraph(**arrays, meta=meta)
 
 

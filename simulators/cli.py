@@ -32,7 +32,7 @@ Progress = Callable[[float, str], None]
 def _stderr() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _fail(err: Console, exc: Exception, code: int) -> typer.Exit:

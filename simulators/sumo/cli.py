@@ -55,7 +55,8 @@ def build(
             f"--variant must be one of {', '.join(v.value for v in Variant)}"
         ) from exc
     if not osm.is_file():
-        raise typer.BadParameter(f"no such OSM file: {osm}", param_hint="--osm")
+        typer.secho(f"error: --osm: no such OSM file: {osm}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
     started = time.perf_counter()
 
     def say(label: str) -> None:
