@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="YISHAO_", extra="ignore")
 
-    env: Literal["dev", "test", "prod"] = "dev"
+    env: Literal["dev", "test", "prod"] = "prod"
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Set when YISHAO_REDIS_URL names a node of a Redis Cluster.
     redis_cluster: bool = False

@@ -86,6 +86,16 @@ def test_default_secret_refused_outside_dev(monkeypatch: pytest.MonkeyPatch) -> 
     assert Settings().env == "prod"
 
 
+def test_production_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain ``yishao serve`` with no environment refuses the published development secret."""
+    monkeypatch.delenv("YISHAO_ENV", raising=False)
+    monkeypatch.delenv("YISHAO_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="development default"):
+        Settings()
+    monkeypatch.setenv("YISHAO_ENV", "dev")
+    assert Settings().env == "dev"
+
+
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YISHAO_ENV", "dev")
     monkeypatch.setenv("YISHAO_REDIS_URL", "redis://10.1.2.3:6380/2")

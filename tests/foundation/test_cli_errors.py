@@ -16,6 +16,7 @@ import typer
 
 from routing import graph as graph_mod
 from routing.synthetic import synthetic_city
+from tests.utils import TEST_SECRET
 from yishao.cli import app, main
 
 # Parameters that name files a command writes, not reads.
@@ -106,6 +107,8 @@ def test_bad_file_is_one_line_and_exit_2(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("YISHAO_DEBUG", raising=False)
+    monkeypatch.setenv("YISHAO_ENV", "test")
+    monkeypatch.setenv("YISHAO_SECRET", TEST_SECRET)
     suffix = _suffix(cmd, param)
     bad = tmp_path / f"bad-input{suffix}"
     if kind == "malformed":
