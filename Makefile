@@ -8,7 +8,7 @@ export YISHAO_REDIS_URL ?= redis://127.0.0.1:6379/0
 .PHONY: run test setup redis lint typecheck pytest bench clean web
 
 ## run: set up, make sure Redis answers, then serve and run the demo drill
-run: setup redis
+run: setup
 	@scripts/run.sh
 
 ## test: set up, make sure Redis answers, then ruff, the import contracts, mypy and pytest

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Make sure a Redis answers at YISHAO_REDIS_URL (default redis://127.0.0.1:6379/0):
 # if none does, install Debian's redis-server when it is missing and start one there.
+# With YISHAO_STARTED=FILE, a Redis it starts is recorded in FILE ("redis PIDFILE") so the
+# caller can stop it (scripts/run.sh does on exit); one already answering is left alone.
 set -euo pipefail
 url="${YISHAO_REDIS_URL:-redis://127.0.0.1:6379/0}"
 hostport="${url#*://}"; hostport="${hostport#*@}"; hostport="${hostport%%/*}"
@@ -36,7 +38,12 @@ mkdir -p "$dir"
 redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
   --dir "$dir" --logfile "$dir/redis.log" --pidfile "$dir/redis.pid"
 for _ in $(seq 1 50); do
-  if ping_redis 2>/dev/null; then echo "redis: started at $host:$port (log $dir/redis.log)"; exit 0; fi
+  if ping_redis 2>/dev/null; then
+    echo "redis: started at $host:$port (log $dir/redis.log)"
+    # A caller that wants to stop what it started (make run) names a file to record it in.
+    if [ -n "${YISHAO_STARTED:-}" ]; then echo "redis $dir/redis.pid" >> "$YISHAO_STARTED"; fi
+    exit 0
+  fi
   sleep 0.1
 done
 echo "redis: could not start at $host:$port; see $dir/redis.log" >&2

@@ -126,6 +126,29 @@ def drill(
         float | None,
         typer.Option("--duration-s", min=1, help="Live mode: stop posting calls after this."),
     ] = None,
+    crew_time_scale: Annotated[
+        float,
+        typer.Option(
+            "--crew-time-scale",
+            min=0.001,
+            help="Live mode: multiply the crews' turnout, time on scene and hand-over (0.05: a "
+            "30-minute scene takes 90 s, so a short demo's units come back).",
+        ),
+    ] = 1.0,
+    drain_s: Annotated[
+        float,
+        typer.Option(
+            "--drain-s", min=0, help="Live mode: after the last call, wait at most this for units."
+        ),
+    ] = 1800.0,
+    silent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--silent-coordinator",
+            help="Live mode: this coordinator never acks (a person may, from the coordinator "
+            "page; else the backup is summoned). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Run one drill: calls, units, signals and coordinators, then a report.
 
@@ -153,6 +176,7 @@ def drill(
     from routing import RoutingError
 
     from .errors import DrillError
+    from .live import LiveConfig
 
     try:
         drill_live_command(
@@ -165,6 +189,11 @@ def drill(
             duration_s=duration_s,
             out=out,
             as_json=as_json,
+            config=LiveConfig(
+                crew_time_scale=crew_time_scale,
+                drain_s=drain_s,
+                silent_coordinators=frozenset(silent or ()),
+            ),
         )
     except (DrillError, RoutingError, FileNotFoundError, ValueError) as exc:
         raise _fail(err, exc, 1) from exc

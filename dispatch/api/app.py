@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from dispatch import __version__
 from dispatch.api.edge import (
@@ -105,7 +106,8 @@ def create_app(
                     task.cancel()
             await redis.aclose()
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from a package: they work on a closed network.
+    app = FastAPIOffline(
         title="Yishao (一哨群应)",
         version=__version__,
         description="Joint 122/120/119 emergency dispatch with green-wave signal priority.",

@@ -63,6 +63,10 @@ CSP_APP = (
     "media-src 'self' blob: data:; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
+# The API docs (Swagger UI, served from the fastapi-offline package, not a CDN) start from one
+# inline script of FastAPI's own; the page shows no data but the service's OpenAPI document.
+CSP_DOCS = CSP_APP.replace("script-src 'self';", "script-src 'self' 'unsafe-inline';")
+DOCS_PATHS = ("/docs", "/redoc")
 # Drill reports are pages an admin uploaded: they may draw (inline SVG and styles) but never
 # run a script on the service's origin.
 CSP_UPLOADED = (
@@ -182,14 +186,16 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        uploaded = str(scope.get("path", "")).startswith("/reports/")
+        path = str(scope.get("path", ""))
+        uploaded = path.startswith("/reports/")
+        docs = path in DOCS_PATHS
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
                 kinds = [v for k, v in headers if k.lower() == b"content-type"]
                 if kinds and kinds[0].startswith(b"text/html"):
-                    policy = CSP_UPLOADED if uploaded else CSP_APP
+                    policy = CSP_UPLOADED if uploaded else CSP_DOCS if docs else CSP_APP
                     headers.append((b"content-security-policy", policy.encode()))
                 headers += [
                     (b"x-content-type-options", b"nosniff"),

@@ -8,7 +8,7 @@ import asyncio
 import re
 
 import httpx
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from tests.browser.conftest import (
     Pages,
@@ -232,3 +232,32 @@ async def test_joint_response_on_the_console(
     assert next(u for u in unit if u["id"] == unit_id)["status"] == "on_scene"
     await term.set_viewport_size({"width": 390, "height": 844})
     await pages.shot(term, "test_joint_response-terminal-390")
+
+
+async def test_api_docs_work_on_a_closed_network(service: ServiceProc, pages: Pages) -> None:
+    """/docs and /redoc draw with their own policy and nothing fetched from outside the service."""
+    ctx = await pages.browser.new_context()
+    pages.contexts.append(ctx)
+    outside: list[str] = []
+
+    async def only_the_service(route: Route) -> None:
+        if route.request.url.startswith(service.url):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort()
+
+    await ctx.route("**/*", only_the_service)
+    page = await ctx.new_page()
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security" in m.text else None)
+    await page.goto(f"{service.url}/docs")
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("Yishao", timeout=s(20))
+    await expect(page.locator(".opblock-tag").first).to_be_visible(timeout=s(20))
+    await pages.shot(page, "test_api_docs")
+    await page.goto(f"{service.url}/redoc")
+    await expect(page.locator("h1").first).to_contain_text("Yishao", timeout=s(20))
+    # Swagger UI asks for nothing outside; ReDoc's only outside asks are Google's fonts and its
+    # "powered by" logo (blocked by the policy, drawn without).
+    assert [u for u in outside if "fonts.googleapis.com" not in u] == []
+    assert [m for m in blocked if "script-src" in m or "connect-src" in m] == [], blocked
