@@ -65,10 +65,12 @@ def serve(
     import uvicorn
 
     from dispatch.api import create_app
-    from dispatch.logs import configure
+    from dispatch.logs import configure, quiet_sockets
 
     configure(log_level.upper())
     settings = _settings()
+    if not access_log:
+        quiet_sockets()
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -81,6 +83,14 @@ def serve(
         # redo the work per socket (and browsers on a LAN gain little from it).
         ws_per_message_deflate=False,
     )
+
+
+@app.command("settings")
+def settings_cmd() -> None:
+    """Print every YISHAO_* setting with its default and meaning (the README's table)."""
+    from dispatch.settings import settings_table
+
+    typer.echo(settings_table())
 
 
 @token_app.command("mint")

@@ -38,3 +38,20 @@ def configure(level: str = "INFO") -> None:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(PhoneMaskFilter())
+
+
+class SocketChatterFilter(logging.Filter):
+    """Drops uvicorn's per-websocket lines ("WebSocket /ws [accepted]", "connection open",
+    "connection closed"): the access log of sockets, which a fleet of terminals turns into
+    a flood. Kept when the access log is on."""
+
+    _CHATTER = ("connection open", "connection closed")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message in self._CHATTER or '"WebSocket ' in message)
+
+
+def quiet_sockets() -> None:
+    """Install :class:`SocketChatterFilter` on uvicorn's error logger."""
+    logging.getLogger("uvicorn.error").addFilter(SocketChatterFilter())

@@ -146,3 +146,70 @@ class Settings(BaseSettings):
                 "YISHAO_SECRET must be at least 32 characters (HS256 wants a 256-bit key)"
             )
         return self
+
+
+# What each setting means, for `yishao settings` and the README's table (a test keeps the three
+# in step: a new field without a line here fails it).
+SETTING_HELP: dict[str, str] = {
+    "env": "`prod` refuses the development secret; `dev` (what `make run` sets) allows it",
+    "redis_url": "Redis for live state and the event log (a cluster node with redis_cluster)",
+    "redis_cluster": "the URL names a node of a Redis Cluster",
+    "redis_pool_size": "connections per instance",
+    "redis_pool_timeout_s": "wait for a free connection before failing a request",
+    "namespace": "prefix of every Redis key (several deployments on one Redis)",
+    "secret": "HS256 key of the access tokens (at least 32 characters)",
+    "graph": "road graph: a cache `.npz`, or an `.osm`/`.osm.pbf` built at start",
+    "plans": "response-plan TOML overriding `dispatch/core/plans.toml`",
+    "instance": "this instance's name in logs and leases (default: host-pid-random)",
+    "intake_batch": "call-stream entries one intake read takes",
+    "intake_block_ms": "how long an intake read blocks",
+    "reclaim_idle_ms": "an entry a dead consumer left pending is reclaimed after this",
+    "max_deliveries": "failed deliveries before an entry is dead-lettered",
+    "merge_distance_m": "joint intake: calls about one emergency merge within this distance",
+    "merge_window_s": "... and within this time",
+    "stale_position_s": "units whose last fix is older are ranked from their station",
+    "whistle_ack_timeout_s": "a summons not acked by then escalates to the backup",
+    "auto_whistle": "sound the whistle for eligible 120/119 incidents without a tap",
+    "auto_assign_whistle": "assign a sounded whistle's suggested units without a dispatcher",
+    "timer_poll_ms": "how often due timers (escalations) are looked for",
+    "position_frame_s": "screens get one frame of moved units per interval",
+    "token_ttl_s": "lifetime of tokens the CLI mints",
+    "token_max_ttl_s": "no token may claim a longer life, whoever minted it",
+    "auth_failures_max": "failed authentications from one address before a lockout",
+    "auth_failure_window_s": "... counted within this window",
+    "auth_lockout_s": "length of the lockout (429, audited)",
+    "service_area": "`west,south,east,north` calls must lie in (empty: the graph's extent + 5 km)",
+    "call_max_age_s": "a call's received_at may be at most this old",
+    "call_max_ahead_s": "... and at most this far ahead (clock skew)",
+    "max_body_bytes": "larger request bodies are refused (413) unread",
+    "ws_origins": "browser origins allowed on /ws (empty: own origin; `*`: any)",
+    "ws_queue_size": "messages queued per socket before a slow client is cut",
+    "ws_backlog_max": "events buffered while a client replays",
+    "ws_read_batch": "events one push read takes",
+    "ws_block_ms": "how long a push read blocks",
+    "ws_replay_page": "events per replay page",
+    "ws_heartbeat_s": "heartbeat interval (carries the resume position)",
+    "ws_auth_timeout_s": "a socket must authenticate within this",
+    "ws_close_timeout_s": "grace for a closing socket",
+    "ws_cache_size": "incidents whose place the hub remembers for its filters",
+    "standards_dir": "schemas of EIDO, CAP and J2735 (default `../shared/data/standards`)",
+    "interop_domain": "domain of our EIDO and CAP identifiers",
+    "web_dir": "the built pages (default `web/dist` of the source tree)",
+    "tile_url": "a raster tile server `{z}/{x}/{y}` template (default: the map draws the graph)",
+    "tile_attribution": "attribution shown with those tiles",
+}
+
+
+def settings_table() -> str:
+    """Every setting as a markdown table: variable, default, meaning."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if name == "secret":
+            shown = "development-only (refused outside dev)"
+        elif default is None or default == "":
+            shown = "—"
+        else:
+            shown = f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        rows.append(f"| `YISHAO_{name.upper()}` | {shown} | {SETTING_HELP.get(name, '')} |")
+    return "\n".join(rows)
