@@ -14,7 +14,12 @@ COPY pyproject.toml README.md ./
 COPY dispatch ./dispatch
 COPY routing ./routing
 COPY simulators ./simulators
+COPY pivots ./pivots
+COPY yishao ./yishao
+COPY scenarios ./scenarios
 RUN pip install .
+# The graph volume is written by the unprivileged user below.
+RUN mkdir -p /data/graph && chown 10001 /data/graph
 COPY --from=web /web/dist ./web/dist
 ENV YISHAO_WEB_DIR=/app/web/dist
 RUN useradd --system --uid 10001 yishao

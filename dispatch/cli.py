@@ -69,6 +69,16 @@ def serve(
 
     configure(log_level.upper())
     settings = _settings()
+    if settings.graph is not None and not settings.graph.is_file():
+        # Say it once and stop (non-zero), rather than crash in start-up under a restart loop.
+        typer.secho(
+            f"error: YISHAO_GRAPH={settings.graph}: no such file; build it with `yishao graph "
+            "build --osm FILE --out PATH` (or --place NAME, online), or unset YISHAO_GRAPH to "
+            "serve without routes",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
     if not access_log:
         quiet_sockets()
     uvicorn.run(

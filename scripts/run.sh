@@ -39,7 +39,8 @@ cleanup() {
   rm -f "$started"
   echo "yishao: stopped"
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 130' INT TERM
+trap cleanup EXIT
 
 scripts/ensure-redis.sh
 if [ -f scripts/demo-graph.sh ]; then
@@ -89,12 +90,12 @@ echo
 echo "This demo's secret is YISHAO_SECRET=$YISHAO_SECRET; mint more tokens with"
 echo "  YISHAO_ENV=dev YISHAO_SECRET=$YISHAO_SECRET $VENV/bin/yishao token mint --role terminal --agency ems --sub AMB-1"
 echo
-# The live drill: four hours of calls compressed 60x (four minutes) with a taxi rollover in the
+# The live drill: three hours of calls compressed 60x (three minutes) with a taxi rollover in the
 # first minute; units, signals and coordinators in real time, crews' scene times shortened so
 # units come back within the demo.
 yishao drill --scenario scenarios/demo-day.toml --graph "$YISHAO_GRAPH" --url "$BASE" \
   --speed "${YISHAO_DEMO_SPEED:-60}" --seed "${YISHAO_DEMO_SEED:-1}" \
-  --crew-time-scale 0.05 --drain-s 180 --silent-coordinator ems-coord-1 &
+  --crew-time-scale 0.05 --drain-s 120 --silent-coordinator ems-coord-1 &
 drill_pid=$!
 echo "Live drill running (about five minutes; its report link is printed when it ends)."
 echo "Ctrl-C stops everything."

@@ -332,7 +332,15 @@ async def _send_loop(
     await client.hub.catch_up(client, last_id, websocket.send_text)
     queue = client.queue
     while True:
-        await websocket.send_text(await queue.get())
+        message = await queue.get()
+        try:
+            await websocket.send_text(message)
+        except RuntimeError as exc:
+            # uvicorn closed the socket itself (the server is shutting down) and refuses
+            # sends after its close: the session is over, not failed.
+            if "after sending 'websocket.close'" in str(exc):
+                return
+            raise
 
 
 async def _receive_loop(websocket: WebSocket, client: Client) -> None:

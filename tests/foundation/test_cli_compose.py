@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from dispatch.auth import verify
 from tests.utils import TEST_SECRET
@@ -128,3 +129,37 @@ def test_compose_file_parses() -> None:
     assert r.returncode == 0, r.stderr
     assert "appendonly" in r.stdout
     assert "yishao" in r.stdout and "redis" in r.stdout
+
+
+def test_serve_with_a_missing_graph_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [*YISHAO, "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        env={**ENV, "YISHAO_GRAPH": str(tmp_path / "nowhere.graph.npz")},
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "nowhere.graph.npz" in lines[0] and "yishao graph build" in lines[0]
+
+
+def test_compose_builds_the_graph_once_and_the_service_waits_for_it() -> None:
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose not installed (make test installs it)")
+    r = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "YISHAO_SECRET": "x" * 40},
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    services = yaml.safe_load(r.stdout)["services"]
+    graph, service = services["graph"], services["yishao"]
+    script = " ".join(graph["command"])
+    assert "yishao graph build" in script and "map.graph.npz" in script
+    assert service["environment"]["YISHAO_GRAPH"] == "/data/graph/map.graph.npz"
+    assert service["depends_on"]["graph"]["condition"] == "service_completed_successfully"
+    assert not str(service.get("restart", "")).startswith(("always", "unless-stopped"))
