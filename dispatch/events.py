@@ -30,6 +30,8 @@ from dispatch.models import (
     Hospital,
     Incident,
     IncidentSummary,
+    PropertyJoin,
+    PropertyStatus,
     Unit,
     UnitStatus,
     UnitType,
@@ -82,10 +84,19 @@ class EventType(StrEnum):
     UNIT_UPDATED = "unit.updated"
     HOSPITALS_UPDATED = "hospitals.updated"
     ROSTER_UPDATED = "roster.updated"
+    # compounds and their property teams (issue 15)
+    COMPOUNDS_UPDATED = "compounds.updated"
+    PROPERTY_JOINED = "property.joined"
+    PROPERTY_STATUS = "property.status"
+    PROPERTY_RELEASED = "property.released"
+    # every read and action of a property account: the audit, admins only
+    PROPERTY_ACCESS = "property.access"
 
 
 # Audit of access: pushed to admins only.
-ADMIN_EVENTS = frozenset({EventType.TOKEN_REVOKED, EventType.AUTH_LOCKOUT})
+ADMIN_EVENTS = frozenset(
+    {EventType.TOKEN_REVOKED, EventType.AUTH_LOCKOUT, EventType.PROPERTY_ACCESS}
+)
 # The green-wave messages a signal controller receives.
 SIGNAL_EVENTS = frozenset(
     {
@@ -306,6 +317,37 @@ class RosterUpdated(Payload):
     rules: list[RotationRule]
 
 
+class CompoundsUpdated(Payload):
+    ids: list[str] = Field(description="the compounds written (loaded or put)")
+    source: str = Field(description="'load' (a file) or 'put' (REST)")
+
+
+class PropertyJoined(Payload):
+    incident: Incident = Field(description="the incident with its property_join")
+    join: PropertyJoin
+
+
+class PropertyStatusChanged(Payload):
+    incident: Incident
+    join: PropertyJoin
+    status: PropertyStatus
+    outcome: str | None = None
+
+
+class PropertyReleased(Payload):
+    incident: Incident
+    join: PropertyJoin
+
+
+class PropertyAccess(Payload):
+    """One read or action of a property account (the actor is its token subject)."""
+
+    what: str = Field(description="route or message, e.g. 'GET /api/incidents/{id}'")
+    compounds: list[str] = Field(description="the token's scope")
+    allowed: bool
+    count: int | None = Field(None, description="objects returned, for list reads")
+
+
 PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.INCIDENT_CREATED: IncidentCreated,
     EventType.INCIDENT_MERGED: IncidentMerged,
@@ -339,6 +381,11 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.UNIT_UPDATED: UnitUpdated,
     EventType.HOSPITALS_UPDATED: HospitalsUpdated,
     EventType.ROSTER_UPDATED: RosterUpdated,
+    EventType.COMPOUNDS_UPDATED: CompoundsUpdated,
+    EventType.PROPERTY_JOINED: PropertyJoined,
+    EventType.PROPERTY_STATUS: PropertyStatusChanged,
+    EventType.PROPERTY_RELEASED: PropertyReleased,
+    EventType.PROPERTY_ACCESS: PropertyAccess,
 }
 
 

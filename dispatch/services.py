@@ -16,10 +16,12 @@ from dispatch.core.merge import MergePolicy
 from dispatch.core.plans import PlanTable
 from dispatch.flow.access import Access
 from dispatch.flow.assign import AssignmentRecords, Assignments
+from dispatch.flow.compounds import CompoundBook
 from dispatch.flow.fleet import Fleet
 from dispatch.flow.greenwave import GreenWave
 from dispatch.flow.intake import Intake
 from dispatch.flow.merge import JointIntake
+from dispatch.flow.property import PropertyDesk
 from dispatch.flow.reactor import Reactor
 from dispatch.flow.recommend import Recommender
 from dispatch.flow.track import Tracking
@@ -54,6 +56,8 @@ class Services:
     hub: Hub
     access: Access
     limits: CallLimits
+    compounds: CompoundBook
+    property_desk: PropertyDesk
     router: Router | None = None
 
     @property
@@ -82,7 +86,8 @@ def build(
     policy = MergePolicy(distance_m=settings.merge_distance_m, window_s=settings.merge_window_s)
     stale = settings.stale_position_s
     fleet = Fleet(store, clock=clock)
-    joint = JointIntake(store, plans, policy=policy, clock=clock)
+    compounds = CompoundBook(store, clock=clock, gate_distance_m=settings.compound_gate_distance_m)
+    joint = JointIntake(store, plans, policy=policy, clock=clock, compounds=compounds)
     intake = Intake(
         store,
         joint,
@@ -142,6 +147,8 @@ def build(
         hub=hub,
         access=Access(store, settings, clock=clock),
         limits=limits,
+        compounds=compounds,
+        property_desk=PropertyDesk(store, compounds, clock=clock),
         router=router,
     )
 

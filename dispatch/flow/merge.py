@@ -19,6 +19,7 @@ from dispatch.core.geo import cell_of, cells_around
 from dispatch.core.plans import PlanTable
 from dispatch.errors import NotFoundError
 from dispatch.events import EventType, IncidentCreated, IncidentMerged, IncidentSplit
+from dispatch.flow.compounds import CompoundBook
 from dispatch.infra.store import Store, VersionConflict
 from dispatch.models import CallEvent, CallRecord, Incident
 
@@ -48,11 +49,13 @@ class JointIntake:
         *,
         policy: merge.MergePolicy,
         clock: Callable[[], datetime],
+        compounds: CompoundBook | None = None,
     ) -> None:
         self.store = store
         self.plans = plans
         self.policy = policy
         self.clock = clock
+        self.compounds = compounds
 
     async def handle(self, call: CallEvent, *, stream_id: str | None = None) -> CallOutcome:
         """Commit ``call``; idempotent on ``(centre, call_id)``.
@@ -97,6 +100,7 @@ class JointIntake:
             stream_id=stream_id,
             note=None if decision is None else decision.reason,
         )
+        updated = await self._place(updated)
         record = CallRecord.from_call(call, stream_id)
         tx = self.store.tx()
         for cell in cells:
@@ -140,6 +144,15 @@ class JointIntake:
             raise
         return CallOutcome("created" if target is None else "merged", incident_id, tuple(event_ids))
 
+    async def _place(self, incident: Incident) -> Incident:
+        # The compound is decided once, where the incident is when it is first placed.
+        if self.compounds is None or incident.compound_id is not None:
+            return incident
+        compound_id = await self.compounds.locate(incident.lat, incident.lon)
+        if compound_id is None:
+            return incident
+        return incident.model_copy(update={"compound_id": compound_id})
+
     async def split(
         self, incident_id: str, call_key: str, *, actor: str
     ) -> tuple[Incident, Incident]:
@@ -169,6 +182,7 @@ class JointIntake:
         original, split = merge.split_call(
             incident, call_key, new_incident_id=new_id, plans=self.plans, now=now, actor=actor
         )
+        split = await self._place(split.model_copy(update={"compound_id": None}))
         size_m = self.policy.distance_m
         tx = self.store.tx()
         tx.expect_version(keys.incident(incident.id), incident.version)

@@ -272,6 +272,26 @@ CASES: list[Case] = [
         lambda w, p: Target(centre=None),
         lambda w, p: {"not": "an eido"},
     ),
+    # Compounds and property teams (issue 15). The world's incident is in no compound, so a
+    # property token is refused its object checks.
+    Case("GET", "/api/compounds", Action.READ_COMPOUNDS),
+    Case("GET", "/api/compounds/{compound_id}", Action.READ_COMPOUNDS),
+    Case(
+        "PUT",
+        "/api/compounds/{compound_id}",
+        Action.PUT_COMPOUND,
+        body=lambda w, p: {"name": "x", "geometry": {"type": "Point", "coordinates": [0, 0]}},
+    ),
+    Case("GET", "/api/incidents/{incident_id}/property", Action.JOIN_PROPERTY),
+    Case("POST", "/api/incidents/{incident_id}/property/join", Action.JOIN_PROPERTY),
+    Case("POST", "/api/incidents/{incident_id}/property/release", Action.JOIN_PROPERTY),
+    Case(
+        "POST",
+        "/api/incidents/{incident_id}/property/status",
+        Action.PROPERTY_STATUS,
+        lambda w, p: Target(incident=w.incident),
+        lambda w, p: {"status": "accepted"},
+    ),
     Case(
         "POST",
         "/api/tokens/revoke",
@@ -291,7 +311,11 @@ def server(settings: Settings, redis_url: str) -> Iterator[ServerThread]:
 
 def _path(case: Case, w: World) -> str:
     return case.path.format(
-        incident_id=w.incident.id, unit_id="F1", whistle_id=w.whistle_id, drill_id="matrix-1"
+        incident_id=w.incident.id,
+        unit_id="F1",
+        whistle_id=w.whistle_id,
+        drill_id="matrix-1",
+        compound_id="C1",
     )
 
 
