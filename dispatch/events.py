@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dispatch.auth import Revocation
 from dispatch.core.assign import LegKind
 from dispatch.core.recommend import Recommendations
+from dispatch.core.referrals import Referral
 from dispatch.core.rosters import RosterEntry, RotationRule
 from dispatch.core.whistle import Summons, Whistle
 from dispatch.models import (
@@ -91,6 +92,10 @@ class EventType(StrEnum):
     PROPERTY_RELEASED = "property.released"
     # every read and action of a property account: the audit, admins only
     PROPERTY_ACCESS = "property.access"
+    # referral of disputes to mediation (issue 15)
+    REFERRAL_CREATED = "referral.created"
+    REFERRAL_UPDATED = "referral.updated"
+    REFERRAL_REPEAT_CALL = "referral.repeat_call"
 
 
 # Audit of access: pushed to admins only.
@@ -348,6 +353,18 @@ class PropertyAccess(Payload):
     count: int | None = Field(None, description="objects returned, for list reads")
 
 
+class ReferralChanged(Payload):
+    """A referral created or moved on (``referral.created``, ``referral.updated``)."""
+
+    referral: Referral
+
+
+class ReferralRepeatCall(Payload):
+    referral: Referral
+    call_key: str
+    incident_id: str = Field(description="the incident the repeat call landed on")
+
+
 PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.INCIDENT_CREATED: IncidentCreated,
     EventType.INCIDENT_MERGED: IncidentMerged,
@@ -386,6 +403,9 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.PROPERTY_STATUS: PropertyStatusChanged,
     EventType.PROPERTY_RELEASED: PropertyReleased,
     EventType.PROPERTY_ACCESS: PropertyAccess,
+    EventType.REFERRAL_CREATED: ReferralChanged,
+    EventType.REFERRAL_UPDATED: ReferralChanged,
+    EventType.REFERRAL_REPEAT_CALL: ReferralRepeatCall,
 }
 
 

@@ -68,6 +68,8 @@ class Role(StrEnum):
     PROPERTY = "property"
     OBSERVER = "observer"
     ADMIN = "admin"
+    # A mediation body's account (token scope = mediation body ids): its referrals only.
+    MEDIATOR = "mediator"
 
 
 class IncidentStatus(StrEnum):

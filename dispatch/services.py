@@ -7,13 +7,16 @@ with their own clock. Nothing is patched after construction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dispatch.codec import BBox, CallLimits, parse_area
 from dispatch.core.merge import MergePolicy
 from dispatch.core.plans import PlanTable
+from dispatch.core.referrals import MediationBody, bodies_from_list, parse_bodies
+from dispatch.errors import ConfigError
 from dispatch.flow.access import Access
 from dispatch.flow.assign import AssignmentRecords, Assignments
 from dispatch.flow.compounds import CompoundBook
@@ -24,6 +27,7 @@ from dispatch.flow.merge import JointIntake
 from dispatch.flow.property import PropertyDesk
 from dispatch.flow.reactor import Reactor
 from dispatch.flow.recommend import Recommender
+from dispatch.flow.referrals import ReferralDesk
 from dispatch.flow.track import Tracking
 from dispatch.flow.whistle import WhistleDesk
 from dispatch.infra.store import Store
@@ -58,6 +62,7 @@ class Services:
     limits: CallLimits
     compounds: CompoundBook
     property_desk: PropertyDesk
+    referrals: ReferralDesk
     router: Router | None = None
 
     @property
@@ -87,7 +92,17 @@ def build(
     stale = settings.stale_position_s
     fleet = Fleet(store, clock=clock)
     compounds = CompoundBook(store, clock=clock, gate_distance_m=settings.compound_gate_distance_m)
-    joint = JointIntake(store, plans, policy=policy, clock=clock, compounds=compounds)
+    referrals = ReferralDesk(
+        store,
+        mediation_bodies(settings),
+        clock=clock,
+        due_after=timedelta(hours=settings.referral_due_h),
+        repeat_window=timedelta(hours=settings.referral_repeat_h),
+        repeat_radius_m=settings.referral_repeat_m,
+    )
+    joint = JointIntake(
+        store, plans, policy=policy, clock=clock, compounds=compounds, referrals=referrals
+    )
     intake = Intake(
         store,
         joint,
@@ -149,8 +164,24 @@ def build(
         limits=limits,
         compounds=compounds,
         property_desk=PropertyDesk(store, compounds, clock=clock),
+        referrals=referrals,
         router=router,
     )
+
+
+def mediation_bodies(settings: Settings) -> dict[str, MediationBody]:
+    """The mediation bodies disputes may be referred to: the file's, else the setting's.
+
+    Raises:
+        ConfigError: the file cannot be read or is not a list of {id, name}.
+    """
+    try:
+        if settings.mediation_file is not None:
+            data = json.loads(settings.mediation_file.read_text(encoding="utf-8"))
+            return bodies_from_list(data)
+        return parse_bodies(settings.mediation_bodies)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"mediation bodies: {exc}") from exc
 
 
 # Calls a little beyond the mapped roads are still the district's (a river bank, a hillside).

@@ -84,6 +84,10 @@ class Action(StrEnum):
     PUT_COMPOUND = "compound.put"
     JOIN_PROPERTY = "property.join"
     PROPERTY_STATUS = "property.status"
+    # referral of disputes to mediation (issue 15)
+    REFER = "referral.create"
+    READ_REFERRALS = "referrals.read"
+    UPDATE_REFERRAL = "referral.update"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,8 @@ class Target:
     intersection_id: str | None = None
     compound_id: str | None = None
     roster_agencies: frozenset[Agency] = frozenset()
+    # A referral's mediation body (the mediator's scope must name it).
+    mediation_body: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +192,29 @@ def _compound_team(who: Principal, target: Target) -> Decision:
         if target.incident is None:
             return _deny("no incident named")
         return _property_sees(who, target, target.incident)
+    return _dispatching(who) or ALLOW
+
+
+def _refers(who: Principal, target: Target) -> Decision:
+    if who.role is Role.TERMINAL:
+        # An officer on scene: a police unit's terminal, assigned to the incident.
+        incident = target.incident
+        unit = target.units[0] if target.units else None
+        if incident is None or unit is None or unit.id != who.sub:
+            return _deny(f"unit {who.sub} is not assigned to this incident")
+        if unit.agency is not Agency.POLICE or who.agency is not Agency.POLICE:
+            return _deny("only police officers on scene refer disputes")
+        if unit.incident_id != incident.id:
+            return _deny(f"unit {who.sub} is not assigned to incident {incident.id}")
+        return ALLOW
+    return _dispatching(who) or ALLOW
+
+
+def _mediation_scope(who: Principal, target: Target) -> Decision:
+    if who.role is Role.MEDIATOR:
+        if target.mediation_body is None or target.mediation_body in who.scope:
+            return ALLOW
+        return _deny(f"mediation body {target.mediation_body} is not in your scope")
     return _dispatching(who) or ALLOW
 
 
@@ -438,6 +467,23 @@ MODEL: Mapping[Action, Rule] = {
         "a police dispatcher joins or releases a compound's security team",
         _any,
         frozenset({Agency.POLICE}),
+    ),
+    Action.REFER: Rule(
+        frozenset({_R.DISPATCHER, _R.TERMINAL}),
+        "a police dispatcher, or a police officer on scene (the terminal of a unit assigned "
+        "to the incident), with the parties' consent",
+        _refers,
+        frozenset({Agency.POLICE}),
+    ),
+    Action.READ_REFERRALS: Rule(
+        frozenset({_R.DISPATCHER, _R.OBSERVER, _R.MEDIATOR}),
+        "dispatchers and observers: every referral; a mediator: its bodies' referrals",
+        _mediation_scope,
+    ),
+    Action.UPDATE_REFERRAL: Rule(
+        frozenset({_R.MEDIATOR}),
+        "the mediation body the dispute was referred to (token scope = body ids)",
+        _mediation_scope,
     ),
     Action.PROPERTY_STATUS: Rule(
         frozenset({_R.PROPERTY}),

@@ -20,6 +20,7 @@ from dispatch.core.plans import PlanTable
 from dispatch.errors import NotFoundError
 from dispatch.events import EventType, IncidentCreated, IncidentMerged, IncidentSplit
 from dispatch.flow.compounds import CompoundBook
+from dispatch.flow.referrals import ReferralDesk
 from dispatch.infra.store import Store, VersionConflict
 from dispatch.models import CallEvent, CallRecord, Incident
 
@@ -50,12 +51,14 @@ class JointIntake:
         policy: merge.MergePolicy,
         clock: Callable[[], datetime],
         compounds: CompoundBook | None = None,
+        referrals: ReferralDesk | None = None,
     ) -> None:
         self.store = store
         self.plans = plans
         self.policy = policy
         self.clock = clock
         self.compounds = compounds
+        self.referrals = referrals
 
     async def handle(self, call: CallEvent, *, stream_id: str | None = None) -> CallOutcome:
         """Commit ``call``; idempotent on ``(centre, call_id)``.
@@ -70,6 +73,9 @@ class JointIntake:
         )
         if outcome.kind != "duplicate":
             log.info("call %s %s incident %s", call.key, outcome.kind, outcome.incident_id)
+            if self.referrals is not None:
+                # A dispute called in again after its referral: linked and counted.
+                await self.referrals.link_call(call, outcome.incident_id)
         return outcome
 
     async def _attempt(self, call: CallEvent, stream_id: str | None) -> CallOutcome:
