@@ -100,8 +100,15 @@ def build(
         repeat_window=timedelta(hours=settings.referral_repeat_h),
         repeat_radius_m=settings.referral_repeat_m,
     )
+    property_desk = PropertyDesk(store, compounds, clock=clock)
     joint = JointIntake(
-        store, plans, policy=policy, clock=clock, compounds=compounds, referrals=referrals
+        store,
+        plans,
+        policy=policy,
+        clock=clock,
+        compounds=compounds,
+        referrals=referrals,
+        auto_join=property_desk if settings.property_auto_join else None,
     )
     intake = Intake(
         store,
@@ -163,7 +170,7 @@ def build(
         access=Access(store, settings, clock=clock),
         limits=limits,
         compounds=compounds,
-        property_desk=PropertyDesk(store, compounds, clock=clock),
+        property_desk=property_desk,
         referrals=referrals,
         router=router,
     )

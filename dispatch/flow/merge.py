@@ -20,6 +20,7 @@ from dispatch.core.plans import PlanTable
 from dispatch.errors import NotFoundError
 from dispatch.events import EventType, IncidentCreated, IncidentMerged, IncidentSplit
 from dispatch.flow.compounds import CompoundBook
+from dispatch.flow.property import PropertyDesk
 from dispatch.flow.referrals import ReferralDesk
 from dispatch.infra.store import Store, VersionConflict
 from dispatch.models import CallEvent, CallRecord, Incident
@@ -52,6 +53,7 @@ class JointIntake:
         clock: Callable[[], datetime],
         compounds: CompoundBook | None = None,
         referrals: ReferralDesk | None = None,
+        auto_join: PropertyDesk | None = None,
     ) -> None:
         self.store = store
         self.plans = plans
@@ -59,6 +61,7 @@ class JointIntake:
         self.clock = clock
         self.compounds = compounds
         self.referrals = referrals
+        self.auto_join = auto_join
 
     async def handle(self, call: CallEvent, *, stream_id: str | None = None) -> CallOutcome:
         """Commit ``call``; idempotent on ``(centre, call_id)``.
@@ -76,6 +79,9 @@ class JointIntake:
             if self.referrals is not None:
                 # A dispute called in again after its referral: linked and counted.
                 await self.referrals.link_call(call, outcome.incident_id)
+            if self.auto_join is not None and outcome.kind == "created":
+                # The plan says the compound's team joins without a dispatcher's approval.
+                await self.auto_join.auto_join(outcome.incident_id)
         return outcome
 
     async def _attempt(self, call: CallEvent, stream_id: str | None) -> CallOutcome:

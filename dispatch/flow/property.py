@@ -13,7 +13,7 @@ from datetime import datetime
 
 from dispatch.core import property as team
 from dispatch.core.compounds import Compound
-from dispatch.errors import NotFoundError
+from dispatch.errors import ConflictError, NotFoundError
 from dispatch.events import (
     EventType,
     PropertyAccess,
@@ -76,6 +76,18 @@ class PropertyDesk:
             return joined
 
         return await self.store.retry(attempt, what=f"incident {incident_id}")
+
+    async def auto_join(self, incident_id: str) -> Incident | None:
+        """Join the team if it can be offered (a plan's automatic join); None when not."""
+        _, _, decided = await self.offer(incident_id)
+        if not decided.offerable:
+            return None
+        try:
+            return await self.join(
+                incident_id, actor="plan:property-auto-join", automatic=True, task=None
+            )
+        except ConflictError:
+            return None  # joined meanwhile, or no longer offerable
 
     async def answer(
         self, incident_id: str, status: PropertyStatus, *, actor: str, outcome: str | None

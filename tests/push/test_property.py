@@ -8,8 +8,11 @@ from typing import Any
 
 import httpx
 import orjson
+from redis.asyncio import Redis
 
+from dispatch.api import create_app
 from dispatch.models import Agency, Role
+from dispatch.settings import Settings
 from tests.push._helpers import T, bearer, drain, events, open_ws, ready, tok, until
 from tests.utils import MS, ServerThread, recently, wait_for
 
@@ -213,13 +216,43 @@ async def test_release_ends_access(server: ServerThread) -> None:
         noise = await incident_of(http, "120:N1")
         await http.post(f"/api/incidents/{noise['id']}/property/join", headers=police())
         assert len((await http.get("/api/incidents", headers=guard())).json()) == 1
+        # A terminal that connects after the join still learns its access ended.
+        late = await open_ws(server, tok(Role.PROPERTY, Agency.PROPERTY, "guard-2", scope=["C1"]))
+        await ready(late)
         released = await http.post(
             f"/api/incidents/{noise['id']}/property/release", headers=police()
         )
         assert released.status_code == 200
         msgs = events(await drain(team, QUIET * 2))
         assert [m["type"] for m in msgs] == ["property.joined", "property.released"]
+        assert [m["type"] for m in events(await drain(late, QUIET))] == ["property.released"]
+        await late.close()
         assert (await http.get("/api/incidents", headers=guard())).json() == []
         again = await http.post(f"/api/incidents/{noise['id']}/property/release", headers=police())
         assert again.status_code == 409
         await team.close()
+
+
+async def test_a_plan_joins_the_team_automatically(settings: Settings, redis: Redis) -> None:
+    auto = settings.model_copy(update={"property_auto_join": True})
+    with ServerThread(create_app(auto)) as srv:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=T) as http:
+            await put_c1(http)
+            for c in (
+                call("F1", "fight", 31.204, 121.404),
+                call("P1", "critical_patient", 31.205, 121.401),
+            ):
+                assert (await http.post("/api/calls", json=c, headers=ems())).status_code == 202
+            fight = await incident_of(http, "120:F1")
+            await incident_of(http, "120:P1")
+
+            async def joined() -> bool:
+                seen = (await http.get("/api/incidents", headers=guard())).json()
+                return [i["id"] for i in seen] == [fight["id"]]
+
+            await wait_for(joined, timeout_s=10)
+            offer = (
+                await http.get(f"/api/incidents/{fight['id']}/property", headers=police())
+            ).json()
+            assert offer["automatic"] and offer["join"]["automatic"]
+            assert offer["join"]["joined_by"] == "plan:property-auto-join"
