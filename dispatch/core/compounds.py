@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shapely import STRtree
 from shapely.geometry import MultiPolygon, Point, Polygon, shape
+from shapely.geometry import box as box_of
 from shapely.geometry.base import BaseGeometry
 
 from dispatch.models import ID_PATTERN, CallType, Incident, IncidentStatus
@@ -171,6 +172,9 @@ class CompoundIndex:
     _ids: tuple[str, ...] = ()
     _areas: tuple[Polygon | MultiPolygon, ...] = ()
     _tree: STRtree | None = None
+    # Every gate as (compound id, gate), and an STR-tree over their points.
+    _gates: tuple[tuple[str, Gate], ...] = ()
+    _gate_tree: STRtree | None = None
 
     @classmethod
     def of(
@@ -179,12 +183,15 @@ class CompoundIndex:
         by_id = {c.id: c for c in sorted(compounds, key=lambda c: c.id)}
         ids = tuple(by_id)
         areas = tuple(by_id[i].area() for i in ids)
+        gates = tuple((i, g) for i in ids for g in by_id[i].gates)
         return cls(
             compounds=by_id,
             gate_distance_m=gate_distance_m,
             _ids=ids,
             _areas=areas,
             _tree=STRtree(areas) if areas else None,
+            _gates=gates,
+            _gate_tree=STRtree([Point(g.lon, g.lat) for _, g in gates]) if gates else None,
         )
 
     def locate(self, lat: float, lon: float) -> str | None:
@@ -197,12 +204,18 @@ class CompoundIndex:
             for i in hits:
                 if self._areas[i].covers(point):
                     return self._ids[i]
+        if self._gate_tree is None:
+            return None
+        # Candidates from a box a little wider than the distance, then the exact distance.
+        dlat = self.gate_distance_m / 110_000.0 + 1e-9
+        dlon = dlat / max(0.01, math.cos(math.radians(lat)))
+        box = box_of(lon - dlon, lat - dlat, lon + dlon, lat + dlat)
         best: tuple[float, str] | None = None
-        for compound_id in self._ids:
-            for gate in self.compounds[compound_id].gates:
-                d = distance_m(lat, lon, gate.lat, gate.lon)
-                if d <= self.gate_distance_m and (best is None or d < best[0]):
-                    best = (d, compound_id)
+        for i in sorted(int(j) for j in self._gate_tree.query(box)):
+            compound_id, gate = self._gates[i]
+            d = distance_m(lat, lon, gate.lat, gate.lon)
+            if d <= self.gate_distance_m and (best is None or (d, compound_id) < best):
+                best = (d, compound_id)
         return best[1] if best else None
 
 
