@@ -377,3 +377,49 @@ def roster_today(
     typer.echo(f"duty day {day}")
     for d in on.values():
         typer.echo(f"  {d.agency.value:8} primary {d.primary:20} backup {d.backup or '-'}")
+
+
+compounds_app = typer.Typer(
+    help="Residential compounds and their property teams.", no_args_is_help=True
+)
+app.add_typer(compounds_app, name="compounds")
+
+
+@compounds_app.command("load")
+def compounds_load(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="GeoJSON FeatureCollection of (multi)polygons; properties: id, name, company?, "
+            "contact?, members?, gates?"
+        ),
+    ],
+) -> None:
+    """Load (create or replace) compounds from a GeoJSON file."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from dispatch.constants import Keys
+    from dispatch.core.compounds import CompoundError, parse_feature_collection
+    from dispatch.flow.compounds import CompoundBook
+    from dispatch.infra.connect import open_redis
+    from dispatch.infra.store import Store
+
+    try:
+        compounds = parse_feature_collection(_read_json(file))
+    except CompoundError as exc:
+        typer.secho(f"error: {file}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    settings = _settings()
+
+    async def go() -> int:
+        redis = open_redis(settings)
+        try:
+            book = CompoundBook(
+                Store(redis, Keys(settings.namespace)), clock=lambda: datetime.now(UTC)
+            )
+            return await book.put(compounds, actor="cli:compounds-load", source="load")
+        finally:
+            await redis.aclose()
+
+    typer.echo(f"loaded {asyncio.run(go())} compounds")

@@ -125,6 +125,31 @@ class Keys:
         """Hash ``agency:start`` -> rotation rule JSON."""
         return f"{self.tag}:roster:rules"
 
+    def compound(self, compound_id: str) -> str:
+        return f"{self.tag}:compound:{compound_id}"
+
+    @property
+    def compound_index(self) -> str:
+        """Set of compound ids."""
+        return f"{self.tag}:compounds"
+
+    @property
+    def compounds_version(self) -> str:
+        """An object-like hash whose ``v`` is bumped by every compound write (cache check)."""
+        return f"{self.tag}:compounds:version"
+
+    def referral(self, referral_id: str) -> str:
+        return f"{self.tag}:referral:{referral_id}"
+
+    @property
+    def referral_index(self) -> str:
+        """Sorted set of referral ids scored by referral time (epoch seconds)."""
+        return f"{self.tag}:referrals"
+
+    @property
+    def referral_seq(self) -> str:
+        return f"{self.tag}:seq:referral"
+
     def whistle(self, whistle_id: str) -> str:
         return f"{self.tag}:whistle:{whistle_id}"
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dispatch.auth import Revocation
 from dispatch.core.assign import LegKind
 from dispatch.core.recommend import Recommendations
+from dispatch.core.referrals import Referral
 from dispatch.core.rosters import RosterEntry, RotationRule
 from dispatch.core.whistle import Summons, Whistle
 from dispatch.models import (
@@ -30,6 +31,8 @@ from dispatch.models import (
     Hospital,
     Incident,
     IncidentSummary,
+    PropertyJoin,
+    PropertyStatus,
     Unit,
     UnitStatus,
     UnitType,
@@ -82,10 +85,23 @@ class EventType(StrEnum):
     UNIT_UPDATED = "unit.updated"
     HOSPITALS_UPDATED = "hospitals.updated"
     ROSTER_UPDATED = "roster.updated"
+    # compounds and their property teams (issue 15)
+    COMPOUNDS_UPDATED = "compounds.updated"
+    PROPERTY_JOINED = "property.joined"
+    PROPERTY_STATUS = "property.status"
+    PROPERTY_RELEASED = "property.released"
+    # every read and action of a property account: the audit, admins only
+    PROPERTY_ACCESS = "property.access"
+    # referral of disputes to mediation (issue 15)
+    REFERRAL_CREATED = "referral.created"
+    REFERRAL_UPDATED = "referral.updated"
+    REFERRAL_REPEAT_CALL = "referral.repeat_call"
 
 
 # Audit of access: pushed to admins only.
-ADMIN_EVENTS = frozenset({EventType.TOKEN_REVOKED, EventType.AUTH_LOCKOUT})
+ADMIN_EVENTS = frozenset(
+    {EventType.TOKEN_REVOKED, EventType.AUTH_LOCKOUT, EventType.PROPERTY_ACCESS}
+)
 # The green-wave messages a signal controller receives.
 SIGNAL_EVENTS = frozenset(
     {
@@ -306,6 +322,49 @@ class RosterUpdated(Payload):
     rules: list[RotationRule]
 
 
+class CompoundsUpdated(Payload):
+    ids: list[str] = Field(description="the compounds written (loaded or put)")
+    source: str = Field(description="'load' (a file) or 'put' (REST)")
+
+
+class PropertyJoined(Payload):
+    incident: Incident = Field(description="the incident with its property_join")
+    join: PropertyJoin
+
+
+class PropertyStatusChanged(Payload):
+    incident: Incident
+    join: PropertyJoin
+    status: PropertyStatus
+    outcome: str | None = None
+
+
+class PropertyReleased(Payload):
+    incident: Incident
+    join: PropertyJoin
+
+
+class PropertyAccess(Payload):
+    """One read or action of a property account (the actor is its token subject)."""
+
+    what: str = Field(description="route or message, e.g. 'GET /api/incidents/{id}'")
+    compounds: list[str] = Field(description="the token's scope")
+    allowed: bool
+    count: int | None = Field(None, description="objects returned, for list reads")
+
+
+class ReferralChanged(Payload):
+    """A referral created or moved on (``referral.created``, ``referral.updated``)."""
+
+    referral: Referral
+
+
+class ReferralRepeatCall(Payload):
+    referral: Referral
+    call_key: str
+    incident_id: str = Field(description="the incident the repeat call landed on")
+
+
 PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.INCIDENT_CREATED: IncidentCreated,
     EventType.INCIDENT_MERGED: IncidentMerged,
@@ -339,6 +398,14 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.UNIT_UPDATED: UnitUpdated,
     EventType.HOSPITALS_UPDATED: HospitalsUpdated,
     EventType.ROSTER_UPDATED: RosterUpdated,
+    EventType.COMPOUNDS_UPDATED: CompoundsUpdated,
+    EventType.PROPERTY_JOINED: PropertyJoined,
+    EventType.PROPERTY_STATUS: PropertyStatusChanged,
+    EventType.PROPERTY_RELEASED: PropertyReleased,
+    EventType.PROPERTY_ACCESS: PropertyAccess,
+    EventType.REFERRAL_CREATED: ReferralChanged,
+    EventType.REFERRAL_UPDATED: ReferralChanged,
+    EventType.REFERRAL_REPEAT_CALL: ReferralRepeatCall,
 }
 
 

@@ -68,6 +68,8 @@ class Role(StrEnum):
     PROPERTY = "property"
     OBSERVER = "observer"
     ADMIN = "admin"
+    # A mediation body's account (token scope = mediation body ids): its referrals only.
+    MEDIATOR = "mediator"
 
 
 class IncidentStatus(StrEnum):
@@ -289,6 +291,33 @@ class Assignment(BaseModel):
     status: UnitStatus = UnitStatus.DISPATCHED
 
 
+class PropertyStatus(StrEnum):
+    """A compound's security team on an incident: joined by a dispatcher, then its own
+    status answers; released by a dispatcher (its access ends)."""
+
+    JOINED = "joined"
+    ACCEPTED = "accepted"
+    ON_SCENE = "on_scene"
+    HOLDING = "holding"
+    HANDED_OVER = "handed_over"
+    CLOSED = "closed"
+    RELEASED = "released"
+
+
+class PropertyJoin(BaseModel):
+    """The property team's part in an incident."""
+
+    compound_id: str
+    status: PropertyStatus = PropertyStatus.JOINED
+    joined_at: datetime
+    joined_by: str
+    automatic: bool = False
+    task: str | None = Field(None, max_length=500)
+    first_contact_at: datetime | None = None
+    updated_at: datetime
+    outcome: str | None = Field(None, max_length=500)
+
+
 class Incident(BaseModel):
     """One emergency, possibly reported to several centres, and everything done about it."""
 
@@ -314,6 +343,10 @@ class Incident(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     # Involved agencies that asked the lead agency to close the incident.
     close_requests: list[Agency] = Field(default_factory=list)
+    # The residential compound the incident is in (decided at intake), and its property
+    # team's part in it once a dispatcher joined the team (issue 15).
+    compound_id: str | None = None
+    property_join: PropertyJoin | None = None
 
     @property
     def call_ids(self) -> list[str]:

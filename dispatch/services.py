@@ -7,21 +7,27 @@ with their own clock. Nothing is patched after construction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dispatch.codec import BBox, CallLimits, parse_area
 from dispatch.core.merge import MergePolicy
 from dispatch.core.plans import PlanTable
+from dispatch.core.referrals import MediationBody, bodies_from_list, parse_bodies
+from dispatch.errors import ConfigError
 from dispatch.flow.access import Access
 from dispatch.flow.assign import AssignmentRecords, Assignments
+from dispatch.flow.compounds import CompoundBook
 from dispatch.flow.fleet import Fleet
 from dispatch.flow.greenwave import GreenWave
 from dispatch.flow.intake import Intake
 from dispatch.flow.merge import JointIntake
+from dispatch.flow.property import PropertyDesk
 from dispatch.flow.reactor import Reactor
 from dispatch.flow.recommend import Recommender
+from dispatch.flow.referrals import ReferralDesk
 from dispatch.flow.track import Tracking
 from dispatch.flow.whistle import WhistleDesk
 from dispatch.infra.store import Store
@@ -54,6 +60,9 @@ class Services:
     hub: Hub
     access: Access
     limits: CallLimits
+    compounds: CompoundBook
+    property_desk: PropertyDesk
+    referrals: ReferralDesk
     router: Router | None = None
 
     @property
@@ -82,7 +91,25 @@ def build(
     policy = MergePolicy(distance_m=settings.merge_distance_m, window_s=settings.merge_window_s)
     stale = settings.stale_position_s
     fleet = Fleet(store, clock=clock)
-    joint = JointIntake(store, plans, policy=policy, clock=clock)
+    compounds = CompoundBook(store, clock=clock, gate_distance_m=settings.compound_gate_distance_m)
+    referrals = ReferralDesk(
+        store,
+        mediation_bodies(settings),
+        clock=clock,
+        due_after=timedelta(hours=settings.referral_due_h),
+        repeat_window=timedelta(hours=settings.referral_repeat_h),
+        repeat_radius_m=settings.referral_repeat_m,
+    )
+    property_desk = PropertyDesk(store, compounds, clock=clock)
+    joint = JointIntake(
+        store,
+        plans,
+        policy=policy,
+        clock=clock,
+        compounds=compounds,
+        referrals=referrals,
+        auto_join=property_desk if settings.property_auto_join else None,
+    )
     intake = Intake(
         store,
         joint,
@@ -142,8 +169,26 @@ def build(
         hub=hub,
         access=Access(store, settings, clock=clock),
         limits=limits,
+        compounds=compounds,
+        property_desk=property_desk,
+        referrals=referrals,
         router=router,
     )
+
+
+def mediation_bodies(settings: Settings) -> dict[str, MediationBody]:
+    """The mediation bodies disputes may be referred to: the file's, else the setting's.
+
+    Raises:
+        ConfigError: the file cannot be read or is not a list of {id, name}.
+    """
+    try:
+        if settings.mediation_file is not None:
+            data = json.loads(settings.mediation_file.read_text(encoding="utf-8"))
+            return bodies_from_list(data)
+        return parse_bodies(settings.mediation_bodies)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"mediation bodies: {exc}") from exc
 
 
 # Calls a little beyond the mapped roads are still the district's (a river bank, a hillside).

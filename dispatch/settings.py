@@ -103,6 +103,23 @@ class Settings(BaseSettings):
     ws_auth_timeout_s: float = Field(10.0, gt=0)
     ws_close_timeout_s: float = Field(5.0, gt=0)
     ws_cache_size: int = Field(20_000, ge=1)
+    # Compounds and property teams (issue 15): an incident within this distance of a
+    # compound's gate is in it; a police dispatcher's join of the team is needed unless
+    # property_auto_join (the plan says automatic). Mediation bodies disputes are referred to:
+    # "id=name" pairs separated by ";" (or a JSON file of [{"id", "name"}] in mediation_file);
+    # a referral not resolved within referral_due_h is overdue; repeat calls within
+    # referral_repeat_h and referral_repeat_m of the referred incident are linked to it.
+    compound_gate_distance_m: float = Field(30.0, ge=0, le=1000)
+    property_auto_join: bool = False
+    mediation_bodies: str = (
+        "district-property-mediation=District property-dispute mediation centre;"
+        "labour-arbitration=Labour arbitration / human-resources office;"
+        "town-mediation=Town people's mediation committee"
+    )
+    mediation_file: Path | None = None
+    referral_due_h: float = Field(7 * 24.0, gt=0)
+    referral_repeat_h: float = Field(72.0, gt=0)
+    referral_repeat_m: float = Field(150.0, gt=0)
     # Standards adapters (dispatch.interop): where the standards' schemas live (default
     # ../shared/data/standards beside the repository) and the domain our EIDO and CAP ids use.
     standards_dir: Path | None = None
@@ -192,6 +209,13 @@ SETTING_HELP: dict[str, str] = {
     "ws_auth_timeout_s": "a socket must authenticate within this",
     "ws_close_timeout_s": "grace for a closing socket",
     "ws_cache_size": "incidents whose place the hub remembers for its filters",
+    "compound_gate_distance_m": "an incident this near a compound's gate is in the compound",
+    "property_auto_join": "join the compound's security team without the dispatcher's approval",
+    "mediation_bodies": "`id=name` pairs (`;`-separated) of the bodies disputes are referred to",
+    "mediation_file": '... or a JSON file of `[{"id", "name"}]` instead',
+    "referral_due_h": "a referral not resolved within this is flagged overdue",
+    "referral_repeat_h": "a dispute call this soon after a referral is linked to it as a repeat",
+    "referral_repeat_m": "... when it comes from within this distance",
     "standards_dir": "schemas of EIDO, CAP and J2735 (default `../shared/data/standards`)",
     "interop_domain": "domain of our EIDO and CAP identifiers",
     "web_dir": "the built pages (default `web/dist` of the source tree)",

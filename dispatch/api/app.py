@@ -27,6 +27,8 @@ from dispatch.api.routes_access import router as access_router
 from dispatch.api.routes_console import router as console_router
 from dispatch.api.routes_dispatch import router as dispatch_router
 from dispatch.api.routes_interop import router as interop_router
+from dispatch.api.routes_property import router as property_router
+from dispatch.api.routes_referrals import router as referrals_router
 from dispatch.api.routes_reports import router as reports_router
 from dispatch.api.routes_snapshot import router as snapshot_router
 from dispatch.api.ws import install_handlers
@@ -124,6 +126,8 @@ def create_app(
     app.include_router(interop_router)
     app.include_router(ws_router)
     app.include_router(console_router)
+    app.include_router(property_router)
+    app.include_router(referrals_router)
     install_error_handlers(app)
     return app
 

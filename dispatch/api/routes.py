@@ -89,8 +89,8 @@ async def get_incident(incident_id: str, svc: Svc, who: Reader) -> Incident:
 
 @router.get("/incidents/{incident_id}/events", response_model=list[Event], tags=["incidents"])
 async def incident_events(incident_id: str, svc: Svc, who: Reader) -> list[Event]:
-    """The incident's audit trail: every change, oldest first."""
-    await views.incident_for(svc, who, incident_id)
+    """The incident's audit trail: every change, oldest first (not a property account's)."""
+    await views.incident_for(svc, who, incident_id, least_ok=False)
     events = await svc.store.events_for_incident(incident_id)
     if who.role is Role.OBSERVER:
         return [e.model_copy(update={"data": policy.redact_event_data(e.data)}) for e in events]

@@ -227,9 +227,11 @@ async def console_routes(
     """Routes of the assigned units of the open incidents the caller may read (or of one
     incident), each signal with its green-wave status now."""
     if incident is not None:
-        incidents = [await views.incident_for(svc, who, incident)]
+        incidents = [await views.incident_for(svc, who, incident, least_ok=False)]
     else:
         incidents = await views.readable(svc, who, await svc.store.open_incidents())
+        # Routes are units' data: not a property team's.
+        incidents = [] if who.role is Role.PROPERTY else incidents
     return await route_views(svc.store, await records_of(svc.store, incidents))
 
 

@@ -123,7 +123,7 @@ async def put_roster(
 )
 async def recommendations(incident_id: IdPath, svc: Svc, who: IncidentReader) -> Recommendations:
     """Available units of each needed agency ranked by road travel time to the scene."""
-    await views.incident_for(svc, who, incident_id)
+    await views.incident_for(svc, who, incident_id, least_ok=False)
     return await svc.recommender.recommend(incident_id)
 
 
@@ -155,7 +155,7 @@ async def assign(
     tags=["incidents"],
 )
 async def assignments(incident_id: IdPath, svc: Svc, who: IncidentReader) -> list[AssignmentRecord]:
-    incident = await views.incident_for(svc, who, incident_id)
+    incident = await views.incident_for(svc, who, incident_id, least_ok=False)
     return await svc.records.of_incident(incident)
 
 

@@ -102,7 +102,7 @@ Alerts = Annotated[AlertDesk, Depends(alert_reader)]
 async def export_eido(incident_id: str, svc: Svc, who: IncidentReader) -> JSONResponse:
     """The incident as a NENA EIDO document (JSON, validated by the tests against NENA's
     schema), as the caller may read it."""
-    incident = await views.incident_for(svc, who, incident_id)
+    incident = await views.incident_for(svc, who, incident_id, least_ok=False)
     return JSONResponse(incident_to_eido(incident, origin=_origin(svc)))
 
 
@@ -235,7 +235,7 @@ async def incident_alerts(
     incident_id: str, request: Request, svc: Svc, desk: Alerts, who: IncidentReader
 ) -> list[AlertSummary]:
     """The incident's CAP alerts, oldest first."""
-    await views.incident_for(svc, who, incident_id)
+    await views.incident_for(svc, who, incident_id, least_ok=False)
     return [
         AlertSummary.of(a, url=str(request.url_for("cap_alert", alert_id=a.alert_id)))
         for a in await desk.alerts_of(incident_id)

@@ -49,7 +49,9 @@ async def snapshot(
     consistent with (each narrowed as the authorization model says)."""
     event_id = await svc.store.last_event_id()  # before any state: see the module docstring
     taken_at = svc.clock()
-    incidents = await views.readable(svc, who, await svc.store.open_incidents())
+    incidents = await views.readable(
+        svc, who, await svc.store.open_incidents(), what="read snapshot"
+    )
     units: list[Unit] = []
     whistles: list[Whistle] = []
     if policy.admits(who, Action.READ_UNITS).allowed:

@@ -18,8 +18,8 @@ from dispatch.services import Services
 
 
 def compound_of(incident: Incident) -> str | None:
-    value = getattr(incident, "compound_id", None)
-    return value if isinstance(value, str) else None
+    """The compound the incident is in (decided at intake, kept on the incident)."""
+    return incident.compound_id
 
 
 def summons_of(whistle: Whistle) -> frozenset[str]:
@@ -40,10 +40,17 @@ async def own_unit(svc: Services, who: Principal) -> tuple[Unit, ...]:
     return (unit,) if unit is not None else ()
 
 
-async def readable(svc: Services, who: Principal, incidents: Sequence[Incident]) -> list[Incident]:
-    """The incidents ``who`` may read, as they may read them."""
+async def readable(
+    svc: Services, who: Principal, incidents: Sequence[Incident], *, what: str = "read incidents"
+) -> list[Incident]:
+    """The incidents ``who`` may read, as they may read them (a property account's read is
+    audited as ``what``)."""
     if who.role in (Role.DISPATCHER, Role.OBSERVER, Role.ADMIN):
         return policy.visible_incidents(who, incidents)
+    if who.role is Role.PROPERTY:
+        seen = policy.visible_incidents(who, incidents, compound_of=compound_of)
+        await svc.property_desk.audit(who, what, count=len(seen))
+        return seen
     by_incident = await summoned(svc, who)
     return policy.visible_incidents(
         who,
@@ -54,8 +61,20 @@ async def readable(svc: Services, who: Principal, incidents: Sequence[Incident])
     )
 
 
-async def incident_for(svc: Services, who: Principal, incident_id: str) -> Incident:
+async def incident_for(
+    svc: Services,
+    who: Principal,
+    incident_id: str,
+    *,
+    what: str = "read incident",
+    least_ok: bool = True,
+) -> Incident:
     """The incident, as ``who`` may read it.
+
+    Args:
+        what: how a property account's read is audited.
+        least_ok: False for reads beyond the incident itself (its units, recommendations,
+            EIDO, CAP, audit trail): a property account is refused them.
 
     Raises:
         NotFoundError: no such incident. ForbiddenError: ``who`` may not read it.
@@ -65,6 +84,10 @@ async def incident_for(svc: Services, who: Principal, incident_id: str) -> Incid
         raise NotFoundError(f"no incident {incident_id}")
     target = await incident_target(svc, who, incident)
     decision = policy.decide(who, Action.READ_INCIDENT, target)
+    if who.role is Role.PROPERTY:
+        await svc.property_desk.audit(who, what, incident_id=incident_id, allowed=decision.allowed)
+        if decision.allowed and not least_ok:
+            raise ForbiddenError(f"a property account reads only the incident itself ({what})")
     if not decision.allowed:
         raise ForbiddenError(decision.reason)
     return policy.redact(who, incident)

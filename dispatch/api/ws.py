@@ -45,6 +45,7 @@ from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from dispatch.api import views
 from dispatch.core import policy
 from dispatch.core.audience import Subscription
 from dispatch.core.policy import Action, Target
@@ -323,6 +324,12 @@ async def _prime(svc: Services, client: Client) -> None:
         unit = await svc.store.get(Unit, svc.store.keys.unit(sub))
         if unit is not None:
             client.audience.assigned_incident = unit.incident_id
+    elif role is Role.PROPERTY:
+        # The joined incidents it may see now, so the event that ends its access reaches it.
+        seen = await views.readable(
+            svc, client.principal, await svc.store.open_incidents(), what="websocket session"
+        )
+        client.audience.property_open.update(i.id for i in seen)
 
 
 async def _send_loop(

@@ -17,8 +17,11 @@ Role rules (a client's subscription can only narrow them, never widen):
 - ``signal`` (token scope = intersection ids, or ``*`` for the 122 signal-control gateway that
   serves the whole district): only the green-wave messages ``greenwave.request``, ``.update``,
   ``.cancel`` and ``.status`` whose ``data.intersection_id`` is in scope.
-- ``property`` (token scope = compound ids): events of incidents whose ``compound_id`` is in
-  scope (from the event's own ``data.incident`` or the hub's incident cache).
+- ``property`` (token scope = compound ids): need-to-know. Only :data:`PROPERTY_TYPES`
+  (the incident's own changes and its team's join), of incidents whose ``compound_id`` is in
+  scope, of a type on the compound list, while the team is joined and the incident open (the
+  ``incident.closed`` that ends it still arrives); the hub sends them the least view
+  (:func:`policy.property_event_data`).
 
 Subscription filters, each optional (absent: no restriction): ``incidents`` (events of other
 incidents, and events of none, are dropped); ``agencies`` (an event tied to agencies must share
@@ -35,9 +38,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dispatch.core import compounds as _compounds
 from dispatch.core.policy import ALL_INTERSECTIONS, DISPATCHING
 from dispatch.errors import ForbiddenError
-from dispatch.models import Agency, Role
+from dispatch.models import Agency, CallType, Role
 
 StreamKey = tuple[int, int]
 
@@ -45,8 +49,16 @@ SIGNAL_TYPES = frozenset(
     {"greenwave.request", "greenwave.update", "greenwave.cancel", "greenwave.status"}
 )
 # The access audit: admins only.
-ADMIN_TYPES = frozenset({"token.revoked", "auth.lockout"})
+ADMIN_TYPES = frozenset({"token.revoked", "auth.lockout", "property.access"})
 SEE_ALL = frozenset({Role.DISPATCHER, Role.OBSERVER, Role.ADMIN})
+# What a property team is pushed (of its joined incidents).
+PROPERTY_TYPES = frozenset(
+    {
+        "incident.created", "incident.merged", "incident.updated", "incident.closed",
+        "property.joined", "property.status", "property.released",
+    }
+)  # fmt: skip
+_TEAM_ENDED = frozenset({"closed", "released"})
 
 
 def sees_everything(role: Role, agency: Agency) -> bool:
@@ -84,6 +96,9 @@ class IncidentInfo:
     lon: float | None = None
     agencies: frozenset[str] = frozenset()
     compound_id: str | None = None
+    # For a property team: "open" (joined, eligible, open), "closed" (was so, now closed),
+    # "never"; None: unknown (a summary without status).
+    property_state: str | None = None
 
     def merged(self, newer: IncidentInfo) -> IncidentInfo:
         """``newer`` wins field by field where it knows something."""
@@ -92,6 +107,9 @@ class IncidentInfo:
             lon=newer.lon if newer.lon is not None else self.lon,
             agencies=newer.agencies or self.agencies,
             compound_id=newer.compound_id if newer.compound_id is not None else self.compound_id,
+            property_state=newer.property_state
+            if newer.property_state is not None
+            else self.property_state,
         )
 
 
@@ -105,7 +123,26 @@ def incident_info(incident: Mapping[str, Any]) -> IncidentInfo:
         lon=float(lon) if isinstance(lon, int | float) else None,
         agencies=frozenset(str(a) for a in agencies) if isinstance(agencies, list) else frozenset(),
         compound_id=str(compound) if compound is not None else None,
+        property_state=property_state(incident),
     )
+
+
+def property_state(incident: Mapping[str, Any]) -> str | None:
+    """See :attr:`IncidentInfo.property_state`."""
+    status = incident.get("status")
+    if not isinstance(status, str):
+        return None
+    join = incident.get("property_join")
+    types = incident.get("call_types")
+    try:
+        eligible = isinstance(types, list) and _compounds.property_may_see(
+            [CallType(t) for t in types]
+        )
+    except ValueError:
+        eligible = False
+    if not eligible or not isinstance(join, dict) or join.get("status") in _TEAM_ENDED:
+        return "never"
+    return "closed" if status == "closed" else "open"
 
 
 def embedded_incident(data: Mapping[str, Any]) -> IncidentInfo | None:
@@ -131,6 +168,7 @@ class EventView:
     lat: float | None = None
     lon: float | None = None
     compound_id: str | None = None
+    property_state: str | None = None
 
 
 def view_of(
@@ -193,6 +231,7 @@ def view_of(
         lat=lat,
         lon=lon,
         compound_id=info.compound_id if info else None,
+        property_state=info.property_state if info else None,
     )
 
 
@@ -291,6 +330,7 @@ class Audience:
     filter: Filter = field(default_factory=Filter)
     summoned: set[str] = field(default_factory=set)
     assigned_incident: str | None = None
+    property_open: set[str] = field(default_factory=set)
 
     def subscribe(self, sub: Subscription) -> None:
         """Replace the filter. Raises ForbiddenError beyond the token's scope."""
@@ -333,5 +373,18 @@ class Audience:
                 ev.intersection_id in self.scope or ALL_INTERSECTIONS in self.scope
             )
         if role is Role.PROPERTY:
-            return ev.compound_id is not None and ev.compound_id in self.scope
+            if ev.type not in PROPERTY_TYPES:
+                return False
+            if ev.compound_id is None or ev.compound_id not in self.scope:
+                return False
+            if ev.property_state == "open":
+                if ev.incident_id is not None:
+                    self.property_open.add(ev.incident_id)
+                return True
+            # The event that ends the team's access (the incident's close, the release, the
+            # team's own close) still arrives, once: that is how the terminal learns of it.
+            if ev.incident_id is not None and ev.incident_id in self.property_open:
+                self.property_open.discard(ev.incident_id)
+                return True
+            return False
         return False

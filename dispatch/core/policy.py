@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from dispatch.core import compounds as _compounds
+from dispatch.core import property as _property
 from dispatch.models import (
     AGENCY_CENTRE,
     CENTRE_AGENCY,
@@ -77,6 +79,15 @@ class Action(StrEnum):
     TERMINAL_STATUS = "terminal.status"
     SIGNAL_STATUS = "signal.status"
     REVOKE_TOKENS = "tokens.revoke"
+    # compounds and their property teams (issue 15)
+    READ_COMPOUNDS = "compounds.read"
+    PUT_COMPOUND = "compound.put"
+    JOIN_PROPERTY = "property.join"
+    PROPERTY_STATUS = "property.status"
+    # referral of disputes to mediation (issue 15)
+    REFER = "referral.create"
+    READ_REFERRALS = "referrals.read"
+    UPDATE_REFERRAL = "referral.update"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +105,8 @@ class Target:
     intersection_id: str | None = None
     compound_id: str | None = None
     roster_agencies: frozenset[Agency] = frozenset()
+    # A referral's mediation body (the mediator's scope must name it).
+    mediation_body: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +170,52 @@ def _sees_incident(who: Principal, target: Target) -> Decision:
             return ALLOW
         return _deny(f"unit {who.sub} is not assigned to incident {incident.id}")
     if role is Role.PROPERTY:
-        compound = target.compound_id
-        if compound is not None and compound in who.scope:
-            return ALLOW
-        return _deny(f"incident {incident.id} is not in your compounds")
+        return _property_sees(who, target, incident)
     return _deny(f"a {role.value} reads no incidents")
+
+
+def _property_sees(who: Principal, target: Target, incident: Incident) -> Decision:
+    # Need-to-know: its compounds, types on the compound list, and only while its team is
+    # joined and the incident open.
+    compound = target.compound_id
+    if compound is None or compound not in who.scope:
+        return _deny(f"incident {incident.id} is not in your compounds")
+    if not _compounds.property_may_see(incident.call_types):
+        return _deny(f"incident {incident.id} is not of a type on the compound list")
+    if not _property.team_active(incident):
+        return _deny(f"your team is not joined to incident {incident.id}")
+    return ALLOW
+
+
+def _compound_team(who: Principal, target: Target) -> Decision:
+    if who.role is Role.PROPERTY:
+        if target.incident is None:
+            return _deny("no incident named")
+        return _property_sees(who, target, target.incident)
+    return _dispatching(who) or ALLOW
+
+
+def _refers(who: Principal, target: Target) -> Decision:
+    if who.role is Role.TERMINAL:
+        # An officer on scene: a police unit's terminal, assigned to the incident.
+        incident = target.incident
+        unit = target.units[0] if target.units else None
+        if incident is None or unit is None or unit.id != who.sub:
+            return _deny(f"unit {who.sub} is not assigned to this incident")
+        if unit.agency is not Agency.POLICE or who.agency is not Agency.POLICE:
+            return _deny("only police officers on scene refer disputes")
+        if unit.incident_id != incident.id:
+            return _deny(f"unit {who.sub} is not assigned to incident {incident.id}")
+        return ALLOW
+    return _dispatching(who) or ALLOW
+
+
+def _mediation_scope(who: Principal, target: Target) -> Decision:
+    if who.role is Role.MEDIATOR:
+        if target.mediation_body is None or target.mediation_body in who.scope:
+            return ALLOW
+        return _deny(f"mediation body {target.mediation_body} is not in your scope")
+    return _dispatching(who) or ALLOW
 
 
 def _sees_units(who: Principal, target: Target) -> Decision:
@@ -286,7 +340,8 @@ MODEL: Mapping[Action, Rule] = {
         frozenset({_R.DISPATCHER, _R.OBSERVER, _R.COORDINATOR, _R.TERMINAL, _R.PROPERTY}),
         "dispatchers and observers: every incident (observers without callers' words); "
         "coordinators: incidents they are summoned to; a terminal: its unit's incident; "
-        "property: incidents in its compounds",
+        "property: open incidents of its compounds, of a type on the compound list, while its "
+        "team is joined (place, type, time, task only)",
         _sees_incident,
     ),
     Action.READ_SNAPSHOT: Rule(
@@ -396,6 +451,45 @@ MODEL: Mapping[Action, Rule] = {
         frozenset({_R.SIGNAL}), "a signal controller, for intersections in its scope", _in_scope
     ),
     Action.REVOKE_TOKENS: Rule(frozenset(), "an admin", _only_admin),
+    Action.READ_COMPOUNDS: Rule(
+        frozenset({_R.DISPATCHER, _R.OBSERVER, _R.PROPERTY}),
+        "dispatchers and observers: every compound; property: its own compounds",
+        _compound_team,
+    ),
+    Action.PUT_COMPOUND: Rule(
+        frozenset({_R.DISPATCHER}),
+        "a police dispatcher (the compounds of the district)",
+        _any,
+        frozenset({Agency.POLICE}),
+    ),
+    Action.JOIN_PROPERTY: Rule(
+        frozenset({_R.DISPATCHER}),
+        "a police dispatcher joins or releases a compound's security team",
+        _any,
+        frozenset({Agency.POLICE}),
+    ),
+    Action.REFER: Rule(
+        frozenset({_R.DISPATCHER, _R.TERMINAL}),
+        "a police dispatcher, or a police officer on scene (the terminal of a unit assigned "
+        "to the incident), with the parties' consent",
+        _refers,
+        frozenset({Agency.POLICE}),
+    ),
+    Action.READ_REFERRALS: Rule(
+        frozenset({_R.DISPATCHER, _R.OBSERVER, _R.MEDIATOR}),
+        "dispatchers and observers: every referral; a mediator: its bodies' referrals",
+        _mediation_scope,
+    ),
+    Action.UPDATE_REFERRAL: Rule(
+        frozenset({_R.MEDIATOR}),
+        "the mediation body the dispute was referred to (token scope = body ids)",
+        _mediation_scope,
+    ),
+    Action.PROPERTY_STATUS: Rule(
+        frozenset({_R.PROPERTY}),
+        "the joined team of the incident's compound (token scope), while the incident is open",
+        _compound_team,
+    ),
 }
 
 
@@ -453,7 +547,10 @@ def visible_incidents(
 
 
 def redact(who: Principal, incident: Incident) -> Incident:
-    """The incident as ``who`` may see it: observers get no callers' words or numbers."""
+    """The incident as ``who`` may see it: observers get no callers' words or numbers, a
+    property team only place, type, time, status and its own task."""
+    if who.role is Role.PROPERTY:
+        return _compounds.least_view(incident)
     if who.role is not Role.OBSERVER:
         return incident
     return incident.model_copy(update={"calls": [redact_call(c) for c in incident.calls]})
@@ -476,6 +573,27 @@ def redact_event_data(data: Mapping[str, object]) -> dict[str, object]:
     call = out.get("call")
     if isinstance(call, dict):
         out["call"] = _redact_call_data(call)
+    return out
+
+
+# What a property team may see of an incident pushed to it (decoded JSON).
+PROPERTY_INCIDENT_FIELDS = frozenset(
+    {
+        "id", "status", "call_types", "lat", "lon", "address", "priority", "created_at",
+        "updated_at", "compound_id", "property_join",
+    }
+)  # fmt: skip
+
+
+def property_event_data(data: Mapping[str, object]) -> dict[str, object]:
+    """An event's data as a property team may see it: the incident's least view, no call."""
+    out: dict[str, object] = {}
+    incident = data.get("incident")
+    if isinstance(incident, dict):
+        out["incident"] = {k: v for k, v in incident.items() if k in PROPERTY_INCIDENT_FIELDS}
+    for name in ("join", "status", "outcome"):
+        if name in data:
+            out[name] = data[name]
     return out
 
 

@@ -19,6 +19,9 @@ from dispatch.core.geo import cell_of, cells_around
 from dispatch.core.plans import PlanTable
 from dispatch.errors import NotFoundError
 from dispatch.events import EventType, IncidentCreated, IncidentMerged, IncidentSplit
+from dispatch.flow.compounds import CompoundBook
+from dispatch.flow.property import PropertyDesk
+from dispatch.flow.referrals import ReferralDesk
 from dispatch.infra.store import Store, VersionConflict
 from dispatch.models import CallEvent, CallRecord, Incident
 
@@ -48,11 +51,17 @@ class JointIntake:
         *,
         policy: merge.MergePolicy,
         clock: Callable[[], datetime],
+        compounds: CompoundBook | None = None,
+        referrals: ReferralDesk | None = None,
+        auto_join: PropertyDesk | None = None,
     ) -> None:
         self.store = store
         self.plans = plans
         self.policy = policy
         self.clock = clock
+        self.compounds = compounds
+        self.referrals = referrals
+        self.auto_join = auto_join
 
     async def handle(self, call: CallEvent, *, stream_id: str | None = None) -> CallOutcome:
         """Commit ``call``; idempotent on ``(centre, call_id)``.
@@ -67,6 +76,12 @@ class JointIntake:
         )
         if outcome.kind != "duplicate":
             log.info("call %s %s incident %s", call.key, outcome.kind, outcome.incident_id)
+            if self.referrals is not None:
+                # A dispute called in again after its referral: linked and counted.
+                await self.referrals.link_call(call, outcome.incident_id)
+            if self.auto_join is not None and outcome.kind == "created":
+                # The plan says the compound's team joins without a dispatcher's approval.
+                await self.auto_join.auto_join(outcome.incident_id)
         return outcome
 
     async def _attempt(self, call: CallEvent, stream_id: str | None) -> CallOutcome:
@@ -97,6 +112,7 @@ class JointIntake:
             stream_id=stream_id,
             note=None if decision is None else decision.reason,
         )
+        updated = await self._place(updated)
         record = CallRecord.from_call(call, stream_id)
         tx = self.store.tx()
         for cell in cells:
@@ -140,6 +156,15 @@ class JointIntake:
             raise
         return CallOutcome("created" if target is None else "merged", incident_id, tuple(event_ids))
 
+    async def _place(self, incident: Incident) -> Incident:
+        # The compound is decided once, where the incident is when it is first placed.
+        if self.compounds is None or incident.compound_id is not None:
+            return incident
+        compound_id = await self.compounds.locate(incident.lat, incident.lon)
+        if compound_id is None:
+            return incident
+        return incident.model_copy(update={"compound_id": compound_id})
+
     async def split(
         self, incident_id: str, call_key: str, *, actor: str
     ) -> tuple[Incident, Incident]:
@@ -169,6 +194,7 @@ class JointIntake:
         original, split = merge.split_call(
             incident, call_key, new_incident_id=new_id, plans=self.plans, now=now, actor=actor
         )
+        split = await self._place(split.model_copy(update={"compound_id": None}))
         size_m = self.policy.distance_m
         tx = self.store.tx()
         tx.expect_version(keys.incident(incident.id), incident.version)

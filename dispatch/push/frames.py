@@ -12,7 +12,7 @@ import orjson
 from pydantic import BaseModel
 
 from dispatch.core.audience import StreamKey, stream_key
-from dispatch.core.policy import redact_event_data
+from dispatch.core.policy import property_event_data, redact_event_data
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,13 @@ def decode_entry(entry_id: bytes | str, raw: Mapping[bytes, bytes]) -> Decoded:
         }
     ).decode()
     return Decoded(eid, stream_key(eid), f.get("type", ""), incident_id, data, text)
+
+
+def least_data(d: Decoded) -> str:
+    """The event's envelope with its data as a property team may see it (least view)."""
+    envelope = orjson.loads(d.text)
+    envelope["data"] = property_event_data(d.data)
+    return orjson.dumps(envelope).decode()
 
 
 def redacted(d: Decoded) -> str:

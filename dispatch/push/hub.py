@@ -60,7 +60,7 @@ from dispatch.errors import StoreError
 from dispatch.events import EventType
 from dispatch.infra.store import Store, text
 from dispatch.models import Principal, Role
-from dispatch.push.frames import Decoded, decode_entry, frame, redacted
+from dispatch.push.frames import Decoded, decode_entry, frame, least_data, redacted
 from dispatch.settings import HubConfig
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,7 @@ class Hub:
         self._ids = itertools.count(1)
         self._places: OrderedDict[str, IncidentInfo] = OrderedDict()
         self._redacted: OrderedDict[str, str] = OrderedDict()
+        self._least_data: OrderedDict[str, str] = OrderedDict()
         self._last_heartbeat = time.monotonic()
 
     # -- registry ------------------------------------------------------------------
@@ -295,6 +296,8 @@ class Hub:
     def text_for(self, client: Client, d: Decoded) -> str:
         """The event's wire text for this client: as stored, or redacted for an observer
         (serialised once per event however many observers there are)."""
+        if client.principal.role is Role.PROPERTY:
+            return self._least(d)
         if client.principal.role is not Role.OBSERVER:
             return d.text
         cached = self._redacted.get(d.id)
@@ -303,6 +306,16 @@ class Hub:
             self._redacted[d.id] = cached
             while len(self._redacted) > 1000:
                 self._redacted.popitem(last=False)
+        return cached
+
+    def _least(self, d: Decoded) -> str:
+        # A property team's least view, serialised once per event like the observers'.
+        cached = self._least_data.get(d.id)
+        if cached is None:
+            cached = least_data(d)
+            self._least_data[d.id] = cached
+            while len(self._least_data) > 1000:
+                self._least_data.popitem(last=False)
         return cached
 
     def _revoke(self, d: Decoded) -> None:

@@ -2,7 +2,7 @@
 
 A real server and Redis hold one world: a crash that 122 took first (the lead agency) and 120
 joined, so traffic, EMS and fire work it; the whistle summoned one coordinator of each; an
-ambulance is assigned to it; one unit of every agency. Every principal (7 roles x 5
+ambulance is assigned to it; one unit of every agency. Every principal (8 roles x 5
 agencies, each with the subject and scope that make its object checks meaningful) asks
 every route and sends every websocket message; the answer must be 403 (or 4403) exactly when
 ``dispatch.core.policy`` says no. A route missing from the table fails the test: a new route
@@ -66,7 +66,9 @@ def principal(role: Role, agency: Agency) -> Principal:
         Role.COORDINATOR: COORDINATORS.get(agency, f"coord-{agency.value}"),
         Role.TERMINAL: UNITS.get(agency, ("S1", None))[0],
     }.get(role, f"{role.value}-{agency.value}")
-    scope = {Role.SIGNAL: ["*"], Role.PROPERTY: ["C1"]}.get(role, [])
+    scope = {Role.SIGNAL: ["*"], Role.PROPERTY: ["C1"], Role.MEDIATOR: ["town-mediation"]}.get(
+        role, []
+    )
     return Principal(sub=sub, role=role, agency=agency, scope=scope, exp=0, iat=0, jti="x")
 
 
@@ -272,6 +274,42 @@ CASES: list[Case] = [
         lambda w, p: Target(centre=None),
         lambda w, p: {"not": "an eido"},
     ),
+    # Compounds and property teams (issue 15). The world's incident is in no compound, so a
+    # property token is refused its object checks.
+    Case("GET", "/api/compounds", Action.READ_COMPOUNDS),
+    Case("GET", "/api/compounds/{compound_id}", Action.READ_COMPOUNDS),
+    Case(
+        "PUT",
+        "/api/compounds/{compound_id}",
+        Action.PUT_COMPOUND,
+        body=lambda w, p: {"name": "x", "geometry": {"type": "Point", "coordinates": [0, 0]}},
+    ),
+    Case("GET", "/api/incidents/{incident_id}/property", Action.JOIN_PROPERTY),
+    Case("POST", "/api/incidents/{incident_id}/property/join", Action.JOIN_PROPERTY),
+    Case("POST", "/api/incidents/{incident_id}/property/release", Action.JOIN_PROPERTY),
+    Case(
+        "POST",
+        "/api/incidents/{incident_id}/property/status",
+        Action.PROPERTY_STATUS,
+        lambda w, p: Target(incident=w.incident),
+        lambda w, p: {"status": "accepted"},
+    ),
+    # Referrals (issue 15): the world's incident is no dispute (409 for those allowed).
+    Case(
+        "POST",
+        "/api/incidents/{incident_id}/referrals",
+        Action.REFER,
+        lambda w, p: Target(incident=w.incident, units=_own(w, p)),
+        lambda w, p: {"body": "town-mediation", "consent": True},
+    ),
+    Case("GET", "/api/referrals", Action.READ_REFERRALS),
+    Case("GET", "/api/referrals/{referral_id}", Action.READ_REFERRALS),
+    Case(
+        "POST",
+        "/api/referrals/{referral_id}/status",
+        Action.UPDATE_REFERRAL,
+        body=lambda w, p: {"status": "accepted"},
+    ),
     Case(
         "POST",
         "/api/tokens/revoke",
@@ -291,7 +329,12 @@ def server(settings: Settings, redis_url: str) -> Iterator[ServerThread]:
 
 def _path(case: Case, w: World) -> str:
     return case.path.format(
-        incident_id=w.incident.id, unit_id="F1", whistle_id=w.whistle_id, drill_id="matrix-1"
+        incident_id=w.incident.id,
+        unit_id="F1",
+        whistle_id=w.whistle_id,
+        drill_id="matrix-1",
+        compound_id="C1",
+        referral_id="R-none",
     )
 
 

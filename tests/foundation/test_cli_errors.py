@@ -31,6 +31,7 @@ CASES: dict[tuple[str, str], list[str]] = {
     ("fleet load", "file"): ["fleet", "load", "{f}"],
     ("hospitals load", "file"): ["hospitals", "load", "{f}"],
     ("roster load", "file"): ["roster", "load", "{f}"],
+    ("compounds load", "file"): ["compounds", "load", "{f}"],
     ("graph build", "osm"): ["graph", "build", "--osm", "{f}", "--out", "{tmp}/g.npz"],
     ("graph info", "graph_file"): ["graph", "info", "{f}"],
     ("sumo build", "osm"): ["sumo", "build", "--osm", "{f}", "--out", "{tmp}/net"],

@@ -174,23 +174,39 @@ async def test_signal_sees_its_intersections_and_cannot_widen(
 async def test_property_sees_incidents_in_its_compounds(server: ServerThread, store: Store) -> None:
     team = await open_ws(server, tok(Role.PROPERTY, Agency.PROPERTY, "pm-1", scope=["C1"]))
     await ready(team)
+    joined = {"status": "joined"}
+    theft = {"status": "open", "call_types": ["theft"], "property_join": joined}
     created = await commit(
         store,
         "incident.created",
         incident_id="I1",
-        incident=incident("I1", 31.2, 121.4, compound_id="C1"),
+        incident=incident("I1", 31.2, 121.4, compound_id="C1", **theft),
     )
+    # Another compound's; one of a type off the compound list; one not joined; one of none.
     await commit(
         store,
         "incident.created",
         incident_id="I2",
-        incident=incident("I2", 31.2, 121.4, compound_id="C2"),
+        incident=incident("I2", 31.2, 121.4, compound_id="C2", **theft),
+    )
+    patient = {**theft, "call_types": ["critical_patient"]}
+    await commit(
+        store,
+        "incident.created",
+        incident_id="I4",
+        incident=incident("I4", 31.2, 121.4, compound_id="C1", **patient),
+    )
+    await commit(
+        store,
+        "incident.created",
+        incident_id="I5",
+        incident=incident("I5", 31.2, 121.4, compound_id="C1", status="open", call_types=["theft"]),
     )
     await commit(store, "incident.created", incident_id="I3", incident=incident("I3", 31, 121))
-    assigned = await commit(store, "assignment.created", incident_id="I1", unit_id="SEC-1")
-    await commit(store, "assignment.created", incident_id="I2", unit_id="SEC-2")
+    # Units are not the team's to know.
+    await commit(store, "assignment.created", incident_id="I1", unit_id="SEC-1")
     await commit(store, "roster.updated", entries=[], rules=[])
-    assert [m["id"] for m in events(await drain(team, QUIET))] == [created, assigned]
+    assert [m["id"] for m in events(await drain(team, QUIET))] == [created]
     await team.close()
 
 

@@ -12,6 +12,9 @@ from dispatch.errors import ForbiddenError
 from dispatch.models import Role
 
 PLACE = IncidentInfo(lat=31.2, lon=121.4, agencies=frozenset({"ems"}), compound_id="C1")
+JOINED = IncidentInfo(
+    lat=31.2, lon=121.4, agencies=frozenset({"ems"}), compound_id="C1", property_state="open"
+)
 
 
 def ev(type: str, incident_id: str | None = "I1", known: IncidentInfo | None = None, **data: Any):  # type: ignore[no-untyped-def]
@@ -33,8 +36,11 @@ def ev(type: str, incident_id: str | None = "I1", known: IncidentInfo | None = N
         (Role.SIGNAL, "s", ["7"], ev("greenwave.planned", intersection_id=7), False),
         (Role.SIGNAL, "gw", ["*"], ev("greenwave.request", intersection_id=123456), True),
         (Role.SIGNAL, "gw", ["*"], ev("incident.created", intersection_id=None), False),
-        (Role.PROPERTY, "p", ["C1"], ev("assignment.created", known=PLACE), True),
-        (Role.PROPERTY, "p", ["C2"], ev("assignment.created", known=PLACE), False),
+        # Need-to-know: the incident's own changes while the team is joined, never units.
+        (Role.PROPERTY, "p", ["C1"], ev("incident.updated", known=JOINED), True),
+        (Role.PROPERTY, "p", ["C1"], ev("assignment.created", known=JOINED), False),
+        (Role.PROPERTY, "p", ["C1"], ev("incident.updated", known=PLACE), False),
+        (Role.PROPERTY, "p", ["C2"], ev("incident.updated", known=JOINED), False),
         (Role.PROPERTY, "p", ["C1"], ev("roster.updated", None), False),
     ],
 )
