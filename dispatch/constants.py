@@ -83,6 +83,11 @@ class Keys:
         return f"{self.tag}:incidents:geo"
 
     @property
+    def alarms(self) -> str:
+        """Hash alarm name -> when it was raised (ISO time): one alarm across instances."""
+        return f"{self.tag}:alarms"
+
+    @property
     def cell_versions(self) -> str:
         """Hash grid-cell -> change counter; guards merge decisions against races."""
         return f"{self.tag}:cells"

@@ -77,6 +77,9 @@ class EventType(StrEnum):
     # access: audited, seen by admins only
     TOKEN_REVOKED = "token.revoked"
     AUTH_LOCKOUT = "auth.lockout"
+    # the service's own health: the intake backlog passed its alarm threshold, or fell back
+    INTAKE_LAG_ALARM = "intake.lag_alarm"
+    INTAKE_LAG_CLEARED = "intake.lag_cleared"
     # units and reference data
     UNIT_STATUS = "unit.status"
     UNIT_UPDATED = "unit.updated"
@@ -287,6 +290,16 @@ class AuthLockout(Payload):
     until: datetime
 
 
+class IntakeLag(Payload):
+    """The intake group's backlog when the lag alarm was raised or cleared."""
+
+    backlog: int
+    pending: int | None
+    lag: int | None
+    threshold: int
+    instance: str
+
+
 class UnitStatusChanged(Payload):
     unit_id: str
     status: UnitStatus
@@ -335,6 +348,8 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.CAP_CANCELLED: CapMessageEvent,
     EventType.TOKEN_REVOKED: TokenRevoked,
     EventType.AUTH_LOCKOUT: AuthLockout,
+    EventType.INTAKE_LAG_ALARM: IntakeLag,
+    EventType.INTAKE_LAG_CLEARED: IntakeLag,
     EventType.UNIT_STATUS: UnitStatusChanged,
     EventType.UNIT_UPDATED: UnitUpdated,
     EventType.HOSPITALS_UPDATED: HospitalsUpdated,

@@ -403,6 +403,12 @@ class Hospital(BaseModel):
 
 
 class HealthReport(BaseModel):
+    """``/api/health`` and ``/api/health/ready``: ``ok`` only when every check passes.
+
+    ``checks`` names each thing looked at (``redis``, ``graph``, ``intake``, ...) and whether
+    it passed; ``reasons`` says why the instance is not ready (empty when it is).
+    """
+
     status: Literal["ok", "degraded"]
     redis: bool
     instance: str
@@ -411,6 +417,17 @@ class HealthReport(BaseModel):
     lag: int | None = None
     graph: str | None = None
     detail: str | None = None
+    ready: bool = False
+    checks: dict[str, bool] = Field(default_factory=dict)
+    reasons: list[str] = Field(default_factory=list)
+    lag_alarm: bool = False
+
+
+class Liveness(BaseModel):
+    """``/api/health/live``: the process answers (it says nothing about Redis)."""
+
+    status: Literal["alive"] = "alive"
+    instance: str
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {

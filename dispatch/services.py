@@ -23,6 +23,7 @@ from dispatch.flow.merge import JointIntake
 from dispatch.flow.reactor import Reactor
 from dispatch.flow.recommend import Recommender
 from dispatch.flow.track import Tracking
+from dispatch.flow.watch import IntakeWatch
 from dispatch.flow.whistle import WhistleDesk
 from dispatch.infra.store import Store
 from dispatch.infra.timers import Timers
@@ -54,11 +55,17 @@ class Services:
     hub: Hub
     access: Access
     limits: CallLimits
+    watch: IntakeWatch
     router: Router | None = None
 
     @property
     def graph_name(self) -> str | None:
         return self.settings.graph.name if self.settings.graph else None
+
+    @property
+    def graph_ok(self) -> bool:
+        """The road graph is loaded, or this is not a production instance (which needs one)."""
+        return self.router is not None or self.settings.env != "prod"
 
 
 def build(
@@ -142,6 +149,13 @@ def build(
         hub=hub,
         access=Access(store, settings, clock=clock),
         limits=limits,
+        watch=IntakeWatch(
+            store,
+            limits=settings.backlog_limits(),
+            clock=clock,
+            instance=instance,
+            interval_s=settings.intake_watch_s,
+        ),
         router=router,
     )
 

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatch.codec import parse_area
 from dispatch.constants import DEFAULT_NAMESPACE
+from dispatch.core.backlog import BacklogLimits
 from dispatch.errors import ConfigError
 
 DEV_SECRET = "yishao-development-only-secret-change-me"
@@ -58,6 +59,15 @@ class Settings(BaseSettings):
     intake_block_ms: int = Field(1000, ge=1)
     reclaim_idle_ms: int = Field(30_000, ge=100)
     max_deliveries: int = Field(5, ge=1)
+    # Overload: past intake_lag_alarm entries owed (pending + undelivered) the instance is not
+    # ready (/api/health/ready 503) and the lag alarm is raised, cleared again below 80 %;
+    # past intake_backlog_max POST /api/calls answers 503 with Retry-After. The watch reads
+    # the backlog every intake_watch_s. A production instance (YISHAO_ENV=prod) without a
+    # road graph is not ready.
+    intake_lag_alarm: int = Field(5_000, ge=1)
+    intake_backlog_max: int = Field(50_000, ge=1)
+    intake_retry_after_s: int = Field(5, ge=1, le=3600)
+    intake_watch_s: float = Field(1.0, gt=0, le=60)
     # Joint intake: calls about one emergency merge within this distance and time.
     merge_distance_m: float = Field(300.0, gt=0)
     merge_window_s: float = Field(600.0, gt=0)
@@ -108,6 +118,10 @@ class Settings(BaseSettings):
     standards_dir: Path | None = None
     interop_domain: str = Field("yishao.local", pattern=r"^[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?$")
 
+    def backlog_limits(self) -> BacklogLimits:
+        """The overload thresholds, from the ``intake_*`` settings."""
+        return BacklogLimits(alarm=self.intake_lag_alarm, hard=self.intake_backlog_max)
+
     def hub_config(self) -> HubConfig:
         """The push layer's tuning, from the ``ws_*`` settings."""
         return HubConfig(
@@ -141,6 +155,8 @@ class Settings(BaseSettings):
                 "YISHAO_SECRET is the development default; set a secret of your own "
                 "(or YISHAO_ENV=dev for a local trial)"
             )
+        if self.intake_lag_alarm > self.intake_backlog_max:
+            raise ConfigError("YISHAO_INTAKE_LAG_ALARM must not exceed YISHAO_INTAKE_BACKLOG_MAX")
         if len(self.secret) < 32:
             raise ConfigError(
                 "YISHAO_SECRET must be at least 32 characters (HS256 wants a 256-bit key)"

@@ -90,7 +90,7 @@ def create_app(
         if run_workers:
             poll_s = settings.timer_poll_ms / 1000
             loops += [svc.reactor.run(stop), svc.timers.run(stop, poll_s=poll_s)]
-            loops += [svc.intake.run(stop)]
+            loops += [svc.intake.run(stop), svc.watch.run(stop)]
         tasks = [asyncio.create_task(loop) for loop in loops]
         app.state.services = svc
         log.info("yishao %s instance %s serving (redis %s)", __version__, name, _safe_url(settings))

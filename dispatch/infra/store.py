@@ -638,6 +638,10 @@ class Store:
                 return int(g.get("pending") or 0), None if raw_lag is None else int(raw_lag)
         return None, None
 
+    async def stream_length(self, stream: str) -> int:
+        """How many entries a stream holds (0 when it does not exist)."""
+        return int(await self._call("read stream", self.redis.xlen(stream)))
+
     # -- event log ----------------------------------------------------------------
     async def events_after(self, last_id: str = "0", *, count: int = 1000) -> list[Event]:
         """Events strictly after ``last_id``, oldest first."""
