@@ -79,8 +79,14 @@ class Keys:
 
     @property
     def open_geo(self) -> str:
-        """Geo set of open incidents, for joint-intake candidate search."""
+        """Geo set of every open incident: no longer written (see :meth:`open_geo_bucket`);
+        closing still removes an incident from it, for state written before the buckets."""
         return f"{self.tag}:incidents:geo"
+
+    def open_geo_bucket(self, bucket: int) -> str:
+        """Geo set of the open incidents whose last call fell in one time bucket
+        (:mod:`dispatch.core.buckets`): joint intake's candidate search."""
+        return f"{self.tag}:incidents:geo:{bucket}"
 
     @property
     def alarms(self) -> str:

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from dispatch.constants import Keys
 from dispatch.core import merge
+from dispatch.core.buckets import buckets_within, time_bucket
 from dispatch.core.geo import cell_of, cells_around
 from dispatch.core.plans import PlanTable
 from dispatch.errors import NotFoundError
 from dispatch.events import EventType, IncidentCreated, IncidentMerged, IncidentSplit
-from dispatch.infra.store import Store, VersionConflict
+from dispatch.infra.store import Store, Tx, VersionConflict
 from dispatch.models import CallEvent, CallRecord, Incident
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,21 @@ class CallOutcome:
     kind: str
     incident_id: str
     event_ids: tuple[str, ...] = ()
+
+
+def reindex(tx: Tx, keys: Keys, before: Incident | None, after: Incident) -> Tx:
+    """Move an open incident to its place in the merge index (time bucket of its last call,
+    then geo), as part of ``tx``; ``before`` is its indexed state (None: not indexed yet)."""
+    bucket = time_bucket(after.last_call_at)
+    if before is not None and time_bucket(before.last_call_at) != bucket:
+        tx.zrem(keys.open_geo_bucket(time_bucket(before.last_call_at)), after.id)
+    return tx.geoadd(keys.open_geo_bucket(bucket), after.id, lon=after.lon, lat=after.lat)
+
+
+def unindex(tx: Tx, keys: Keys, incident: Incident) -> Tx:
+    """Take a closing incident out of the merge index, as part of ``tx``."""
+    tx.zrem(keys.open_geo, incident.id)  # state written before the time buckets
+    return tx.zrem(keys.open_geo_bucket(time_bucket(incident.last_call_at)), incident.id)
 
 
 class JointIntake:
@@ -76,7 +93,12 @@ class JointIntake:
         # Redis's geo radius uses a slightly different earth radius: search a little
         # wider and let the pure core decide on the exact distance.
         seen, versions, candidates = await self.store.merge_view(
-            call.key, cells, lat=call.lat, lon=call.lon, radius_m=size_m * 1.01 + 1.0
+            call.key,
+            cells,
+            lat=call.lat,
+            lon=call.lon,
+            radius_m=size_m * 1.01 + 1.0,
+            buckets=buckets_within(call.received_at, self.policy.window_s),
         )
         if seen is not None:
             return CallOutcome("duplicate", seen)
@@ -107,10 +129,10 @@ class JointIntake:
         tx.hset(keys.call_index, {call.key: incident_id})
         tx.zadd(keys.open_incidents, incident_id, updated.last_call_at.timestamp())
         tx.hincrby(keys.cell_versions, cell_of(updated.lat, updated.lon, size_m))
+        reindex(tx, keys, target, updated)
         actor = f"centre:{call.centre.value}"
         if decision is None:
             tx.zadd(keys.incident_index, incident_id, updated.created_at.timestamp())
-            tx.geoadd(keys.open_geo, incident_id, lon=updated.lon, lat=updated.lat)
             tx.event(
                 EventType.INCIDENT_CREATED,
                 IncidentCreated(incident=updated, call=record),
@@ -177,9 +199,9 @@ class JointIntake:
         tx.hset(keys.call_index, {call_key: new_id})
         tx.zadd(keys.incident_index, new_id, split.created_at.timestamp())
         tx.zadd(keys.open_incidents, new_id, split.last_call_at.timestamp())
-        tx.geoadd(keys.open_geo, new_id, lon=split.lon, lat=split.lat)
-        # The original may have moved to its new first call.
-        tx.geoadd(keys.open_geo, incident.id, lon=original.lon, lat=original.lat)
+        reindex(tx, keys, None, split)
+        # The original may have moved to its new first call, and its last call may be older.
+        reindex(tx, keys, incident, original)
         for inc in (original, split):
             tx.hincrby(keys.cell_versions, cell_of(inc.lat, inc.lon, size_m))
         tx.event(

@@ -433,30 +433,43 @@ class Store:
         return f"YS-{day}-{seq:06d}"
 
     async def merge_view(
-        self, call_key: str, cells: Sequence[str], *, lat: float, lon: float, radius_m: float
+        self,
+        call_key: str,
+        cells: Sequence[str],
+        *,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        buckets: Sequence[int],
     ) -> tuple[str | None, dict[str, str], list[Incident]]:
         """What joint intake needs to decide on one call, read in one round trip.
+
+        Args:
+            buckets: the time buckets of the open-incident index to search
+                (:func:`dispatch.core.buckets.buckets_within` of the call's time).
 
         Returns:
             The incident already holding this call (a duplicate) or None; the change
             counters of the cells around the call (the commit's guards); the open
-            incidents within ``radius_m``, nearest first.
+            incidents of those buckets within ``radius_m``.
         """
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hget(self.keys.call_index, call_key)
                 pipe.hmget(self.keys.cell_versions, list(cells))
-                pipe.geosearch(
-                    self.keys.open_geo, longitude=lon, latitude=lat, radius=radius_m, unit="m",
-                    sort="ASC",
-                )  # fmt: skip
-                seen, raw_versions, ids = await pipe.execute()
+                for bucket in buckets:
+                    pipe.geosearch(
+                        self.keys.open_geo_bucket(bucket), longitude=lon, latitude=lat,
+                        radius=radius_m, unit="m",
+                    )  # fmt: skip
+                seen, raw_versions, *found_ids = await pipe.execute()
         except RedisError as exc:
             raise StoreError(f"reading merge candidates failed: {exc}") from exc
         versions = {
             c: ("" if v is None else text(v)) for c, v in zip(cells, raw_versions, strict=True)
         }
-        found = await self.get_many(Incident, [self.keys.incident(text(i)) for i in ids])
+        ids = sorted({text(i) for group in found_ids for i in group})
+        found = await self.get_many(Incident, [self.keys.incident(i) for i in ids])
         candidates = [i for i in found if i is not None and i.status is not IncidentStatus.CLOSED]
         return (None if seen is None else text(seen)), versions, candidates
 
