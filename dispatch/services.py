@@ -77,7 +77,7 @@ def build(
     instance: str,
     plans: PlanTable | None = None,
     hub_config: HubConfig | None = None,
-    timer_lease_s: float = 30.0,
+    timer_lease_s: float | None = None,
 ) -> Services:
     """Wire the service's parts (no I/O: nothing runs until the caller starts the loops)."""
     plans = plans or PlanTable.load(settings.plans)
@@ -107,7 +107,12 @@ def build(
     assignments = Assignments(
         store, fleet, records, greenwave, router, clock=clock, stale_after_s=stale
     )
-    timers = Timers(store, clock=clock, lease_s=timer_lease_s)
+    timers = Timers(
+        store,
+        clock=clock,
+        lease_s=settings.timer_lease_s if timer_lease_s is None else timer_lease_s,
+        heartbeat_s=settings.timer_heartbeat_s,
+    )
     whistles = WhistleDesk(
         store,
         fleet,

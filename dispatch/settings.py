@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     auto_whistle: bool = False
     auto_assign_whistle: bool = False
     timer_poll_ms: int = Field(250, ge=10)
+    # A claimed timer's lease, renewed every heartbeat while its instance works: a dead
+    # instance's timers fire elsewhere about timer_lease_s later.
+    timer_lease_s: float = Field(5.0, gt=0, le=600)
+    timer_heartbeat_s: float = Field(1.0, gt=0, le=60)
     # Screens get one frame of moved units per interval, not a message per fix.
     position_frame_s: float = Field(1.0, gt=0, le=10)
     token_ttl_s: int = Field(12 * 3600, ge=1)
@@ -155,6 +159,8 @@ class Settings(BaseSettings):
                 "YISHAO_SECRET is the development default; set a secret of your own "
                 "(or YISHAO_ENV=dev for a local trial)"
             )
+        if self.timer_heartbeat_s >= self.timer_lease_s:
+            raise ConfigError("YISHAO_TIMER_HEARTBEAT_S must be shorter than YISHAO_TIMER_LEASE_S")
         if self.intake_lag_alarm > self.intake_backlog_max:
             raise ConfigError("YISHAO_INTAKE_LAG_ALARM must not exceed YISHAO_INTAKE_BACKLOG_MAX")
         if len(self.secret) < 32:
