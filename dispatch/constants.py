@@ -24,7 +24,6 @@ REACTOR_GROUP = "reactor"
 # About 50 days of a district like Fuyang (a few hundred incidents a day, ~20 events each);
 # the stream is the live audit and replay window, not the archive.
 EVENT_STREAM_MAXLEN = 250_000
-DEAD_STREAM_MAXLEN = 100_000
 CALL_STREAM_MAXLEN = 1_000_000
 # Every fix of every unit, for the live map: 2,000 units at 1 Hz is 100 s of history.
 POSITION_STREAM_MAXLEN = 200_000

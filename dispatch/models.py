@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
+from dispatch.core.dead import Cut
 from dispatch.errors import ForbiddenError
 
 CALL_SCHEMA_VERSION: Literal[1] = 1
@@ -368,6 +369,8 @@ class DeadLetter(BaseModel):
     failed_at: datetime
     deliveries: int = 0
     fields: dict[str, str]
+    # Fields shortened to keep the dead stream bounded: original size in bytes and SHA-256.
+    truncated: dict[str, Cut] = Field(default_factory=dict)
 
 
 class Position(BaseModel):

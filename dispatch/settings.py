@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dispatch.codec import parse_area
 from dispatch.constants import DEFAULT_NAMESPACE
 from dispatch.core.backlog import BacklogLimits
+from dispatch.core.dead import DeadLimits
 from dispatch.errors import ConfigError
 
 DEV_SECRET = "yishao-development-only-secret-change-me"
@@ -68,6 +69,12 @@ class Settings(BaseSettings):
     intake_backlog_max: int = Field(50_000, ge=1)
     intake_retry_after_s: int = Field(5, ge=1, le=3600)
     intake_watch_s: float = Field(1.0, gt=0, le=60)
+    # Dead letters: each field cut to dead_field_max_bytes and the entry to
+    # dead_entry_max_bytes (size and SHA-256 of what was cut kept); the dead stream trimmed to
+    # about dead_max_bytes (dead_max_bytes / dead_entry_max_bytes entries, at least 1,000).
+    dead_field_max_bytes: int = Field(1024, ge=64, le=1024 * 1024)
+    dead_entry_max_bytes: int = Field(8192, ge=256, le=16 * 1024 * 1024)
+    dead_max_bytes: int = Field(1024**3, ge=1024 * 1024)
     # Joint intake: calls about one emergency merge within this distance and time.
     merge_distance_m: float = Field(300.0, gt=0)
     merge_window_s: float = Field(600.0, gt=0)
@@ -121,6 +128,14 @@ class Settings(BaseSettings):
     # ../shared/data/standards beside the repository) and the domain our EIDO and CAP ids use.
     standards_dir: Path | None = None
     interop_domain: str = Field("yishao.local", pattern=r"^[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?$")
+
+    def dead_limits(self) -> DeadLimits:
+        """The dead-letter bounds, from the ``dead_*`` settings."""
+        return DeadLimits(
+            field_max_bytes=self.dead_field_max_bytes,
+            entry_max_bytes=self.dead_entry_max_bytes,
+            max_bytes=self.dead_max_bytes,
+        )
 
     def backlog_limits(self) -> BacklogLimits:
         """The overload thresholds, from the ``intake_*`` settings."""

@@ -73,7 +73,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = open_redis(settings)
-        store = Store(redis, Keys(settings.namespace))
+        store = Store(redis, Keys(settings.namespace), dead=settings.dead_limits())
         name = instance_name(settings)
         router = await _load_router(settings)
         svc = build(

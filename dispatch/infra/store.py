@@ -22,11 +22,11 @@ from redis.exceptions import RedisError, ResponseError
 
 from dispatch.constants import (
     CALL_STREAM_MAXLEN,
-    DEAD_STREAM_MAXLEN,
     EVENT_STREAM_MAXLEN,
     POSITION_STREAM_MAXLEN,
     Keys,
 )
+from dispatch.core.dead import DeadLimits, shrink
 from dispatch.errors import ConflictError, StoreError
 from dispatch.events import EventType, Payload
 from dispatch.models import CallEvent, DeadLetter, Event, Incident, IncidentStatus, Position
@@ -282,9 +282,10 @@ class Store:
     edge), so adapters above never handle a Redis exception themselves.
     """
 
-    def __init__(self, redis: AnyRedis, keys: Keys) -> None:
+    def __init__(self, redis: AnyRedis, keys: Keys, *, dead: DeadLimits | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        self.dead = dead or DeadLimits()
         self._commit = redis.register_script(_COMMIT_LUA)
 
     def tx(self) -> Tx:
@@ -584,20 +585,28 @@ class Store:
         deliveries: int,
         now: datetime,
     ) -> str:
-        """Keep a failed entry, its reason and time on the dead-letter stream."""
+        """Keep a failed entry, its reason and time on the dead-letter stream.
+
+        Oversized fields are cut (:func:`dispatch.core.dead.shrink`: size and SHA-256 kept)
+        and the stream is trimmed to about ``self.dead.maxlen`` entries, so it stays within
+        its byte budget whatever producers send.
+        """
+        kept, cuts = shrink(fields, self.dead)
         entry: dict[str, str] = {
-            "source_id": source_id,
-            "reason": reason,
+            "source_id": source_id[:64],
+            "reason": reason[:1000],
             "failed_at": now.astimezone(UTC).isoformat(),
             "deliveries": str(deliveries),
-            "fields": orjson.dumps(fields).decode(),
+            "fields": orjson.dumps(kept).decode(),
         }
+        if cuts:
+            entry["truncated"] = orjson.dumps({k: c.model_dump() for k, c in cuts.items()}).decode()
         dead_id = await self._call(
             "dead letter",
             self.redis.xadd(
                 self.keys.calls_dead,
                 cast(dict[Any, Any], entry),
-                maxlen=DEAD_STREAM_MAXLEN,
+                maxlen=self.dead.maxlen,
                 approximate=True,
             ),
         )
@@ -619,6 +628,7 @@ class Store:
                     failed_at=datetime.fromisoformat(f["failed_at"]),
                     deliveries=int(f.get("deliveries", "0")),
                     fields=orjson.loads(f.get("fields", "{}")),
+                    truncated=orjson.loads(f.get("truncated", "{}")),
                 )
             )
         return out
