@@ -103,6 +103,11 @@ class Keys:
         return f"{self.tag}:callids"
 
     @property
+    def call_conflicts(self) -> str:
+        """Hash stream id of a conflicting duplicate -> call key: each conflict recorded once."""
+        return f"{self.tag}:callids:conflicts"
+
+    @property
     def incident_seq(self) -> str:
         return f"{self.tag}:seq:incident"
 

@@ -49,6 +49,8 @@ class EventType(StrEnum):
     INCIDENT_UPDATED = "incident.updated"
     INCIDENT_CLOSED = "incident.closed"
     INCIDENT_CLOSE_REQUESTED = "incident.close_requested"
+    # a call id seen again with different content: the first (in stream order) stands
+    CALL_CONFLICT = "call.conflict"
     # recommendation
     INCIDENT_RECOMMENDED = "incident.recommended"
     # the whistle
@@ -127,6 +129,17 @@ class IncidentMerged(Payload):
     reason: str
     distance_m: float
     gap_s: float
+
+
+class CallConflict(Payload):
+    """A second entry with a call id already committed, whose content differs: it was not
+    applied (the first, in stream order, stands); ``fields`` names what differs."""
+
+    call_key: str
+    kept_stream_id: str | None
+    stream_id: str | None
+    fields: list[str]
+    rejected: CallRecord
 
 
 class IncidentSplit(Payload):
@@ -323,6 +336,7 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.INCIDENT_CREATED: IncidentCreated,
     EventType.INCIDENT_MERGED: IncidentMerged,
     EventType.INCIDENT_SPLIT: IncidentSplit,
+    EventType.CALL_CONFLICT: CallConflict,
     EventType.INCIDENT_UPDATED: IncidentUpdated,
     EventType.INCIDENT_CLOSED: IncidentClosed,
     EventType.INCIDENT_CLOSE_REQUESTED: IncidentCloseRequested,

@@ -20,7 +20,13 @@ from dispatch.core.buckets import buckets_within, time_bucket
 from dispatch.core.geo import cell_of, cells_around
 from dispatch.core.plans import PlanTable
 from dispatch.errors import NotFoundError
-from dispatch.events import EventType, IncidentCreated, IncidentMerged, IncidentSplit
+from dispatch.events import (
+    CallConflict,
+    EventType,
+    IncidentCreated,
+    IncidentMerged,
+    IncidentSplit,
+)
 from dispatch.infra.store import Store, Tx, VersionConflict
 from dispatch.models import CallEvent, CallRecord, Incident
 
@@ -33,7 +39,8 @@ MAX_ATTEMPTS = 16
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
-    """What handling a call did: ``created``, ``merged`` or ``duplicate``."""
+    """What handling a call did: ``created``, ``merged``, ``duplicate`` (seen before, same
+    content) or ``conflict`` (seen before with different content: recorded, not applied)."""
 
     kind: str
     incident_id: str
@@ -82,9 +89,54 @@ class JointIntake:
             what=f"call {call.key}: the neighbourhood",
             attempts=MAX_ATTEMPTS,
         )
-        if outcome.kind != "duplicate":
-            log.info("call %s %s incident %s", call.key, outcome.kind, outcome.incident_id)
+        if outcome.kind == "duplicate":
+            return await self._conflict(call, outcome, stream_id)
+        log.info("call %s %s incident %s", call.key, outcome.kind, outcome.incident_id)
         return outcome
+
+    async def _conflict(
+        self, call: CallEvent, outcome: CallOutcome, stream_id: str | None
+    ) -> CallOutcome:
+        """Record a ``call.conflict`` when a duplicate's content differs from the committed call."""
+        incident = await self.store.get_incident(outcome.incident_id)
+        kept = None if incident is None else next(
+            (c for c in incident.calls if c.key == call.key), None
+        )  # fmt: skip
+        if kept is None or (stream_id is not None and kept.stream_id == stream_id):
+            return outcome  # trimmed away, or this very entry delivered again
+        again = CallRecord.from_call(call, stream_id)
+        fields = merge.differing_fields(kept, again)
+        if not fields:
+            return outcome
+        keys = self.store.keys
+        mark = stream_id or f"{call.key}:{again.model_dump_json()}"
+        tx = self.store.tx()
+        tx.expect_absent(keys.call_conflicts, mark)
+        tx.hset(keys.call_conflicts, {mark: call.key})
+        tx.event(
+            EventType.CALL_CONFLICT,
+            CallConflict(
+                call_key=call.key,
+                kept_stream_id=kept.stream_id,
+                stream_id=stream_id,
+                fields=fields,
+                rejected=again,
+            ),
+            actor=f"centre:{call.centre.value}",
+            ts=self.clock(),
+            incident_id=outcome.incident_id,
+        )
+        try:
+            await self.store.commit(tx)
+        except VersionConflict as exc:
+            if exc.kind != "exists":
+                raise
+            return CallOutcome("conflict", outcome.incident_id)  # recorded on a delivery before
+        log.warning(
+            "call %s seen again with different %s: kept the first, recorded a conflict",
+            call.key, ", ".join(fields),
+        )  # fmt: skip
+        return CallOutcome("conflict", outcome.incident_id)
 
     async def _attempt(self, call: CallEvent, stream_id: str | None) -> CallOutcome:
         keys = self.store.keys
