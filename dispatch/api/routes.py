@@ -30,6 +30,7 @@ from dispatch.models import (
     Principal,
     Role,
     mask_phone,
+    mask_pii,
 )
 from dispatch.services import Services
 
@@ -173,4 +174,8 @@ async def dead_calls(
     for letter in mine:
         if "caller_phone" in letter.fields:
             letter.fields["caller_phone"] = mask_phone(letter.fields["caller_phone"]) or ""
+        # Numbers typed into free text are masked too, as on every incident screen.
+        for name in ("description", "address"):
+            if name in letter.fields:
+                letter.fields[name] = mask_pii(letter.fields[name]) or ""
     return mine
