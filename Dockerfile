@@ -25,5 +25,6 @@ ENV YISHAO_WEB_DIR=/app/web/dist
 RUN useradd --system --uid 10001 yishao
 USER yishao
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health').status != 200)"
+# Liveness: a loaded instance is busy, not dead (readiness is /api/health/ready, for balancers).
+HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health/live').status != 200)"
 CMD ["yishao", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -24,7 +24,6 @@ REACTOR_GROUP = "reactor"
 # About 50 days of a district like Fuyang (a few hundred incidents a day, ~20 events each);
 # the stream is the live audit and replay window, not the archive.
 EVENT_STREAM_MAXLEN = 250_000
-DEAD_STREAM_MAXLEN = 100_000
 CALL_STREAM_MAXLEN = 1_000_000
 # Every fix of every unit, for the live map: 2,000 units at 1 Hz is 100 s of history.
 POSITION_STREAM_MAXLEN = 200_000
@@ -79,8 +78,19 @@ class Keys:
 
     @property
     def open_geo(self) -> str:
-        """Geo set of open incidents, for joint-intake candidate search."""
+        """Geo set of every open incident: no longer written (see :meth:`open_geo_bucket`);
+        closing still removes an incident from it, for state written before the buckets."""
         return f"{self.tag}:incidents:geo"
+
+    def open_geo_bucket(self, bucket: int) -> str:
+        """Geo set of the open incidents whose last call fell in one time bucket
+        (:mod:`dispatch.core.buckets`): joint intake's candidate search."""
+        return f"{self.tag}:incidents:geo:{bucket}"
+
+    @property
+    def alarms(self) -> str:
+        """Hash alarm name -> when it was raised (ISO time): one alarm across instances."""
+        return f"{self.tag}:alarms"
 
     @property
     def cell_versions(self) -> str:
@@ -91,6 +101,11 @@ class Keys:
     def call_index(self) -> str:
         """Hash ``centre:call_id`` -> incident id: the idempotency index of calls."""
         return f"{self.tag}:callids"
+
+    @property
+    def call_conflicts(self) -> str:
+        """Hash stream id of a conflicting duplicate -> call key: each conflict recorded once."""
+        return f"{self.tag}:callids:conflicts"
 
     @property
     def incident_seq(self) -> str:

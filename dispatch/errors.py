@@ -15,6 +15,7 @@ YishaoError
 │   └── VersionConflict    a commit's guard failed: re-read and retry (dispatch.infra.store)
 └── UnavailableError       a part the service needs is not there now (503)
     ├── StoreError         Redis unreachable, a commit failed, contention did not clear
+    ├── OverloadedError    the intake backlog is past its hard limit: retry after a while
     └── NoGraphError       no road graph is loaded (YISHAO_GRAPH), so nothing can be routed
 """
 
@@ -71,6 +72,14 @@ class UnavailableError(YishaoError):
 
 class StoreError(UnavailableError):
     """Redis could not be reached or a commit did not go through."""
+
+
+class OverloadedError(UnavailableError):
+    """Too much work is queued to accept more now; retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class NoGraphError(UnavailableError):

@@ -52,6 +52,8 @@ class EventType(StrEnum):
     INCIDENT_UPDATED = "incident.updated"
     INCIDENT_CLOSED = "incident.closed"
     INCIDENT_CLOSE_REQUESTED = "incident.close_requested"
+    # a call id seen again with different content: the first (in stream order) stands
+    CALL_CONFLICT = "call.conflict"
     # recommendation
     INCIDENT_RECOMMENDED = "incident.recommended"
     # the whistle
@@ -80,6 +82,9 @@ class EventType(StrEnum):
     # access: audited, seen by admins only
     TOKEN_REVOKED = "token.revoked"
     AUTH_LOCKOUT = "auth.lockout"
+    # the service's own health: the intake backlog passed its alarm threshold, or fell back
+    INTAKE_LAG_ALARM = "intake.lag_alarm"
+    INTAKE_LAG_CLEARED = "intake.lag_cleared"
     # units and reference data
     UNIT_STATUS = "unit.status"
     UNIT_UPDATED = "unit.updated"
@@ -140,6 +145,17 @@ class IncidentMerged(Payload):
     reason: str
     distance_m: float
     gap_s: float
+
+
+class CallConflict(Payload):
+    """A second entry with a call id already committed, whose content differs: it was not
+    applied (the first, in stream order, stands); ``fields`` names what differs."""
+
+    call_key: str
+    kept_stream_id: str | None
+    stream_id: str | None
+    fields: list[str]
+    rejected: CallRecord
 
 
 class IncidentSplit(Payload):
@@ -303,6 +319,16 @@ class AuthLockout(Payload):
     until: datetime
 
 
+class IntakeLag(Payload):
+    """The intake group's backlog when the lag alarm was raised or cleared."""
+
+    backlog: int
+    pending: int | None
+    lag: int | None
+    threshold: int
+    instance: str
+
+
 class UnitStatusChanged(Payload):
     unit_id: str
     status: UnitStatus
@@ -369,6 +395,7 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.INCIDENT_CREATED: IncidentCreated,
     EventType.INCIDENT_MERGED: IncidentMerged,
     EventType.INCIDENT_SPLIT: IncidentSplit,
+    EventType.CALL_CONFLICT: CallConflict,
     EventType.INCIDENT_UPDATED: IncidentUpdated,
     EventType.INCIDENT_CLOSED: IncidentClosed,
     EventType.INCIDENT_CLOSE_REQUESTED: IncidentCloseRequested,
@@ -394,6 +421,8 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.CAP_CANCELLED: CapMessageEvent,
     EventType.TOKEN_REVOKED: TokenRevoked,
     EventType.AUTH_LOCKOUT: AuthLockout,
+    EventType.INTAKE_LAG_ALARM: IntakeLag,
+    EventType.INTAKE_LAG_CLEARED: IntakeLag,
     EventType.UNIT_STATUS: UnitStatusChanged,
     EventType.UNIT_UPDATED: UnitUpdated,
     EventType.HOSPITALS_UPDATED: HospitalsUpdated,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
+from dispatch.core.dead import Cut
 from dispatch.errors import ForbiddenError
 
 CALL_SCHEMA_VERSION: Literal[1] = 1
@@ -401,6 +402,8 @@ class DeadLetter(BaseModel):
     failed_at: datetime
     deliveries: int = 0
     fields: dict[str, str]
+    # Fields shortened to keep the dead stream bounded: original size in bytes and SHA-256.
+    truncated: dict[str, Cut] = Field(default_factory=dict)
 
 
 class Position(BaseModel):
@@ -436,6 +439,12 @@ class Hospital(BaseModel):
 
 
 class HealthReport(BaseModel):
+    """``/api/health`` and ``/api/health/ready``: ``ok`` only when every check passes.
+
+    ``checks`` names each thing looked at (``redis``, ``graph``, ``intake``, ...) and whether
+    it passed; ``reasons`` says why the instance is not ready (empty when it is).
+    """
+
     status: Literal["ok", "degraded"]
     redis: bool
     instance: str
@@ -444,6 +453,17 @@ class HealthReport(BaseModel):
     lag: int | None = None
     graph: str | None = None
     detail: str | None = None
+    ready: bool = False
+    checks: dict[str, bool] = Field(default_factory=dict)
+    reasons: list[str] = Field(default_factory=list)
+    lag_alarm: bool = False
+
+
+class Liveness(BaseModel):
+    """``/api/health/live``: the process answers (it says nothing about Redis)."""
+
+    status: Literal["alive"] = "alive"
+    instance: str
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {

@@ -29,6 +29,7 @@ from dispatch.flow.reactor import Reactor
 from dispatch.flow.recommend import Recommender
 from dispatch.flow.referrals import ReferralDesk
 from dispatch.flow.track import Tracking
+from dispatch.flow.watch import IntakeWatch
 from dispatch.flow.whistle import WhistleDesk
 from dispatch.infra.store import Store
 from dispatch.infra.timers import Timers
@@ -63,11 +64,17 @@ class Services:
     compounds: CompoundBook
     property_desk: PropertyDesk
     referrals: ReferralDesk
+    watch: IntakeWatch
     router: Router | None = None
 
     @property
     def graph_name(self) -> str | None:
         return self.settings.graph.name if self.settings.graph else None
+
+    @property
+    def graph_ok(self) -> bool:
+        """The road graph is loaded, or this is not a production instance (which needs one)."""
+        return self.router is not None or self.settings.env != "prod"
 
 
 def build(
@@ -79,7 +86,7 @@ def build(
     instance: str,
     plans: PlanTable | None = None,
     hub_config: HubConfig | None = None,
-    timer_lease_s: float = 30.0,
+    timer_lease_s: float | None = None,
 ) -> Services:
     """Wire the service's parts (no I/O: nothing runs until the caller starts the loops)."""
     plans = plans or PlanTable.load(settings.plans)
@@ -127,7 +134,12 @@ def build(
     assignments = Assignments(
         store, fleet, records, greenwave, router, clock=clock, stale_after_s=stale
     )
-    timers = Timers(store, clock=clock, lease_s=timer_lease_s)
+    timers = Timers(
+        store,
+        clock=clock,
+        lease_s=settings.timer_lease_s if timer_lease_s is None else timer_lease_s,
+        heartbeat_s=settings.timer_heartbeat_s,
+    )
     whistles = WhistleDesk(
         store,
         fleet,
@@ -172,6 +184,13 @@ def build(
         compounds=compounds,
         property_desk=property_desk,
         referrals=referrals,
+        watch=IntakeWatch(
+            store,
+            limits=settings.backlog_limits(),
+            clock=clock,
+            instance=instance,
+            interval_s=settings.intake_watch_s,
+        ),
         router=router,
     )
 

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatch.codec import parse_area
 from dispatch.constants import DEFAULT_NAMESPACE
+from dispatch.core.backlog import BacklogLimits
+from dispatch.core.dead import DeadLimits
 from dispatch.errors import ConfigError
 
 DEV_SECRET = "yishao-development-only-secret-change-me"
@@ -58,6 +60,21 @@ class Settings(BaseSettings):
     intake_block_ms: int = Field(1000, ge=1)
     reclaim_idle_ms: int = Field(30_000, ge=100)
     max_deliveries: int = Field(5, ge=1)
+    # Overload: past intake_lag_alarm entries owed (pending + undelivered) the instance is not
+    # ready (/api/health/ready 503) and the lag alarm is raised, cleared again below 80 %;
+    # past intake_backlog_max POST /api/calls answers 503 with Retry-After. The watch reads
+    # the backlog every intake_watch_s. A production instance (YISHAO_ENV=prod) without a
+    # road graph is not ready.
+    intake_lag_alarm: int = Field(5_000, ge=1)
+    intake_backlog_max: int = Field(50_000, ge=1)
+    intake_retry_after_s: int = Field(5, ge=1, le=3600)
+    intake_watch_s: float = Field(1.0, gt=0, le=60)
+    # Dead letters: each field cut to dead_field_max_bytes and the entry to
+    # dead_entry_max_bytes (size and SHA-256 of what was cut kept); the dead stream trimmed to
+    # about dead_max_bytes (dead_max_bytes / dead_entry_max_bytes entries, at least 1,000).
+    dead_field_max_bytes: int = Field(1024, ge=64, le=1024 * 1024)
+    dead_entry_max_bytes: int = Field(8192, ge=256, le=16 * 1024 * 1024)
+    dead_max_bytes: int = Field(1024**3, ge=1024 * 1024)
     # Joint intake: calls about one emergency merge within this distance and time.
     merge_distance_m: float = Field(300.0, gt=0)
     merge_window_s: float = Field(600.0, gt=0)
@@ -69,6 +86,10 @@ class Settings(BaseSettings):
     auto_whistle: bool = False
     auto_assign_whistle: bool = False
     timer_poll_ms: int = Field(250, ge=10)
+    # A claimed timer's lease, renewed every heartbeat while its instance works: a dead
+    # instance's timers fire elsewhere about timer_lease_s later.
+    timer_lease_s: float = Field(5.0, gt=0, le=600)
+    timer_heartbeat_s: float = Field(1.0, gt=0, le=60)
     # Screens get one frame of moved units per interval, not a message per fix.
     position_frame_s: float = Field(1.0, gt=0, le=10)
     token_ttl_s: int = Field(12 * 3600, ge=1)
@@ -125,6 +146,18 @@ class Settings(BaseSettings):
     standards_dir: Path | None = None
     interop_domain: str = Field("yishao.local", pattern=r"^[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?$")
 
+    def dead_limits(self) -> DeadLimits:
+        """The dead-letter bounds, from the ``dead_*`` settings."""
+        return DeadLimits(
+            field_max_bytes=self.dead_field_max_bytes,
+            entry_max_bytes=self.dead_entry_max_bytes,
+            max_bytes=self.dead_max_bytes,
+        )
+
+    def backlog_limits(self) -> BacklogLimits:
+        """The overload thresholds, from the ``intake_*`` settings."""
+        return BacklogLimits(alarm=self.intake_lag_alarm, hard=self.intake_backlog_max)
+
     def hub_config(self) -> HubConfig:
         """The push layer's tuning, from the ``ws_*`` settings."""
         return HubConfig(
@@ -158,6 +191,10 @@ class Settings(BaseSettings):
                 "YISHAO_SECRET is the development default; set a secret of your own "
                 "(or YISHAO_ENV=dev for a local trial)"
             )
+        if self.timer_heartbeat_s >= self.timer_lease_s:
+            raise ConfigError("YISHAO_TIMER_HEARTBEAT_S must be shorter than YISHAO_TIMER_LEASE_S")
+        if self.intake_lag_alarm > self.intake_backlog_max:
+            raise ConfigError("YISHAO_INTAKE_LAG_ALARM must not exceed YISHAO_INTAKE_BACKLOG_MAX")
         if len(self.secret) < 32:
             raise ConfigError(
                 "YISHAO_SECRET must be at least 32 characters (HS256 wants a 256-bit key)"
@@ -182,6 +219,15 @@ SETTING_HELP: dict[str, str] = {
     "intake_block_ms": "how long an intake read blocks",
     "reclaim_idle_ms": "an entry a dead consumer left pending is reclaimed after this",
     "max_deliveries": "failed deliveries before an entry is dead-lettered",
+    "intake_lag_alarm": "entries owed by intake past which the service is not ready (alarm event)",
+    "intake_backlog_max": "past this backlog new calls are refused with 503 and Retry-After",
+    "intake_retry_after_s": "the Retry-After those refusals carry",
+    "intake_watch_s": "how often the intake backlog is read",
+    "dead_field_max_bytes": "dead-letter fields are cut to this (size and SHA-256 kept)",
+    "dead_entry_max_bytes": "... and a whole dead-letter entry to this",
+    "dead_max_bytes": "the dead-letter stream is trimmed to about this many bytes",
+    "timer_lease_s": "a claimed timer's lease (a dead instance's timers fire elsewhere after it)",
+    "timer_heartbeat_s": "how often a working instance renews its timers' leases",
     "merge_distance_m": "joint intake: calls about one emergency merge within this distance",
     "merge_window_s": "... and within this time",
     "stale_position_s": "units whose last fix is older are ranked from their station",

@@ -51,7 +51,7 @@ fi
 yishao serve --host "$HOST" --port "$PORT" --no-access-log &
 server_pid=$!
 for _ in $(seq 1 150); do
-  if python3 -c "import urllib.request; urllib.request.urlopen('$BASE/api/health', timeout=1)" \
+  if python3 -c "import urllib.request; urllib.request.urlopen('$BASE/api/health/ready', timeout=1)" \
     2>/dev/null; then
     break
   fi

@@ -76,7 +76,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = open_redis(settings)
-        store = Store(redis, Keys(settings.namespace))
+        store = Store(redis, Keys(settings.namespace), dead=settings.dead_limits())
         name = instance_name(settings)
         router = await _load_router(settings)
         svc = build(
@@ -93,7 +93,7 @@ def create_app(
         if run_workers:
             poll_s = settings.timer_poll_ms / 1000
             loops += [svc.reactor.run(stop), svc.timers.run(stop, poll_s=poll_s)]
-            loops += [svc.intake.run(stop)]
+            loops += [svc.intake.run(stop), svc.watch.run(stop)]
         tasks = [asyncio.create_task(loop) for loop in loops]
         app.state.services = svc
         log.info("yishao %s instance %s serving (redis %s)", __version__, name, _safe_url(settings))

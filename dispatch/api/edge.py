@@ -33,6 +33,7 @@ from dispatch.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    OverloadedError,
     RateLimitedError,
     UnavailableError,
 )
@@ -232,7 +233,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers: dict[str, str] = {}
             if status == 401:
                 headers["WWW-Authenticate"] = "Bearer"
-            if isinstance(exc, RateLimitedError):
+            if isinstance(exc, RateLimitedError | OverloadedError):
                 headers["Retry-After"] = str(exc.retry_after_s)
             return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 

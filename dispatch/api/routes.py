@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from dispatch.api import views
@@ -13,8 +13,10 @@ from dispatch.api.deps import Svc, authorize, may
 from dispatch.api.edge import EdgeRoute
 from dispatch.constants import CONSUMER_GROUP
 from dispatch.core import policy
+from dispatch.core.backlog import Backlog, readiness, refuse_calls
 from dispatch.core.policy import Action, Target
-from dispatch.errors import StoreError
+from dispatch.errors import OverloadedError, StoreError
+from dispatch.flow.watch import ALARM
 from dispatch.models import (
     AGENCY_CENTRE,
     Agency,
@@ -24,10 +26,13 @@ from dispatch.models import (
     HealthReport,
     Incident,
     IncidentStatus,
+    Liveness,
     Principal,
     Role,
     mask_phone,
+    mask_pii,
 )
+from dispatch.services import Services
 
 router = APIRouter(prefix="/api", route_class=EdgeRoute)
 
@@ -41,17 +46,61 @@ class CallAccepted(BaseModel):
     call_key: str
 
 
-@router.get("/health", response_model=HealthReport, tags=["service"])
-async def health(svc: Svc) -> HealthReport:
-    """Liveness and readiness: Redis reachability and the intake group's backlog. No auth."""
+async def _health(svc: Services) -> HealthReport:
     base = {"instance": svc.instance, "consumer_group": CONSUMER_GROUP, "graph": svc.graph_name}
-    if not await svc.store.ping():
-        return HealthReport(status="degraded", redis=False, detail="redis unreachable", **base)
-    try:
-        pending, lag = await svc.store.group_backlog(svc.store.keys.calls, CONSUMER_GROUP)
-    except StoreError as exc:
-        return HealthReport(status="degraded", redis=False, detail=type(exc).__name__, **base)
-    return HealthReport(status="ok", redis=True, pending=pending, lag=lag, **base)
+    redis_ok = await svc.store.ping()
+    backlog: Backlog | None = None
+    detail: str | None = None
+    alarm = False
+    if redis_ok:
+        try:
+            backlog = await svc.watch.read()
+            alarm = bool((await svc.store.hash_fields(svc.store.keys.alarms, [ALARM]))[0])
+        except StoreError as exc:
+            redis_ok, detail = False, type(exc).__name__
+    state = readiness(
+        redis_ok=redis_ok,
+        graph_ok=svc.graph_ok,
+        backlog=backlog,
+        limits=svc.settings.backlog_limits(),
+    )
+    return HealthReport(
+        status="ok" if state.ready else "degraded",
+        redis=redis_ok,
+        pending=None if backlog is None else backlog.pending,
+        lag=None if backlog is None else backlog.lag,
+        detail=detail or ("; ".join(state.reasons) or None),
+        ready=state.ready,
+        checks=dict(state.checks),
+        reasons=list(state.reasons),
+        lag_alarm=alarm,
+        **base,
+    )
+
+
+@router.get("/health", response_model=HealthReport, tags=["service"])
+async def health(svc: Svc, response: Response) -> HealthReport:
+    """Every check (Redis, road graph, intake backlog); 503 unless all pass. No auth."""
+    report = await _health(svc)
+    if not report.ready:
+        response.status_code = 503
+    return report
+
+
+@router.get("/health/live", response_model=Liveness, tags=["service"])
+async def live(svc: Svc) -> Liveness:
+    """Liveness: the process serves requests (restart it if this fails). No auth, no I/O."""
+    return Liveness(instance=svc.instance)
+
+
+@router.get("/health/ready", response_model=HealthReport, tags=["service"])
+async def ready(svc: Svc, response: Response) -> HealthReport:
+    """Readiness: 503 with ``reasons`` when Redis is unreachable, the road graph is missing
+    (production), or the intake backlog is past ``YISHAO_INTAKE_LAG_ALARM``. No auth."""
+    report = await _health(svc)
+    if not report.ready:
+        response.status_code = 503
+    return report
 
 
 @router.post("/calls", status_code=202, response_model=CallAccepted, tags=["calls"])
@@ -59,9 +108,17 @@ async def post_call(call: CallEvent, svc: Svc, who: Caller) -> CallAccepted:
     """Land a call on the intake stream, as the centre's call-taking system would.
 
     A dispatcher may post only for their own centre (traffic 122, ems 120, fire 119).
+    503 with ``Retry-After`` when the intake backlog is past ``YISHAO_INTAKE_BACKLOG_MAX``.
     """
     authorize(who, Action.POST_CALL, Target(centre=call.centre))
     svc.limits.check(call, svc.clock())
+    backlog = await svc.watch.current()
+    if refuse_calls(backlog, svc.settings.backlog_limits()):
+        # Refused before it is queued: a 503 never hides a call that was accepted.
+        raise OverloadedError(
+            f"intake backlog {backlog.size} at its limit; retry later",
+            retry_after_s=svc.settings.intake_retry_after_s,
+        )
     stream_id = await svc.store.add_call(call)
     return CallAccepted(stream_id=stream_id, call_key=call.key)
 
@@ -117,4 +174,8 @@ async def dead_calls(
     for letter in mine:
         if "caller_phone" in letter.fields:
             letter.fields["caller_phone"] = mask_phone(letter.fields["caller_phone"]) or ""
+        # Numbers typed into free text are masked too, as on every incident screen.
+        for name in ("description", "address"):
+            if name in letter.fields:
+                letter.fields[name] = mask_pii(letter.fields[name]) or ""
     return mine

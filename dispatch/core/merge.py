@@ -381,3 +381,11 @@ def _max_severity(values: Iterable[int | None]) -> int | None:
 
 def _first_address(calls: Sequence[CallRecord]) -> str | None:
     return next((c.address for c in calls if c.address is not None), None)
+
+
+def differing_fields(kept: CallRecord, again: CallRecord) -> list[str]:
+    """The fields in which a call seen again differs from the one committed (its stream id
+    aside): empty for a plain redelivery."""
+    a = kept.model_dump(exclude={"stream_id"})
+    b = again.model_dump(exclude={"stream_id"})
+    return sorted(name for name in a if a[name] != b.get(name))

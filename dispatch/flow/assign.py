@@ -34,6 +34,7 @@ from dispatch.events import (
 )
 from dispatch.flow.fleet import Fleet, stage_unit
 from dispatch.flow.greenwave import GreenWave
+from dispatch.flow.merge import unindex
 from dispatch.infra.store import Store, Tx
 from dispatch.models import Agency, Hospital, Incident, Unit
 from routing import OffGraphError, Route, Router
@@ -319,7 +320,7 @@ class Assignments:
         tx.expect_version(keys.incident(incident.id), incident.version)
         tx.put(keys.incident(incident.id), closed.incident, closed.incident.version)
         tx.zrem(keys.open_incidents, incident.id)
-        tx.zrem(keys.open_geo, incident.id)
+        unindex(tx, keys, incident)
         tx.srem(keys.greenwave_incidents, incident.id)
         by_id = {u.id: u for u in units}
         for record in closed.records:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class IntakeStats:
     processed: int = 0
     duplicates: int = 0
+    conflicts: int = 0
     dead: int = 0
     failed: int = 0
     reclaimed: int = 0
@@ -108,9 +109,26 @@ class Intake:
         log.error("call entry %s dead-lettered: %s", entry_id, reason)
 
     async def _process(self, entries: Sequence[Entry]) -> list[str]:
-        done = await asyncio.gather(*(self._one(e) for e in entries))
-        acked = [entry_id for entry_id in done if entry_id is not None]
+        # Entries of one call id are handled one after another in stream order (the first
+        # stands, a differing later one is a conflict); different calls run concurrently.
+        groups: dict[tuple[bytes | None, bytes | None], list[Entry]] = {}
+        for entry in entries:
+            fields = entry[1]
+            groups.setdefault((fields.get(b"centre"), fields.get(b"call_id")), []).append(entry)
+        done = await asyncio.gather(*(self._in_order(g) for g in groups.values()))
+        acked = [entry_id for group in done for entry_id in group]
         await self.store.forget_failures(acked)
+        return acked
+
+    async def _in_order(self, group: Sequence[Entry]) -> list[str]:
+        """Handle one call id's entries in order; stop at a failure (the rest stay pending,
+        to be retried after it, in order)."""
+        acked: list[str] = []
+        for entry in group:
+            entry_id = await self._one(entry)
+            if entry_id is None:
+                break
+            acked.append(entry_id)
         return acked
 
     async def _one(self, entry: Entry) -> str | None:
@@ -142,6 +160,8 @@ class Intake:
                 return None
             if outcome.kind == "duplicate":
                 self._stats.duplicates += 1
+            elif outcome.kind == "conflict":
+                self._stats.conflicts += 1
             else:
                 self._stats.processed += 1
             return entry_id

@@ -14,15 +14,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from dispatch.constants import Keys
 from dispatch.core import merge
+from dispatch.core.buckets import buckets_within, time_bucket
 from dispatch.core.geo import cell_of, cells_around
 from dispatch.core.plans import PlanTable
 from dispatch.errors import NotFoundError
-from dispatch.events import EventType, IncidentCreated, IncidentMerged, IncidentSplit
+from dispatch.events import (
+    CallConflict,
+    EventType,
+    IncidentCreated,
+    IncidentMerged,
+    IncidentSplit,
+)
 from dispatch.flow.compounds import CompoundBook
 from dispatch.flow.property import PropertyDesk
 from dispatch.flow.referrals import ReferralDesk
-from dispatch.infra.store import Store, VersionConflict
+from dispatch.infra.store import Store, Tx, VersionConflict
 from dispatch.models import CallEvent, CallRecord, Incident
 
 log = logging.getLogger(__name__)
@@ -34,11 +42,27 @@ MAX_ATTEMPTS = 16
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
-    """What handling a call did: ``created``, ``merged`` or ``duplicate``."""
+    """What handling a call did: ``created``, ``merged``, ``duplicate`` (seen before, same
+    content) or ``conflict`` (seen before with different content: recorded, not applied)."""
 
     kind: str
     incident_id: str
     event_ids: tuple[str, ...] = ()
+
+
+def reindex(tx: Tx, keys: Keys, before: Incident | None, after: Incident) -> Tx:
+    """Move an open incident to its place in the merge index (time bucket of its last call,
+    then geo), as part of ``tx``; ``before`` is its indexed state (None: not indexed yet)."""
+    bucket = time_bucket(after.last_call_at)
+    if before is not None and time_bucket(before.last_call_at) != bucket:
+        tx.zrem(keys.open_geo_bucket(time_bucket(before.last_call_at)), after.id)
+    return tx.geoadd(keys.open_geo_bucket(bucket), after.id, lon=after.lon, lat=after.lat)
+
+
+def unindex(tx: Tx, keys: Keys, incident: Incident) -> Tx:
+    """Take a closing incident out of the merge index, as part of ``tx``."""
+    tx.zrem(keys.open_geo, incident.id)  # state written before the time buckets
+    return tx.zrem(keys.open_geo_bucket(time_bucket(incident.last_call_at)), incident.id)
 
 
 class JointIntake:
@@ -74,15 +98,60 @@ class JointIntake:
             what=f"call {call.key}: the neighbourhood",
             attempts=MAX_ATTEMPTS,
         )
-        if outcome.kind != "duplicate":
-            log.info("call %s %s incident %s", call.key, outcome.kind, outcome.incident_id)
-            if self.referrals is not None:
-                # A dispute called in again after its referral: linked and counted.
-                await self.referrals.link_call(call, outcome.incident_id)
-            if self.auto_join is not None and outcome.kind == "created":
-                # The plan says the compound's team joins without a dispatcher's approval.
-                await self.auto_join.auto_join(outcome.incident_id)
+        if outcome.kind == "duplicate":
+            return await self._conflict(call, outcome, stream_id)
+        log.info("call %s %s incident %s", call.key, outcome.kind, outcome.incident_id)
+        if self.referrals is not None:
+            # A dispute called in again after its referral: linked and counted.
+            await self.referrals.link_call(call, outcome.incident_id)
+        if self.auto_join is not None and outcome.kind == "created":
+            # The plan says the compound's team joins without a dispatcher's approval.
+            await self.auto_join.auto_join(outcome.incident_id)
         return outcome
+
+    async def _conflict(
+        self, call: CallEvent, outcome: CallOutcome, stream_id: str | None
+    ) -> CallOutcome:
+        """Record a ``call.conflict`` when a duplicate's content differs from the committed call."""
+        incident = await self.store.get_incident(outcome.incident_id)
+        kept = None if incident is None else next(
+            (c for c in incident.calls if c.key == call.key), None
+        )  # fmt: skip
+        if kept is None or (stream_id is not None and kept.stream_id == stream_id):
+            return outcome  # trimmed away, or this very entry delivered again
+        again = CallRecord.from_call(call, stream_id)
+        fields = merge.differing_fields(kept, again)
+        if not fields:
+            return outcome
+        keys = self.store.keys
+        mark = stream_id or f"{call.key}:{again.model_dump_json()}"
+        tx = self.store.tx()
+        tx.expect_absent(keys.call_conflicts, mark)
+        tx.hset(keys.call_conflicts, {mark: call.key})
+        tx.event(
+            EventType.CALL_CONFLICT,
+            CallConflict(
+                call_key=call.key,
+                kept_stream_id=kept.stream_id,
+                stream_id=stream_id,
+                fields=fields,
+                rejected=again,
+            ),
+            actor=f"centre:{call.centre.value}",
+            ts=self.clock(),
+            incident_id=outcome.incident_id,
+        )
+        try:
+            await self.store.commit(tx)
+        except VersionConflict as exc:
+            if exc.kind != "exists":
+                raise
+            return CallOutcome("conflict", outcome.incident_id)  # recorded on a delivery before
+        log.warning(
+            "call %s seen again with different %s: kept the first, recorded a conflict",
+            call.key, ", ".join(fields),
+        )  # fmt: skip
+        return CallOutcome("conflict", outcome.incident_id)
 
     async def _attempt(self, call: CallEvent, stream_id: str | None) -> CallOutcome:
         keys = self.store.keys
@@ -91,7 +160,12 @@ class JointIntake:
         # Redis's geo radius uses a slightly different earth radius: search a little
         # wider and let the pure core decide on the exact distance.
         seen, versions, candidates = await self.store.merge_view(
-            call.key, cells, lat=call.lat, lon=call.lon, radius_m=size_m * 1.01 + 1.0
+            call.key,
+            cells,
+            lat=call.lat,
+            lon=call.lon,
+            radius_m=size_m * 1.01 + 1.0,
+            buckets=buckets_within(call.received_at, self.policy.window_s),
         )
         if seen is not None:
             return CallOutcome("duplicate", seen)
@@ -123,10 +197,10 @@ class JointIntake:
         tx.hset(keys.call_index, {call.key: incident_id})
         tx.zadd(keys.open_incidents, incident_id, updated.last_call_at.timestamp())
         tx.hincrby(keys.cell_versions, cell_of(updated.lat, updated.lon, size_m))
+        reindex(tx, keys, target, updated)
         actor = f"centre:{call.centre.value}"
         if decision is None:
             tx.zadd(keys.incident_index, incident_id, updated.created_at.timestamp())
-            tx.geoadd(keys.open_geo, incident_id, lon=updated.lon, lat=updated.lat)
             tx.event(
                 EventType.INCIDENT_CREATED,
                 IncidentCreated(incident=updated, call=record),
@@ -203,9 +277,9 @@ class JointIntake:
         tx.hset(keys.call_index, {call_key: new_id})
         tx.zadd(keys.incident_index, new_id, split.created_at.timestamp())
         tx.zadd(keys.open_incidents, new_id, split.last_call_at.timestamp())
-        tx.geoadd(keys.open_geo, new_id, lon=split.lon, lat=split.lat)
-        # The original may have moved to its new first call.
-        tx.geoadd(keys.open_geo, incident.id, lon=original.lon, lat=original.lat)
+        reindex(tx, keys, None, split)
+        # The original may have moved to its new first call, and its last call may be older.
+        reindex(tx, keys, incident, original)
         for inc in (original, split):
             tx.hincrby(keys.cell_versions, cell_of(inc.lat, inc.lon, size_m))
         tx.event(

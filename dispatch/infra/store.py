@@ -22,11 +22,11 @@ from redis.exceptions import RedisError, ResponseError
 
 from dispatch.constants import (
     CALL_STREAM_MAXLEN,
-    DEAD_STREAM_MAXLEN,
     EVENT_STREAM_MAXLEN,
     POSITION_STREAM_MAXLEN,
     Keys,
 )
+from dispatch.core.dead import DeadLimits, shrink
 from dispatch.errors import ConflictError, StoreError
 from dispatch.events import EventType, Payload
 from dispatch.models import CallEvent, DeadLetter, Event, Incident, IncidentStatus, Position
@@ -282,9 +282,10 @@ class Store:
     edge), so adapters above never handle a Redis exception themselves.
     """
 
-    def __init__(self, redis: AnyRedis, keys: Keys) -> None:
+    def __init__(self, redis: AnyRedis, keys: Keys, *, dead: DeadLimits | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        self.dead = dead or DeadLimits()
         self._commit = redis.register_script(_COMMIT_LUA)
 
     def tx(self) -> Tx:
@@ -433,30 +434,43 @@ class Store:
         return f"YS-{day}-{seq:06d}"
 
     async def merge_view(
-        self, call_key: str, cells: Sequence[str], *, lat: float, lon: float, radius_m: float
+        self,
+        call_key: str,
+        cells: Sequence[str],
+        *,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        buckets: Sequence[int],
     ) -> tuple[str | None, dict[str, str], list[Incident]]:
         """What joint intake needs to decide on one call, read in one round trip.
+
+        Args:
+            buckets: the time buckets of the open-incident index to search
+                (:func:`dispatch.core.buckets.buckets_within` of the call's time).
 
         Returns:
             The incident already holding this call (a duplicate) or None; the change
             counters of the cells around the call (the commit's guards); the open
-            incidents within ``radius_m``, nearest first.
+            incidents of those buckets within ``radius_m``.
         """
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hget(self.keys.call_index, call_key)
                 pipe.hmget(self.keys.cell_versions, list(cells))
-                pipe.geosearch(
-                    self.keys.open_geo, longitude=lon, latitude=lat, radius=radius_m, unit="m",
-                    sort="ASC",
-                )  # fmt: skip
-                seen, raw_versions, ids = await pipe.execute()
+                for bucket in buckets:
+                    pipe.geosearch(
+                        self.keys.open_geo_bucket(bucket), longitude=lon, latitude=lat,
+                        radius=radius_m, unit="m",
+                    )  # fmt: skip
+                seen, raw_versions, *found_ids = await pipe.execute()
         except RedisError as exc:
             raise StoreError(f"reading merge candidates failed: {exc}") from exc
         versions = {
             c: ("" if v is None else text(v)) for c, v in zip(cells, raw_versions, strict=True)
         }
-        found = await self.get_many(Incident, [self.keys.incident(text(i)) for i in ids])
+        ids = sorted({text(i) for group in found_ids for i in group})
+        found = await self.get_many(Incident, [self.keys.incident(i) for i in ids])
         candidates = [i for i in found if i is not None and i.status is not IncidentStatus.CLOSED]
         return (None if seen is None else text(seen)), versions, candidates
 
@@ -571,20 +585,28 @@ class Store:
         deliveries: int,
         now: datetime,
     ) -> str:
-        """Keep a failed entry, its reason and time on the dead-letter stream."""
+        """Keep a failed entry, its reason and time on the dead-letter stream.
+
+        Oversized fields are cut (:func:`dispatch.core.dead.shrink`: size and SHA-256 kept)
+        and the stream is trimmed to about ``self.dead.maxlen`` entries, so it stays within
+        its byte budget whatever producers send.
+        """
+        kept, cuts = shrink(fields, self.dead)
         entry: dict[str, str] = {
-            "source_id": source_id,
-            "reason": reason,
+            "source_id": source_id[:64],
+            "reason": reason[:1000],
             "failed_at": now.astimezone(UTC).isoformat(),
             "deliveries": str(deliveries),
-            "fields": orjson.dumps(fields).decode(),
+            "fields": orjson.dumps(kept).decode(),
         }
+        if cuts:
+            entry["truncated"] = orjson.dumps({k: c.model_dump() for k, c in cuts.items()}).decode()
         dead_id = await self._call(
             "dead letter",
             self.redis.xadd(
                 self.keys.calls_dead,
                 cast(dict[Any, Any], entry),
-                maxlen=DEAD_STREAM_MAXLEN,
+                maxlen=self.dead.maxlen,
                 approximate=True,
             ),
         )
@@ -606,6 +628,7 @@ class Store:
                     failed_at=datetime.fromisoformat(f["failed_at"]),
                     deliveries=int(f.get("deliveries", "0")),
                     fields=orjson.loads(f.get("fields", "{}")),
+                    truncated=orjson.loads(f.get("truncated", "{}")),
                 )
             )
         return out
@@ -637,6 +660,10 @@ class Store:
                 raw_lag = g.get("lag")
                 return int(g.get("pending") or 0), None if raw_lag is None else int(raw_lag)
         return None, None
+
+    async def stream_length(self, stream: str) -> int:
+        """How many entries a stream holds (0 when it does not exist)."""
+        return int(await self._call("read stream", self.redis.xlen(stream)))
 
     # -- event log ----------------------------------------------------------------
     async def events_after(self, last_id: str = "0", *, count: int = 1000) -> list[Event]:

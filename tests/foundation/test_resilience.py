@@ -227,6 +227,7 @@ def test_state_keys_share_one_slot_and_inputs_do_not_need_to() -> None:
         keys.call_index,
         keys.open_incidents,
         keys.open_geo,
+        keys.open_geo_bucket(1_000_000),
         keys.cell_versions,
         keys.incident_index,
         keys.timers,
