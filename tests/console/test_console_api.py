@@ -28,7 +28,12 @@ def bearer(
     role: str, agency: str, sub: str = "someone", scope: list[str] | None = None
 ) -> dict[str, str]:
     t = mint(
-        TEST_SECRET, role=Role(role), agency=Agency(agency), sub=sub, ttl_s=600, scope=scope or []
+        TEST_SECRET,
+        role=Role(role),
+        agency=Agency(agency),
+        sub=sub,
+        ttl_s=6 * 3600,
+        scope=scope or [],
     )
     return {"Authorization": f"Bearer {t}"}
 

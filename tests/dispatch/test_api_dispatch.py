@@ -22,7 +22,7 @@ SCENE = {"lat": 31.2304, "lon": 121.4737}
 
 def auth(role: Role, agency: Agency, sub: str = "someone") -> dict[str, str]:
     return {
-        "Authorization": f"Bearer {mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=600)}"
+        "Authorization": f"Bearer {mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=6 * 3600)}"
     }
 
 

@@ -18,7 +18,7 @@ from tests.utils import TEST_SECRET, ServerThread, recently, wait_for
 
 def token(role: Role, agency: Agency, sub: str = "someone") -> dict[str, str]:
     return {
-        "Authorization": f"Bearer {mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=600)}"
+        "Authorization": f"Bearer {mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=6 * 3600)}"
     }
 
 

@@ -65,7 +65,8 @@ def server(settings: Settings, redis_url: str) -> Iterator[ServerThread]:
 
 def post_raw(server: ServerThread, body: bytes, tok: str | None = None) -> httpx.Response:
     headers = {"content-type": "application/json", **auth(tok or token())}
-    return httpx.post(f"{server.url}/api/calls", content=body, headers=headers)
+    # A generous timeout: a loaded CI machine takes seconds over 40,000 keys.
+    return httpx.post(f"{server.url}/api/calls", content=body, headers=headers, timeout=30)
 
 
 @pytest.mark.parametrize(

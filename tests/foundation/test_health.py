@@ -26,7 +26,7 @@ from tests.utils import TEST_SECRET, ServerThread, free_port, recently
 
 
 def _headers() -> dict[str, str]:
-    tok = mint(TEST_SECRET, role=Role.DISPATCHER, agency=Agency.TRAFFIC, sub="d", ttl_s=600)
+    tok = mint(TEST_SECRET, role=Role.DISPATCHER, agency=Agency.TRAFFIC, sub="d", ttl_s=6 * 3600)
     return {"Authorization": f"Bearer {tok}"}
 
 

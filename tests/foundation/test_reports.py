@@ -15,7 +15,7 @@ from tests.utils import TEST_SECRET, ServerThread
 
 
 def token(role: Role) -> str:
-    return mint(TEST_SECRET, role=role, agency=Agency.POLICE, sub="x", ttl_s=600)
+    return mint(TEST_SECRET, role=role, agency=Agency.POLICE, sub="x", ttl_s=6 * 3600)
 
 
 @pytest.fixture

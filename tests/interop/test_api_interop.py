@@ -43,7 +43,7 @@ CALL = {
 
 
 def token(role: Role, agency: Agency, sub: str = "someone") -> dict[str, str]:
-    minted = mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=600)
+    minted = mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=6 * 3600)
     return {"Authorization": f"Bearer {minted}"}
 
 
