@@ -411,6 +411,8 @@ class HealthReport(BaseModel):
     lag: int | None = None
     graph: str | None = None
     detail: str | None = None
+    # Event-log entries not yet in PostgreSQL (None without an archive).
+    archive_lag: int | None = None
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {

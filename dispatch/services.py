@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
+
 from dispatch.codec import BBox, CallLimits, parse_area
 from dispatch.core.merge import MergePolicy
 from dispatch.core.plans import PlanTable
@@ -27,6 +29,7 @@ from dispatch.flow.whistle import WhistleDesk
 from dispatch.infra.store import Store
 from dispatch.infra.timers import Timers
 from dispatch.push.hub import Hub
+from dispatch.records.service import Records
 from dispatch.settings import HubConfig, Settings
 from routing import Router
 
@@ -55,6 +58,8 @@ class Services:
     access: Access
     limits: CallLimits
     router: Router | None = None
+    # The system of record (None without YISHAO_DATABASE_URL).
+    record: Records | None = None
 
     @property
     def graph_name(self) -> str | None:
@@ -71,6 +76,7 @@ def build(
     plans: PlanTable | None = None,
     hub_config: HubConfig | None = None,
     timer_lease_s: float = 30.0,
+    pool: asyncpg.Pool | None = None,
 ) -> Services:
     """Wire the service's parts (no I/O: nothing runs until the caller starts the loops)."""
     plans = plans or PlanTable.load(settings.plans)
@@ -143,6 +149,9 @@ def build(
         access=Access(store, settings, clock=clock),
         limits=limits,
         router=router,
+        record=None
+        if pool is None
+        else Records.build(settings, store, pool, instance=instance, clock=clock),
     )
 
 

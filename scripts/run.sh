@@ -13,6 +13,9 @@ if [ -z "${YISHAO_SECRET:-}" ]; then
   export YISHAO_SECRET
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
+# The system of record: the demo archives into its own database (created and migrated here).
+export YISHAO_DATABASE_URL="${YISHAO_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/yishao}"
+yishao db upgrade
 
 pids=()
 cleanup() {

@@ -51,7 +51,10 @@ async def health(svc: Svc) -> HealthReport:
         pending, lag = await svc.store.group_backlog(svc.store.keys.calls, CONSUMER_GROUP)
     except StoreError as exc:
         return HealthReport(status="degraded", redis=False, detail=type(exc).__name__, **base)
-    return HealthReport(status="ok", redis=True, pending=pending, lag=lag, **base)
+    archive_lag = await svc.record.archiver.lag() if svc.record is not None else None
+    return HealthReport(
+        status="ok", redis=True, pending=pending, lag=lag, archive_lag=archive_lag, **base
+    )
 
 
 @router.post("/calls", status_code=202, response_model=CallAccepted, tags=["calls"])
