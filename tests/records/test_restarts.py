@@ -60,7 +60,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    if not BIN or shutil.which("runuser") is None and os.geteuid() == 0:
+    if not BIN or (shutil.which("runuser") is None and os.geteuid() == 0):
         pytest.skip("no Debian PostgreSQL binaries to run a cluster of our own")
     # Outside pytest's own temp tree: that is private to root, and postgres must enter.
     root = Path(tempfile.mkdtemp(prefix="yishao-pg-"))
@@ -145,8 +145,9 @@ def _incident(closed: bool) -> dict[str, object]:
 async def test_close_writes_the_final_record_and_verify_names_a_bad_row(
     store: Store, pool: asyncpg.Pool, database_url: str, clock: FakeClock
 ) -> None:
+    opened = _incident(False)
     steps = [
-        (0, "incident.created", {"incident": _incident(False), "call": _incident(False)["calls"][0]}),  # type: ignore[index]
+        (0, "incident.created", {"incident": opened, "call": opened["calls"][0]}),  # type: ignore[index]
         (30, "assignment.created", {"unit_id": "F1", "agency": "fire", "unit_type": "fire_engine"}),
         (90, "unit.status", {"unit_id": "F1", "status": "en_route", "previous": "dispatched"}),
         (300, "unit.status", {"unit_id": "F1", "status": "on_scene", "previous": "en_route"}),
