@@ -157,18 +157,26 @@ def trend(
         counts[start] += 1
         if total_s is not None:
             totals[start].append(total_s)
+    return year_over_year(
+        {start: (counts[start], percentile(totals[start], 0.5)) for start in counts}, period
+    )
+
+
+def year_over_year(
+    periods: dict[date, tuple[int, float | None]], period: Period
+) -> list[dict[str, Any]]:
+    """Periods (start: incidents, median total) in order, each with its change against the
+    same period a year before (None when that period has no data)."""
     out: list[dict[str, Any]] = []
-    for start in sorted(counts):
-        before = _year_before(start, period)
-        median = percentile(totals[start], 0.5)
-        prior_n = counts.get(before)
-        prior_median = percentile(totals.get(before, []), 0.5)
+    for start in sorted(periods):
+        n, median = periods[start]
+        prior_n, prior_median = periods.get(_year_before(start, period), (None, None))
         out.append(
             {
                 "period": start.isoformat(),
-                "incidents": counts[start],
+                "incidents": n,
                 "median_total_s": median,
-                "incidents_yoy_pct": _pct(counts[start], prior_n),
+                "incidents_yoy_pct": _pct(n, prior_n),
                 "median_total_yoy_pct": _pct(median, prior_median),
             }
         )

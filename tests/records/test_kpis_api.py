@@ -156,3 +156,22 @@ async def test_the_running_service_archives_a_posted_drill_call(
             return bool(health["archive_lag"] == 0)
 
         await wait_for(caught_up, timeout_s=10)
+
+
+async def test_the_sql_figures_are_the_core_definitions(pool: asyncpg.Pool) -> None:
+    from dispatch.core.kpis import grouped, interval_figures, trend
+    from dispatch.records.kpis import KpiQuery, figures, kpi_rows
+
+    async with pool.acquire() as conn:
+        for n, turnout in enumerate([50, 70, 90, 110, 33, 71]):
+            incident_id, events = _record(n, exercise=False, turnout_s=turnout, day=n * 9)
+            await write_record(conn, fold_incident(incident_id, events), close_event_id="x")
+    for group_by in ("agency", "type", "area", "hour"):
+        q = KpiQuery(group_by=group_by)  # type: ignore[arg-type]
+        rows = await kpi_rows(pool, q)
+        out = await figures(pool, q)
+        assert out["groups"] == grouped(rows, group_by)  # type: ignore[arg-type]
+        assert out["intervals"] == interval_figures(rows)
+    dated = [(r.first_call_at, r.total_s) for r in rows]
+    assert out["trend"]["week"] == trend(dated, "week")
+    assert out["trend"]["month"] == trend(dated, "month")
