@@ -26,6 +26,7 @@ from dispatch.api.routes_access import router as access_router
 from dispatch.api.routes_console import router as console_router
 from dispatch.api.routes_dispatch import router as dispatch_router
 from dispatch.api.routes_interop import router as interop_router
+from dispatch.api.routes_kpis import page_router as kpis_page_router
 from dispatch.api.routes_kpis import router as kpis_router
 from dispatch.api.routes_reports import router as reports_router
 from dispatch.api.routes_snapshot import router as snapshot_router
@@ -136,6 +137,7 @@ def create_app(
     app.include_router(reports_router)
     app.include_router(interop_router)
     app.include_router(kpis_router)
+    app.include_router(kpis_page_router)
     app.include_router(ws_router)
     app.include_router(console_router)
     install_error_handlers(app)

@@ -6,24 +6,26 @@ asks for the drills' instead. 503 when the service runs without ``YISHAO_DATABAS
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
-from dispatch.api.deps import Svc, may
+from dispatch.api.deps import Svc, authorize, client_address, may
 from dispatch.api.edge import EdgeRoute
 from dispatch.core.kpis import GroupBy
-from dispatch.core.policy import Action
+from dispatch.core.policy import Action, Target
 from dispatch.errors import InvalidInputError, UnavailableError
 from dispatch.models import Agency, CallType, Principal
 from dispatch.records.kpis import CSV_COLUMNS, KpiQuery, csv_rows
 from dispatch.records.service import Records
 
 router = APIRouter(prefix="/api", route_class=EdgeRoute)
+page_router = APIRouter(route_class=EdgeRoute)
 Reader = Annotated[Principal, Depends(may(Action.READ_KPIS))]
 
 
@@ -83,3 +85,23 @@ async def kpis_csv(svc: Svc, who: Reader, q: Q) -> Response:
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": 'attachment; filename="kpis.csv"'},
     )
+
+
+@page_router.get("/kpis", response_class=HTMLResponse, tags=["figures"])
+async def kpis_page(
+    request: Request,
+    svc: Svc,
+    q: Q,
+    token: Annotated[str, Query(max_length=8192, description="a bearer token")] = "",
+) -> HTMLResponse:
+    """The report page (tables and plots of ``/api/kpis``); a browser passes its token as
+    ``?token=`` (scrubbed from the access log) or an ``Authorization`` header."""
+    from dispatch.api._kpis_page import render
+
+    bearer = request.headers.get("authorization", "")
+    given = bearer[7:] if bearer.lower().startswith("bearer ") else token
+    who = await svc.access.authenticate(given, client=client_address(request))
+    authorize(who, Action.READ_KPIS, Target())
+    figs = await _records(svc).figures(q)
+    html = await asyncio.to_thread(render, figs, title="Yishao: response figures")
+    return HTMLResponse(html)

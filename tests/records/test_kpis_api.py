@@ -175,3 +175,19 @@ async def test_the_sql_figures_are_the_core_definitions(pool: asyncpg.Pool) -> N
     dated = [(r.first_call_at, r.total_s) for r in rows]
     assert out["trend"]["week"] == trend(dated, "week")
     assert out["trend"]["month"] == trend(dated, "month")
+
+
+async def test_the_report_page_renders_tables_and_plots(
+    server: ServerThread, pool: asyncpg.Pool
+) -> None:
+    await _seed(pool)
+    jwt = mint(TEST_SECRET, role=Role.OBSERVER, agency=Agency.POLICE, sub="t", ttl_s=600)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        r = await http.get("/kpis", params={"token": jwt})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/html")
+        assert "content-security-policy" in r.headers
+        assert "4 real incidents" in r.text and r.text.count("<svg") == 2
+        assert (await http.get("/kpis")).status_code == 401
+        crew = mint(TEST_SECRET, role=Role.TERMINAL, agency=Agency.FIRE, sub="u", ttl_s=600)
+        assert (await http.get("/kpis", params={"token": crew})).status_code == 403
