@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.infra.store import Store
+from dispatch.records import reports
 from dispatch.records.archive import Archiver
 from dispatch.records.kpis import KpiQuery, figures
 from dispatch.settings import Settings
@@ -50,3 +51,16 @@ class Records:
 
     async def figures(self, query: KpiQuery) -> dict[str, Any]:
         return await figures(self.pool, query)
+
+    async def put_report(
+        self,
+        drill_id: str,
+        *,
+        info: dict[str, Any],
+        report: dict[str, Any],
+        html: str,
+        stored_at: datetime,
+    ) -> None:
+        await reports.put_report(
+            self.pool, drill_id, info=info, report=report, html=html, stored_at=stored_at
+        )

@@ -191,3 +191,17 @@ async def test_the_report_page_renders_tables_and_plots(
         assert (await http.get("/kpis")).status_code == 401
         crew = mint(TEST_SECRET, role=Role.TERMINAL, agency=Agency.FIRE, sub="u", ttl_s=600)
         assert (await http.get("/kpis", params={"token": crew})).status_code == 403
+
+
+async def test_drill_reports_are_kept_in_the_record(
+    server: ServerThread, pool: asyncpg.Pool
+) -> None:
+    admin = token(Role.ADMIN, Agency.POLICE)
+    body = {"summary": {"calls": 3}, "report": {"arrival_s": 412}, "html": "<p>drill</p>"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        r = await http.put("/api/reports/drill-7", json=body, headers=admin)
+        assert r.status_code == 200, r.text
+        assert (await http.get("/api/reports/drill-7", headers=admin)).json() == body["report"]
+    row = await pool.fetchrow("SELECT * FROM drill_reports")
+    assert row is not None and row["drill_id"] == "drill-7" and row["html"] == "<p>drill</p>"
+    assert '"arrival_s": 412' in row["report"]
