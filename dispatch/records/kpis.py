@@ -107,6 +107,17 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
+async def _overall(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
+    """The intervals of each incident's first unit, whatever its agency (one agency asked
+    for: that agency's first unit)."""
+    if q.agency is not None:
+        return await _grouped(pool, q, None)
+    where, args = q.where(agency_column=False)
+    sql = f"SELECT 0 AS incidents, {_interval_columns()} FROM incident_records WHERE {where}"
+    found = await _fetch(pool, "kpi intervals", sql, args)
+    return {k: v for k, v in _figures_of(found[0]).items() if k != "incidents"}
+
+
 async def _grouped(pool: asyncpg.Pool, q: KpiQuery, key: str | None) -> dict[str, Any]:
     where, args = q.where(agency_column=True)
     group = "" if key is None else f"{_GROUP_SQL[key]} AS g,"
@@ -156,7 +167,7 @@ async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
     # Independent queries, each on a connection of its own (the pool has a few).
     heads, overall, agencies, weeks, months, groups = await asyncio.gather(
         _fetch(pool, "kpi incidents", head_sql, args),
-        _grouped(pool, q, None),
+        _overall(pool, q),
         _grouped(pool, q, "agency"),
         _trend(pool, q, "week"),
         _trend(pool, q, "month"),
