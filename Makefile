@@ -5,14 +5,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.yishao-installed
 export YISHAO_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test setup redis lint typecheck pytest bench clean web
+.PHONY: run test setup redis postgres lint typecheck pytest bench clean web
 
-## run: set up, make sure Redis answers, then serve and run the demo drill
+## run: set up, then serve and run the demo drill (scripts/run.sh starts Redis and PostgreSQL
+## when none answers, and stops what it started)
 run: setup
 	@scripts/run.sh
 
-## test: set up, make sure Redis answers, then ruff, the import contracts, mypy and pytest
-test: setup redis lint typecheck pytest
+## test: set up, make sure Redis and PostgreSQL answer, then ruff, the import contracts, mypy
+## and pytest
+test: setup redis postgres lint typecheck pytest
 
 setup: $(STAMP) web
 
@@ -39,6 +41,9 @@ $(STAMP): pyproject.toml
 
 redis:
 	@scripts/ensure-redis.sh
+
+postgres:
+	@scripts/ensure-postgres.sh
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -423,3 +423,111 @@ def compounds_load(
             await redis.aclose()
 
     typer.echo(f"loaded {asyncio.run(go())} compounds")
+
+
+db_app = typer.Typer(help="The system of record in PostgreSQL (YISHAO_DATABASE_URL).")
+audit_app = typer.Typer(help="The tamper-evident audit chain.", no_args_is_help=True)
+app.add_typer(db_app, name="db", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _database_url() -> str:
+    settings = _settings()
+    if not settings.database_url:
+        typer.secho("error: set YISHAO_DATABASE_URL", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    return settings.database_url
+
+
+def _records_failed(exc: Exception) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create the database if missing, then apply the migrations up to REVISION."""
+    import asyncio
+
+    from dispatch.records import db
+    from dispatch.records.db import RecordsError
+
+    url = _database_url()
+    try:
+        if asyncio.run(db.ensure_database(url)):
+            typer.echo(f"created database {db.safe_url(url)}")
+        db.upgrade(url, revision)
+        typer.echo(f"at revision {db.current(url)}")
+    except RecordsError as exc:
+        raise _records_failed(exc) from exc
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the revision the database is at ('none' before the first migration)."""
+    from dispatch.records import db
+    from dispatch.records.db import RecordsError
+
+    try:
+        typer.echo(db.current(_database_url()) or "none")
+    except RecordsError as exc:
+        raise _records_failed(exc) from exc
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain; exit 1 naming the first bad row when it is broken."""
+    import asyncio
+
+    from dispatch.records.audit import Verdict, verify
+    from dispatch.records.db import RecordsError, connection
+
+    url = _database_url()
+
+    async def go() -> Verdict:
+        async with connection(url) as conn:
+            return await verify(conn)
+
+    try:
+        verdict = asyncio.run(go())
+    except RecordsError as exc:
+        raise _records_failed(exc) from exc
+    if verdict.broken is not None:
+        b = verdict.broken
+        typer.secho(
+            f"broken at seq {b.seq} (event {b.event_id}): {b.reason}", fg=typer.colors.RED, err=True
+        )
+        raise typer.Exit(1)
+    typer.echo(f"ok: {verdict.rows} rows chained from seq {verdict.first_seq or '-'}")
+
+
+@audit_app.command("prune")
+def audit_prune() -> None:
+    """Delete audit rows older than YISHAO_AUDIT_RETENTION_DAYS (refused when unset: forever)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from dispatch.records.audit import prune
+    from dispatch.records.db import RecordsError, connection
+
+    settings = _settings()
+    url = _database_url()
+    days = settings.audit_retention_days
+    if days is None:
+        typer.secho(
+            "error: YISHAO_AUDIT_RETENTION_DAYS is unset (keep forever); nothing pruned",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    async def go() -> int:
+        async with connection(url) as conn:
+            return await prune(conn, retention_days=days, now=datetime.now(UTC))
+
+    try:
+        typer.echo(f"pruned {asyncio.run(go())} rows older than {days} days")
+    except RecordsError as exc:
+        raise _records_failed(exc) from exc

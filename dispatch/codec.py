@@ -84,6 +84,11 @@ def call_from_fields(raw: Mapping[Any, Any]) -> CallEvent:
                 fields[name] = convert(fields[name])
             except ValueError as exc:
                 raise InvalidCallError(f"{name}: not a number") from exc
+    if "exercise" in fields:
+        flag = fields["exercise"].lower()
+        if flag not in ("true", "false"):
+            raise InvalidCallError("exercise: must be true or false")
+        fields["exercise"] = flag == "true"
     try:
         return CallEvent.model_validate(fields)
     except ValidationError as exc:

@@ -176,6 +176,8 @@ class CallEvent(BaseModel):
     description: str | None = Field(None, max_length=4000)
     caller_phone: str | None = Field(None, pattern=r"^\+?[0-9][0-9 \-]{2,31}$")
     severity: Annotated[int, Strict()] | None = Field(None, ge=1, le=5)
+    # A drill's call: its incident is an exercise, kept apart from real ones in the figures.
+    exercise: Annotated[bool, Strict()] = False
 
     @property
     def key(self) -> str:
@@ -193,6 +195,10 @@ class CallEvent(BaseModel):
         """Flat string fields for a stream entry (absent optionals are left out)."""
         out: dict[str, str] = {}
         for name, value in self.model_dump(mode="json", exclude_none=True).items():
+            if isinstance(value, bool):
+                if value:
+                    out[name] = "true"
+                continue
             out[name] = str(value)
         return out
 
@@ -241,6 +247,7 @@ class CallRecord(BaseModel):
     caller_phone_masked: str | None = None
     severity: int | None = None
     stream_id: str | None = None
+    exercise: bool = False
 
     @classmethod
     def from_call(cls, call: CallEvent, stream_id: str | None = None) -> CallRecord:
@@ -256,6 +263,7 @@ class CallRecord(BaseModel):
             caller_phone_masked=mask_phone(call.caller_phone),
             severity=call.severity,
             stream_id=stream_id,
+            exercise=call.exercise,
         )
 
     @property
@@ -457,6 +465,8 @@ class HealthReport(BaseModel):
     checks: dict[str, bool] = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
     lag_alarm: bool = False
+    # Event-log entries not yet in PostgreSQL (None without an archive).
+    archive_lag: int | None = None
 
 
 class Liveness(BaseModel):

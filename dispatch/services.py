@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
+
 from dispatch.codec import BBox, CallLimits, parse_area
 from dispatch.core.merge import MergePolicy
 from dispatch.core.plans import PlanTable
@@ -34,6 +36,7 @@ from dispatch.flow.whistle import WhistleDesk
 from dispatch.infra.store import Store
 from dispatch.infra.timers import Timers
 from dispatch.push.hub import Hub
+from dispatch.records.service import Records
 from dispatch.settings import HubConfig, Settings
 from routing import Router
 
@@ -66,6 +69,8 @@ class Services:
     referrals: ReferralDesk
     watch: IntakeWatch
     router: Router | None = None
+    # The system of record (None without YISHAO_DATABASE_URL).
+    record: Records | None = None
 
     @property
     def graph_name(self) -> str | None:
@@ -87,6 +92,7 @@ def build(
     plans: PlanTable | None = None,
     hub_config: HubConfig | None = None,
     timer_lease_s: float | None = None,
+    pool: asyncpg.Pool | None = None,
 ) -> Services:
     """Wire the service's parts (no I/O: nothing runs until the caller starts the loops)."""
     plans = plans or PlanTable.load(settings.plans)
@@ -192,6 +198,9 @@ def build(
             interval_s=settings.intake_watch_s,
         ),
         router=router,
+        record=None
+        if pool is None
+        else Records.build(settings, store, pool, instance=instance, clock=clock),
     )
 
 

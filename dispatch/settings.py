@@ -178,6 +178,16 @@ class Settings(BaseSettings):
         parse_area(value)
         return value
 
+    # The system of record (dispatch.records): PostgreSQL's URL (unset: no archive, the event
+    # log capped in Redis as before); archived events younger than archive_keep_s stay in Redis
+    # too (screens replay from there); audit rows older than audit_retention_days may be pruned
+    # by `yishao audit prune` (unset: kept forever; CJIS asks at least a year).
+    database_url: str | None = None
+    archive_keep_s: float = Field(86_400.0, ge=0)
+    archive_batch: int = Field(500, ge=1, le=10_000)
+    archive_trim_s: float = Field(10.0, gt=0)
+    audit_retention_days: int | None = Field(None, ge=1)
+
     # The built pages (`make web`); None: web/dist of the source tree. A raster tile server
     # ({z}/{x}/{y} template) for centres that have one; without it the map draws the graph.
     web_dir: Path | None = None
@@ -262,6 +272,11 @@ SETTING_HELP: dict[str, str] = {
     "referral_due_h": "a referral not resolved within this is flagged overdue",
     "referral_repeat_h": "a dispute call this soon after a referral is linked to it as a repeat",
     "referral_repeat_m": "... when it comes from within this distance",
+    "database_url": "PostgreSQL, the system of record (unset: no archive, no figures)",
+    "archive_keep_s": "archived events this recent stay in Redis too (for replays)",
+    "archive_batch": "events the archiver writes per transaction",
+    "archive_trim_s": "how often the Redis event log is trimmed below the archive",
+    "audit_retention_days": "audit rows older than this may be pruned (unset: kept forever)",
     "standards_dir": "schemas of EIDO, CAP and J2735 (default `../shared/data/standards`)",
     "interop_domain": "domain of our EIDO and CAP identifiers",
     "web_dir": "the built pages (default `web/dist` of the source tree)",

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the service on the demo map, a console link per role, and a five-minute live drill
 # against it; then the report link, and the service keeps serving until Ctrl-C, which stops
-# everything this script started (the drill, the service, and a Redis it had to start) and
-# nothing else.
+# everything this script started (the drill, the service, and a Redis or PostgreSQL it had to
+# start) and nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -18,6 +18,8 @@ if [ -z "${YISHAO_SECRET:-}" ]; then
   export YISHAO_SECRET
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
+# The system of record: the demo archives into its own database (created and migrated below).
+export YISHAO_DATABASE_URL="${YISHAO_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/yishao}"
 
 started="$(mktemp "${TMPDIR:-/tmp}/yishao-started.XXXXXX")"
 export YISHAO_STARTED="$started"
@@ -43,6 +45,8 @@ trap 'cleanup; exit 130' INT TERM
 trap cleanup EXIT
 
 scripts/ensure-redis.sh
+scripts/ensure-postgres.sh
+yishao db upgrade
 if [ -f scripts/demo-graph.sh ]; then
   # shellcheck source=/dev/null
   source scripts/demo-graph.sh

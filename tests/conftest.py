@@ -1,17 +1,23 @@
-"""Fixtures shared by every layer: a real Redis, flushed per test, and settings."""
+"""Fixtures shared by every layer: a real Redis, flushed per test, a scratch PostgreSQL
+database per run, and settings."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
 from dispatch.constants import Keys
 from dispatch.infra.store import Store
+from dispatch.records import db
 from dispatch.services import Services, build
 from dispatch.settings import Settings
 from routing import Router
@@ -33,6 +39,36 @@ class FakeClock:
     def advance(self, seconds: float) -> datetime:
         self.now += timedelta(seconds=seconds)
         return self.now
+
+
+# -- a scratch PostgreSQL database per test run (the system of record, dispatch.records) -------
+# The machine's PostgreSQL (trust auth); each run makes its own database there.
+TEST_PG_URL = os.environ.get("YISHAO_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/")
+
+
+def _with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def _drop(url: str, name: str) -> None:
+    conn = await asyncpg.connect(_with_db(url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    name = f"yishao_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    url = _with_db(TEST_PG_URL, name)
+    try:
+        asyncio.run(db.ensure_database(url))
+    except db.RecordsError as exc:
+        pytest.skip(f"no PostgreSQL at {TEST_PG_URL}: {exc}")
+    db.upgrade(url)
+    yield url
+    asyncio.run(_drop(TEST_PG_URL, name))
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from dispatch.api.routes_access import router as access_router
 from dispatch.api.routes_console import router as console_router
 from dispatch.api.routes_dispatch import router as dispatch_router
 from dispatch.api.routes_interop import router as interop_router
+from dispatch.api.routes_kpis import page_router as kpis_page_router
+from dispatch.api.routes_kpis import router as kpis_router
 from dispatch.api.routes_property import router as property_router
 from dispatch.api.routes_referrals import router as referrals_router
 from dispatch.api.routes_reports import router as reports_router
@@ -34,10 +36,12 @@ from dispatch.api.routes_snapshot import router as snapshot_router
 from dispatch.api.ws import install_handlers
 from dispatch.api.ws import router as ws_router
 from dispatch.api.ws_live import install_live_handlers
+from dispatch.constants import EVENT_STREAM_MAXLEN as EVENT_MAXLEN
 from dispatch.constants import Keys
 from dispatch.infra.connect import open_redis
 from dispatch.infra.store import Store
 from dispatch.push.feed import PositionFeed
+from dispatch.records.db import open_pool
 from dispatch.services import build
 from dispatch.settings import HubConfig, Settings
 from routing import Router
@@ -76,11 +80,24 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = open_redis(settings)
-        store = Store(redis, Keys(settings.namespace), dead=settings.dead_limits())
+        pool = await open_pool(settings.database_url) if settings.database_url else None
+        # With an archive, the event log is trimmed only below what PostgreSQL committed.
+        store = Store(
+            redis,
+            Keys(settings.namespace),
+            dead=settings.dead_limits(),
+            event_maxlen=0 if pool else EVENT_MAXLEN,
+        )
         name = instance_name(settings)
         router = await _load_router(settings)
         svc = build(
-            settings, store, router=router, clock=clock, instance=name, hub_config=hub_config
+            settings,
+            store,
+            router=router,
+            clock=clock,
+            instance=name,
+            hub_config=hub_config,
+            pool=pool,
         )
         stop = asyncio.Event()
         # The push hub runs on every instance (each serves its own websocket clients).
@@ -94,6 +111,8 @@ def create_app(
             poll_s = settings.timer_poll_ms / 1000
             loops += [svc.reactor.run(stop), svc.timers.run(stop, poll_s=poll_s)]
             loops += [svc.intake.run(stop), svc.watch.run(stop)]
+            if svc.record is not None:
+                loops += [svc.record.run(stop)]
         tasks = [asyncio.create_task(loop) for loop in loops]
         app.state.services = svc
         log.info("yishao %s instance %s serving (redis %s)", __version__, name, _safe_url(settings))
@@ -107,6 +126,8 @@ def create_app(
                 except TimeoutError:
                     task.cancel()
             await redis.aclose()
+            if pool is not None:
+                await pool.close()
 
     # /docs and /redoc with their scripts served from a package: they work on a closed network.
     app = FastAPIOffline(
@@ -124,6 +145,8 @@ def create_app(
     app.include_router(snapshot_router)
     app.include_router(reports_router)
     app.include_router(interop_router)
+    app.include_router(kpis_router)
+    app.include_router(kpis_page_router)
     app.include_router(ws_router)
     app.include_router(console_router)
     app.include_router(property_router)

@@ -64,6 +64,7 @@ async def _health(svc: Services) -> HealthReport:
         backlog=backlog,
         limits=svc.settings.backlog_limits(),
     )
+    archive_lag = await svc.record.archiver.lag() if svc.record is not None and redis_ok else None
     return HealthReport(
         status="ok" if state.ready else "degraded",
         redis=redis_ok,
@@ -74,6 +75,7 @@ async def _health(svc: Services) -> HealthReport:
         checks=dict(state.checks),
         reasons=list(state.reasons),
         lag_alarm=alarm,
+        archive_lag=archive_lag,
         **base,
     )
 

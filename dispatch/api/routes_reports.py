@@ -48,6 +48,15 @@ async def put_report(drill_id: str, body: ReportUpload, svc: Svc, who: Writer) -
     """Store a drill's report (admin tokens; the drill mints one)."""
     _check(drill_id)
     info = ReportInfo(id=drill_id, stored_at=svc.clock(), stored_by=who.sub, summary=body.summary)
+    if svc.record is not None:
+        # The record of the exercise first: a report that PostgreSQL refused is not stored.
+        await svc.record.put_report(
+            drill_id,
+            info=info.model_dump(mode="json"),
+            report=body.report,
+            html=body.html,
+            stored_at=info.stored_at,
+        )
     await svc.store.put_report(
         drill_id,
         info=info.model_dump_json(),

@@ -81,7 +81,12 @@ for _, w in ipairs(tx.writes) do
 end
 local out = {'ok'}
 for _, e in ipairs(tx.events) do
-  local id = redis.call('XADD', KEYS[tx.log], 'MAXLEN', '~', tx.maxlen, '*', unpack(e.f))
+  local id
+  if tx.maxlen == '0' then
+    id = redis.call('XADD', KEYS[tx.log], '*', unpack(e.f))
+  else
+    id = redis.call('XADD', KEYS[tx.log], 'MAXLEN', '~', tx.maxlen, '*', unpack(e.f))
+  end
   if e.ix > 0 then redis.call('RPUSH', KEYS[e.ix], id) end
   out[#out + 1] = id
 end
@@ -112,6 +117,8 @@ class Tx:
     guards: list[dict[str, str | int]] = field(default_factory=list)
     writes: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # The event log's length cap (0: none, the archiver trims it; see dispatch.records).
+    maxlen: int = EVENT_STREAM_MAXLEN
 
     def _k(self, key: str) -> int:
         if key not in self._index:
@@ -241,7 +248,7 @@ class Tx:
             "writes": self.writes,
             "events": self.events,
             "log": log_index,
-            "maxlen": str(EVENT_STREAM_MAXLEN),
+            "maxlen": str(self.maxlen),
         }
         # cjson turns an empty Lua table into {}; ipairs over it is still empty.
         return list(self._key_list), orjson.dumps(body).decode()
@@ -282,14 +289,23 @@ class Store:
     edge), so adapters above never handle a Redis exception themselves.
     """
 
-    def __init__(self, redis: AnyRedis, keys: Keys, *, dead: DeadLimits | None = None) -> None:
+    def __init__(
+        self,
+        redis: AnyRedis,
+        keys: Keys,
+        *,
+        dead: DeadLimits | None = None,
+        event_maxlen: int = EVENT_STREAM_MAXLEN,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.dead = dead or DeadLimits()
+        # 0 when an archiver owns trimming the event log (only below what it archived).
+        self.event_maxlen = event_maxlen
         self._commit = redis.register_script(_COMMIT_LUA)
 
     def tx(self) -> Tx:
-        return Tx(self.keys)
+        return Tx(self.keys, maxlen=self.event_maxlen)
 
     async def commit(self, tx: Tx) -> list[str]:
         """Apply ``tx`` atomically.
@@ -789,3 +805,34 @@ class Store:
         except RedisError as exc:
             raise StoreError(f"read reports: {exc}") from exc
         return [text(r) for r in found if r is not None]
+
+    # -- archive (dispatch.records) -------------------------------------------------
+    async def group_floor(self, stream: str, group: str) -> str | None:
+        """The lowest id ``group`` has not yet acknowledged on ``stream``: its oldest pending
+        entry, or the id just after its last delivered one (None before the group exists).
+        Everything below it has been handled, so it may be trimmed."""
+        try:
+            groups: Any = await self.redis.xinfo_groups(stream)
+            mine = [g for g in groups if text(g.get("name", "")) == group]
+            if not mine:
+                return None
+            summary: Any = await self.redis.xpending(stream, group)
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return None
+            raise StoreError(f"read group floor: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"read group floor: {exc}") from exc
+        if int(summary.get("pending") or 0) > 0 and summary.get("min") is not None:
+            return text(summary["min"])
+        ms, _, seq = text(mine[0].get("last-delivered-id", "0-0")).partition("-")
+        return f"{ms}-{int(seq or 0) + 1}"
+
+    async def trim_events_below(self, min_id: str) -> int:
+        """XTRIM MINID the event log: entries below ``min_id`` go. Returns how many went."""
+        return int(
+            await self._call(
+                "trim events",
+                self.redis.xtrim(self.keys.events, minid=min_id, approximate=False),
+            )
+        )

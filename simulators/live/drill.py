@@ -379,7 +379,12 @@ class _Drill:
                 await asyncio.sleep(wait)
             now = datetime.now(UTC).astimezone(self.scenario.start.tzinfo)
             call = sc.call.model_copy(
-                update={"call_id": f"{self.tag}-{sc.call.call_id}", "received_at": now}
+                # A drill's calls are exercises: kept apart from real incidents in the record.
+                update={
+                    "call_id": f"{self.tag}-{sc.call.call_id}",
+                    "received_at": now,
+                    "exercise": True,
+                }
             )
             key = f"{call.centre.value}:{call.call_id}"
             self.console.posted[key] = PostedCall(sc, key, now, self.now_s())

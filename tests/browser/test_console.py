@@ -82,6 +82,8 @@ async def test_sign_in_typed_and_by_link(service: ServiceProc, world: World, pag
     await expect(page.locator("#link-state.link-live")).to_be_visible(timeout=s(20))
     await wait_js(page, "Number(document.querySelector('#map').dataset.roads || 0) > 100")
     await expect(page.locator("#figures")).to_contain_text("今日")
+    # The record's report page is linked from the figures.
+    await expect(page.locator("#f-report")).to_have_attribute("href", re.compile(r"^/kpis\?token="))
     await pages.shot(page, "test_sign_in-console-empty")
 
     # A link with the token in the fragment signs in and leaves the address bar clean.

@@ -17,9 +17,9 @@ from tests.utils import TEST_SECRET, ServerThread, recently, wait_for
 
 
 def token(role: Role, agency: Agency, sub: str = "someone") -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=6 * 3600)}"
-    }
+    # Six hours: module-level tokens are minted at import, long before a slow run uses them.
+    minted = mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=21_600)
+    return {"Authorization": f"Bearer {minted}"}
 
 
 CALL = {

@@ -166,6 +166,8 @@ CASES: list[Case] = [
     Case("GET", "/api/console/routes", Action.READ_INCIDENT),
     Case("GET", "/api/console/assignment", Action.READ_UNITS),
     Case("GET", "/api/console/today", Action.READ_KPIS),
+    Case("GET", "/api/kpis", Action.READ_KPIS),
+    Case("GET", "/api/kpis.csv", Action.READ_KPIS),
     Case("GET", "/api/console/duty", Action.READ_ROSTER),
     Case(
         "POST",

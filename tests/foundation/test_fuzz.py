@@ -32,7 +32,7 @@ SKIP = {("POST", "/api/tokens/revoke")}
 
 @pytest.fixture(scope="module")
 def server(
-    shanghai_router: Router, tmp_path_factory: pytest.TempPathFactory
+    shanghai_router: Router, tmp_path_factory: pytest.TempPathFactory, database_url: str
 ) -> Iterator[ServerThread]:
     from routing import graph as graph_mod
     from tests.conftest import TEST_REDIS_URL as redis_url
@@ -47,6 +47,8 @@ def server(
         graph=cache,
         auth_failures_max=100_000,
         intake_block_ms=50,
+        # The record too, so that /api/kpis and /kpis are fuzzed against a real PostgreSQL.
+        database_url=database_url,
     )
     with ServerThread(create_app(tuned)) as srv:
         yield srv

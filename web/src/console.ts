@@ -419,6 +419,12 @@ class Console {
       cell("f-arrival", t("f_arrival"), f ? fmtDuration(f.mean_arrival_s) : "—"),
       cell("f-signals", t("f_signals"), f ? String(f.signals_granted) : "—"),
       cell("f-saved", t("f_saved"), f ? fmtDuration(f.saved_s_estimate) : "—", t("f_saved_hint")),
+      // The record's figures (/kpis, server-rendered); the token rides in the query as the
+      // drill report pages take it (scrubbed from the access log).
+      h("a", {
+        class: "figures-report", id: "f-report", target: "_blank", rel: "noopener",
+        href: `/kpis?token=${encodeURIComponent(this.api.token)}`,
+      }, t("f_report")),
     );
   }
 

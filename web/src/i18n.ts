@@ -60,6 +60,7 @@ const T: Record<string, [string, string]> = {
   f_incidents: ["警情", "incidents"],
   f_open: ["未结", "open"],
   f_whistles: ["一哨", "whistles"],
+  f_report: ["统计报表", "figures report"],
   f_arrival: ["平均到场", "mean arrival"],
   f_signals: ["绿波放行路口", "green-wave signals"],
   f_saved: ["估计节省", "est. saved"],

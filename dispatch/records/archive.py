@@ -1,0 +1,284 @@
+"""The archiver: consumer group ``archive`` on the event log, writing every event to the
+append-only, hash-chained ``audit_events`` table and each closed incident's final record.
+
+Idempotent by event id: a batch redelivered after a crash (read, written, not yet acked)
+inserts nothing twice, and the chain advances only over rows actually inserted. Writers on
+several instances take one advisory lock per batch, so the chain has one order. The Redis
+event log is trimmed by :meth:`Archiver.trim` only below the oldest entry not yet archived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from dispatch.constants import Keys
+from dispatch.core.chain import GENESIS, row_hash
+from dispatch.core.intervals import IncidentRecord, LoggedEvent, fold_incident
+from dispatch.errors import StoreError, YishaoError
+from dispatch.infra.consumer import Entry, StreamConsumer
+from dispatch.infra.store import Store
+from dispatch.records.db import CHAIN_LOCK, PG_ERRORS, Conn, RecordsError
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_GROUP = "archive"
+
+
+@dataclass
+class ArchiveStats:
+    inserted: int = 0
+    duplicates: int = 0
+    records: int = 0
+    trimmed: int = 0
+
+
+def _fields(entry: Entry) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in entry[1].items()}
+
+
+class Archiver:
+    """Archives the event log of ``store`` into the pool's database.
+
+    Args:
+        store: the Redis store (the archiver reads and trims through it).
+        pool: the asyncpg pool.
+        consumer: this instance's consumer name in group ``archive``.
+        clock: for the Redis keep window.
+        keep_s: events less than this older than the newest stay in Redis even once archived
+            (screens replay and incidents' trails read them there); older ones go once archived.
+        batch, block_ms, reclaim_idle_ms: the consumer loop's tuning.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        pool: asyncpg.Pool,
+        *,
+        consumer: str,
+        clock: Callable[[], datetime],
+        keep_s: float = 86_400.0,
+        batch: int = 500,
+        block_ms: int = 1000,
+        reclaim_idle_ms: int = 30_000,
+        trim_every_s: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.clock = clock
+        self.keep_s = keep_s
+        self.trim_every_s = trim_every_s
+        self.stats = ArchiveStats()
+        self.consumer = StreamConsumer(
+            store.redis,
+            stream=store.keys.events,
+            group=ARCHIVE_GROUP,
+            consumer=consumer,
+            handle=self.handle,
+            start_id="0",
+            batch=batch,
+            block_ms=block_ms,
+            reclaim_idle_ms=reclaim_idle_ms,
+        )
+
+    @property
+    def keys(self) -> Keys:
+        return self.store.keys
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Archive until ``stop``; trim the Redis log every ``trim_every_s``."""
+        trimmer = asyncio.create_task(self._trim_loop(stop))
+        try:
+            await self.consumer.run(stop)
+        finally:
+            await trimmer
+
+    async def _trim_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.trim()
+            except YishaoError as exc:
+                log.warning("archive trim: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.trim_every_s)
+
+    async def handle(self, entries: Sequence[Entry]) -> Sequence[str]:
+        """Write a batch in one transaction; all its ids may be acked once it committed.
+
+        Raises:
+            RecordsError: PostgreSQL failed; nothing of the batch is acked (it stays pending
+                and is taken over again once idle).
+        """
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._write(conn, entries)
+        except PG_ERRORS as exc:
+            raise RecordsError(f"archive batch: {exc}") from exc
+        return [entry_id for entry_id, _ in entries]
+
+    async def _write(self, conn: Conn, entries: Sequence[Entry]) -> None:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", CHAIN_LOCK)
+        ids = [entry_id for entry_id, _ in entries]
+        seen = {
+            r["event_id"]
+            for r in await conn.fetch(
+                "SELECT event_id FROM audit_events WHERE event_id = ANY($1::text[])", ids
+            )
+        }
+        last = await conn.fetchrow("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        seq, prev = (0, GENESIS) if last is None else (int(last["seq"]), str(last["hash"]))
+        rows: list[tuple[Any, ...]] = []
+        closed: list[tuple[str, str]] = []
+        for entry in entries:
+            entry_id = entry[0]
+            if entry_id in seen:
+                self.stats.duplicates += 1
+                continue
+            seen.add(entry_id)
+            f = _fields(entry)
+            seq += 1
+            incident_id = f.get("incident_id") or None
+            ts, data = f.get("ts", ""), f.get("data", "{}")
+            digest = row_hash(
+                prev,
+                seq=seq,
+                event_id=entry_id,
+                type=f.get("type", ""),
+                incident_id=incident_id,
+                actor=f.get("actor", ""),
+                ts=ts,
+                data=data,
+            )
+            at = datetime.fromisoformat(ts) if ts else self.clock()
+            rows.append(
+                (seq, entry_id, f.get("type", ""), incident_id, f.get("actor", ""), ts, at,
+                 data, prev, digest)
+            )  # fmt: skip
+            prev = digest
+            if f.get("type") == "incident.closed" and incident_id:
+                closed.append((incident_id, entry_id))
+        if rows:
+            await conn.copy_records_to_table(
+                "audit_events",
+                records=rows,
+                columns=[
+                    "seq", "event_id", "type", "incident_id", "actor", "ts", "at", "data",
+                    "prev_hash", "hash",
+                ],
+            )  # fmt: skip
+            self.stats.inserted += len(rows)
+        for incident_id, event_id in closed:
+            await self._record(conn, incident_id, event_id)
+
+    async def _record(self, conn: Conn, incident_id: str, event_id: str) -> None:
+        found = await conn.fetch(
+            "SELECT type, at, actor, data FROM audit_events WHERE incident_id = $1 ORDER BY seq",
+            incident_id,
+        )
+        events = [
+            LoggedEvent(type=r["type"], ts=r["at"], actor=r["actor"], data=orjson.loads(r["data"]))
+            for r in found
+        ]
+        await write_record(conn, fold_incident(incident_id, events), close_event_id=event_id)
+        self.stats.records += 1
+
+    async def trim(self) -> int:
+        """Trim the Redis log below the oldest entry not archived and not within ``keep_s``.
+
+        Returns:
+            How many entries went.
+        """
+        floor = await self.store.group_floor(self.keys.events, ARCHIVE_GROUP)
+        if floor is None:
+            return 0
+        # The keep window counts back from the newest entry: stream ids are Redis's clock.
+        newest_ms = int((await self.store.last_event_id()).partition("-")[0])
+        keep_ms = newest_ms - int(self.keep_s * 1000)
+        floor_ms = int(floor.partition("-")[0])
+        # The lower of the two: never past the archive, never into the keep window.
+        minid = floor if floor_ms <= keep_ms else f"{max(keep_ms, 0)}-0"
+        trimmed = await self.store.trim_events_below(minid)
+        self.stats.trimmed += trimmed
+        return trimmed
+
+    async def lag(self) -> int | None:
+        """Entries not yet archived: the group's pending plus its lag (None before it exists)."""
+        try:
+            pending, lag = await self.store.group_backlog(self.keys.events, ARCHIVE_GROUP)
+        except StoreError:
+            return None
+        if pending is None:
+            return None
+        return pending + (lag or 0)
+
+
+async def write_record(conn: Conn, record: IncidentRecord, *, close_event_id: str) -> None:
+    """Upsert an incident's final record and its per-agency intervals (a reopened incident
+    closed again replaces its record)."""
+    w = record.whistle or {}
+    overall = record.overall
+    await conn.execute(
+        """
+        INSERT INTO incident_records (incident_id, exercise, first_call_at, closed_at, call_type,
+            area, agencies, call_processing_s, turnout_s, travel_s, total_s, whistle_sounded_at,
+            whistle_all_acked_at, whistle_escalations, greenwave, record, close_event_id)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
+        ON CONFLICT (incident_id) DO UPDATE SET exercise = EXCLUDED.exercise,
+            first_call_at = EXCLUDED.first_call_at, closed_at = EXCLUDED.closed_at,
+            call_type = EXCLUDED.call_type, area = EXCLUDED.area, agencies = EXCLUDED.agencies,
+            call_processing_s = EXCLUDED.call_processing_s, turnout_s = EXCLUDED.turnout_s,
+            travel_s = EXCLUDED.travel_s, total_s = EXCLUDED.total_s,
+            whistle_sounded_at = EXCLUDED.whistle_sounded_at,
+            whistle_all_acked_at = EXCLUDED.whistle_all_acked_at,
+            whistle_escalations = EXCLUDED.whistle_escalations, greenwave = EXCLUDED.greenwave,
+            record = EXCLUDED.record, close_event_id = EXCLUDED.close_event_id
+        """,
+        record.incident_id,
+        record.exercise,
+        record.first_call_at,
+        record.closed_at,
+        record.call_type,
+        record.area,
+        record.agencies,
+        overall.call_processing_s,
+        overall.turnout_s,
+        overall.travel_s,
+        overall.total_s,
+        _ts(w.get("sounded_at")),
+        _ts(w.get("all_acked_at")),
+        w.get("escalations"),
+        orjson.dumps(record.greenwave).decode(),
+        orjson.dumps(record.as_json()).decode(),
+        close_event_id,
+    )
+    await conn.execute(
+        "DELETE FROM incident_agency_intervals WHERE incident_id = $1", record.incident_id
+    )
+    if record.first_call_at is None:
+        return
+    await conn.executemany(
+        """
+        INSERT INTO incident_agency_intervals (incident_id, agency, exercise, call_type, area,
+            first_call_at, call_processing_s, turnout_s, travel_s, total_s)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
+        """,
+        [
+            (
+                record.incident_id, agency, record.exercise, record.call_type, record.area,
+                record.first_call_at, i.call_processing_s, i.turnout_s, i.travel_s, i.total_s,
+            )
+            for agency, i in record.by_agency.items()
+        ],
+    )  # fmt: skip
+
+
+def _ts(raw: Any) -> datetime | None:
+    return datetime.fromisoformat(raw) if isinstance(raw, str) and raw else None

@@ -1,0 +1,221 @@
+"""The figures' queries: rows out of PostgreSQL, figures by :mod:`dispatch.core.kpis`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from dispatch.core.intervals import INTERVALS
+from dispatch.core.kpis import GroupBy, KpiRow, Period, year_over_year
+from dispatch.records.db import guarded
+
+
+@dataclass(frozen=True)
+class KpiQuery:
+    """What to count: first calls in ``[start, end)``, optionally one agency or call type."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    agency: str | None = None
+    call_type: str | None = None
+    area: str | None = None
+    exercise: bool = False
+    group_by: GroupBy | None = None
+
+    def where(self, *, agency_column: bool) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["exercise = $1"]
+        args: list[Any] = [self.exercise]
+        for column, value in (
+            ("first_call_at >= ", self.start),
+            ("first_call_at < ", self.end),
+            ("call_type = ", self.call_type),
+            ("area = ", self.area),
+        ):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column}${len(args)}")
+        if self.agency is not None:
+            args.append(self.agency)
+            clauses.append(
+                f"agency = ${len(args)}" if agency_column else f"${len(args)} = ANY(agencies)"
+            )
+        return " AND ".join(clauses), args
+
+
+async def kpi_rows(pool: asyncpg.Pool, q: KpiQuery) -> list[KpiRow]:
+    """The per-agency rows themselves (what :mod:`dispatch.core.kpis` defines figures on)."""
+    where, args = q.where(agency_column=True)
+    sql = (
+        "SELECT incident_id, agency, call_type, area, first_call_at, call_processing_s,"
+        f" turnout_s, travel_s, total_s FROM incident_agency_intervals WHERE {where}"
+    )
+    found = await guarded("kpi rows", pool.fetch(sql, *args))
+    return [KpiRow(**dict(r)) for r in found]
+
+
+# The figures of dispatch.core.kpis, computed where the rows are: percentile_cont is the
+# same linear interpolation as core's percentile (tests hold the two to the same answers).
+_GROUP_SQL: dict[str, str] = {
+    "agency": "agency",
+    "type": "COALESCE(call_type, 'unknown')",
+    "area": "COALESCE(area, 'unknown')",
+    "hour": "to_char(first_call_at AT TIME ZONE 'UTC', 'HH24')",
+}
+
+
+# Sorting a year's rows for the percentiles wants more than the default 4 MB of work_mem.
+WORK_MEM = "64MB"
+
+
+def _pair(expr: str) -> str:
+    """Median and p90 of ``expr`` with one sort."""
+    return f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {expr})"
+
+
+def _interval_columns() -> str:
+    return ", ".join(f"count({n}) AS {n}_n, {_pair(n)} AS {n}_q" for n in INTERVALS)
+
+
+def _q(value: list[float | None] | None) -> tuple[float | None, float | None]:
+    if value is None:
+        return None, None
+    return _round(value[0]), _round(value[1])
+
+
+def _figures_of(r: asyncpg.Record) -> dict[str, Any]:
+    out: dict[str, Any] = {"incidents": int(r["incidents"])}
+    for name in INTERVALS:
+        median, p90 = _q(r[f"{name}_q"])
+        out[name] = {"n": int(r[f"{name}_n"]), "median": median, "p90": p90}
+    return out
+
+
+async def _fetch(pool: asyncpg.Pool, what: str, sql: str, args: list[Any]) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            return list(await conn.fetch(sql, *args))
+
+    return await guarded(what, run())
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+async def _overall(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
+    """The intervals of each incident's first unit, whatever its agency (one agency asked
+    for: that agency's first unit)."""
+    if q.agency is not None:
+        return await _grouped(pool, q, None)
+    where, args = q.where(agency_column=False)
+    sql = f"SELECT 0 AS incidents, {_interval_columns()} FROM incident_records WHERE {where}"
+    found = await _fetch(pool, "kpi intervals", sql, args)
+    return {k: v for k, v in _figures_of(found[0]).items() if k != "incidents"}
+
+
+async def _grouped(pool: asyncpg.Pool, q: KpiQuery, key: str | None) -> dict[str, Any]:
+    where, args = q.where(agency_column=True)
+    group = "" if key is None else f"{_GROUP_SQL[key]} AS g,"
+    tail = "" if key is None else " GROUP BY g ORDER BY g"
+    # One row per incident and agency: within an agency, rows are incidents.
+    incidents = {None: "0", "agency": "count(*)"}.get(key, "count(DISTINCT incident_id)")
+    sql = (
+        f"SELECT {group} {incidents} AS incidents, {_interval_columns()}"
+        f" FROM incident_agency_intervals WHERE {where}{tail}"
+    )
+    found = await _fetch(pool, "kpi intervals", sql, args)
+    if key is None:
+        return {k: v for k, v in _figures_of(found[0]).items() if k != "incidents"}
+    return {str(r["g"]): _figures_of(r) for r in found}
+
+
+async def _trend(pool: asyncpg.Pool, q: KpiQuery, period: Period) -> list[dict[str, Any]]:
+    where, args = q.where(agency_column=False)
+    sql = (
+        f"SELECT date_trunc('{period}', first_call_at AT TIME ZONE 'UTC')::date AS start,"
+        " count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY total_s) AS median"
+        f" FROM incident_records WHERE {where} AND first_call_at IS NOT NULL GROUP BY start"
+    )
+    found = await _fetch(pool, "kpi trend", sql, args)
+    return year_over_year({r["start"]: (int(r["n"]), _round(r["median"])) for r in found}, period)
+
+
+async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
+    """The JSON of ``GET /api/kpis``: incidents, per-agency intervals, whistles, green wave,
+    a grouping when asked, and weekly and monthly trends with year-over-year change."""
+    where, args = q.where(agency_column=False)
+    to_whistle = "EXTRACT(EPOCH FROM whistle_sounded_at - first_call_at)"
+    to_acked = "EXTRACT(EPOCH FROM whistle_all_acked_at - whistle_sounded_at)"
+    head_sql = (
+        "SELECT count(*) AS incidents, count(whistle_sounded_at) AS whistles,"
+        f" {_pair(to_whistle)} AS tw, {_pair(to_acked)} AS ta,"
+        " count(whistle_all_acked_at) FILTER (WHERE whistle_sounded_at IS NOT NULL) AS acked,"
+        " COALESCE(sum(whistle_escalations) FILTER (WHERE whistle_sounded_at IS NOT NULL), 0)"
+        " AS escalations,"
+        " count(*) FILTER (WHERE (greenwave->>'planned')::int > 0"
+        "   OR (greenwave->>'requests')::int > 0) AS gw_responses,"
+        " COALESCE(sum((greenwave->>'requests')::int), 0) AS gw_requests,"
+        " COALESCE(sum((greenwave->>'granted')::int), 0) AS gw_granted,"
+        " COALESCE(sum((greenwave->>'rejected')::int), 0) AS gw_rejected"
+        f" FROM incident_records WHERE {where}"
+    )
+    # Independent queries, each on a connection of its own (the pool has a few).
+    heads, overall, agencies, weeks, months, groups = await asyncio.gather(
+        _fetch(pool, "kpi incidents", head_sql, args),
+        _overall(pool, q),
+        _grouped(pool, q, "agency"),
+        _trend(pool, q, "week"),
+        _trend(pool, q, "month"),
+        _grouped(pool, q, q.group_by) if q.group_by is not None else _none(),
+    )
+    head = heads[0]
+    assert head is not None
+    out: dict[str, Any] = {
+        "exercise": q.exercise,
+        "from": None if q.start is None else q.start.isoformat(),
+        "to": None if q.end is None else q.end.isoformat(),
+        "incidents": int(head["incidents"]),
+        "intervals": overall,
+        "agencies": agencies,
+        "whistles": {
+            "count": int(head["whistles"]),
+            "call_to_whistle_s": dict(zip(("median", "p90"), _q(head["tw"]), strict=True)),
+            "whistle_to_all_acked_s": dict(zip(("median", "p90"), _q(head["ta"]), strict=True)),
+            "all_acked": int(head["acked"]),
+            "escalations": int(head["escalations"]),
+        },
+        "greenwave": {
+            "responses": int(head["gw_responses"]),
+            "requests": int(head["gw_requests"]),
+            "granted": int(head["gw_granted"]),
+            "rejected": int(head["gw_rejected"]),
+        },
+        "trend": {"week": weeks, "month": months},
+    }
+    if q.group_by is not None:
+        out["group_by"] = q.group_by
+        out["groups"] = groups
+    return out
+
+
+async def _none() -> dict[str, Any]:
+    return {}
+
+
+CSV_COLUMNS = ("group", "incidents", "interval", "n", "median_s", "p90_s")
+
+
+def csv_rows(fig: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """One row per group and interval (the grouping asked for, else by agency)."""
+    groups: dict[str, Any] = fig.get("groups") or fig["agencies"]
+    out: list[tuple[Any, ...]] = []
+    for name, g in groups.items():
+        for interval, v in g.items():
+            if isinstance(v, dict):
+                out.append((name, g["incidents"], interval, v["n"], v["median"], v["p90"]))
+    return out
