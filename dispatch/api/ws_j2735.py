@@ -5,7 +5,8 @@ frame of each ``greenwave.request|update|cancel|status`` event, one binary frame
 UPER SignalRequestMessage: what the arbiter now asks of the intersection (the service relays
 the vehicle's request as an RSU would, with the window the arbiter granted). A granted
 decision is a ``priorityRequest`` (``greenwave.request``) or ``priorityRequestUpdate``; a
-rejected or cancelled one a ``priorityCancellation``; a served one sends nothing.
+later rejected or cancelled one a ``priorityCancellation``; a new request the arbiter did not
+grant, and a served one, send nothing.
 
 Binary frames from the client are UPER SignalStatusMessages (constraints checked). Each
 status about a request the intersection holds is applied as a JSON ``signal_status`` would
@@ -88,6 +89,8 @@ class J2735Wire:
             return None
         if status is SignalStatus.SERVED:
             return None
+        if kind == "greenwave.request" and status is not SignalStatus.GRANTED:
+            return None  # the controller never heard of it: nothing to withdraw
         if kind == "greenwave.cancel" or status is not SignalStatus.GRANTED:
             asked = request.model_copy(update={"request_type": RequestType.CANCEL})
         else:

@@ -511,6 +511,10 @@ def _binary_ssm(intersection: int) -> bytes:
 async def test_a_binary_ssm_answers_as_the_model_says(server: ServerThread, store: Store) -> None:
     """The J2735 form of ``signal_status`` (a binary frame on ``?wire=j2735``) is the same
     action on the same target: intersection 42 (IntersectionID 42 in the derived numbering)."""
+    from dispatch.interop.j2735 import codec
+    from dispatch.interop.schemas import resolve_standards_dir
+
+    codec(resolve_standards_dir())  # the server (this process) shares the compiled module
     world = await build_world(store)
     url = f"ws://127.0.0.1:{server.port}/ws?wire=j2735"
     wrong: list[str] = []

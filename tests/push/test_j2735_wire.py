@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from dispatch.flow.fleet import Fleet
 from dispatch.flow.greenwave import GreenWave
 from dispatch.infra.store import Store
-from dispatch.interop.j2735 import DerivedIntersections, decode_srm, wire_request_key
+from dispatch.interop.j2735 import DerivedIntersections, codec, decode_srm, wire_request_key
 from dispatch.interop.schemas import resolve_standards_dir
 from dispatch.models import Agency, Role
 from dispatch.push.frames import decode_entry
@@ -41,6 +41,13 @@ STANDARDS = resolve_standards_dir()
 pytestmark = pytest.mark.skipif(
     not (STANDARDS / "PROVENANCE.md").is_file(), reason="shared standards folder absent"
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled() -> None:
+    # The server (in this process) compiles the module on the first J2735 session: done here,
+    # so a loaded machine does not spend the first test's time on it.
+    codec(STANDARDS)
 
 
 def request(unit_id: str, *, inbound: ApproachLabel = ApproachLabel.S) -> SignalRequest:
@@ -253,3 +260,39 @@ async def test_an_unknown_wire_is_refused(server: ServerThread) -> None:
         assert err["data"]["code"] == "bad_wire"
         await asyncio.wait_for(ws.wait_closed(), T)
         assert ws.close_code == 4400
+
+
+async def test_a_cancel_is_a_cancellation_and_an_unnumbered_node_an_error(
+    server: ServerThread, store: Store
+) -> None:
+    gw = wave(store)
+    far = 4_817_002_117  # beyond the derived numbering
+    ctrl = await open_signal(server, [str(NODE), str(far)])
+    try:
+        amb = request("AMB-07")
+        await gw.submit([amb], incident_id=None, actor="unit:AMB-07")
+        await reply(ctrl, {"greenwave.request"})
+        assert isinstance(await frame(ctrl), bytes)
+        cancel = amb.model_copy(update={"request_type": RequestType.CANCEL, "sequence": 4})
+        await gw.submit([cancel], incident_id=None, actor="unit:AMB-07")
+        await reply(ctrl, {"greenwave.cancel"})
+        srm = await frame(ctrl)
+        assert isinstance(srm, bytes)
+        [got] = decode_srm(
+            srm, intersections=DerivedIntersections(), standards=STANDARDS, now=datetime.now(UTC)
+        )
+        assert got.request_type is RequestType.CANCEL and got.request_id == amb.request_id
+        assert got.sequence == 4
+
+        unnumbered = request("AMB-08").model_copy(
+            update={"intersection_id": far, "request_id": f"120:AMB-08:{far}"}
+        )
+        await gw.submit([unnumbered], incident_id=None, actor="unit:AMB-08")
+        event = await reply(ctrl, {"greenwave.request"})
+        err = await frame(ctrl)
+        assert isinstance(err, str), err
+        body = orjson.loads(err)
+        assert body["data"]["code"] == "j2735_unencodable"
+        assert body["data"]["event_id"] == event["id"] and str(far) in body["data"]["message"]
+    finally:
+        await ctrl.close()
