@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -35,6 +35,7 @@ from dispatch.flow.watch import IntakeWatch
 from dispatch.flow.whistle import WhistleDesk
 from dispatch.infra.store import Store
 from dispatch.infra.timers import Timers
+from dispatch.interop.j2735 import DerivedIntersections, IntersectionMap, intersections_from_list
 from dispatch.push.hub import Hub
 from dispatch.records.service import Records
 from dispatch.settings import HubConfig, Settings
@@ -71,6 +72,8 @@ class Services:
     router: Router | None = None
     # The system of record (None without YISHAO_DATABASE_URL).
     record: Records | None = None
+    # How intersections are numbered in J2735 (signal clients on ?wire=j2735).
+    j2735_intersections: IntersectionMap = field(default_factory=DerivedIntersections)
 
     @property
     def graph_name(self) -> str | None:
@@ -201,7 +204,23 @@ def build(
         record=None
         if pool is None
         else Records.build(settings, store, pool, instance=instance, clock=clock),
+        j2735_intersections=j2735_intersections(settings),
     )
+
+
+def j2735_intersections(settings: Settings) -> IntersectionMap:
+    """The J2735 numbering: ``YISHAO_J2735_INTERSECTIONS``'s, else the derived one.
+
+    Raises:
+        ConfigError: the file cannot be read or is not a valid list.
+    """
+    if settings.j2735_intersections is None:
+        return DerivedIntersections()
+    try:
+        data = json.loads(settings.j2735_intersections.read_text(encoding="utf-8"))
+        return intersections_from_list(data)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"j2735_intersections: {exc}") from exc
 
 
 def mediation_bodies(settings: Settings) -> dict[str, MediationBody]:

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     # Standards adapters (dispatch.interop): where the standards' schemas live (default
     # ../shared/data/standards beside the repository) and the domain our EIDO and CAP ids use.
     standards_dir: Path | None = None
+    # J2735 intersection numbers (a JSON list of {node, id, region?, approaches?}); without
+    # it a node id below 2**32 is region = id >> 16, IntersectionID = id & 0xFFFF.
+    j2735_intersections: Path | None = None
     interop_domain: str = Field("yishao.local", pattern=r"^[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?$")
 
     def dead_limits(self) -> DeadLimits:
@@ -278,6 +281,8 @@ SETTING_HELP: dict[str, str] = {
     "archive_trim_s": "how often the Redis event log is trimmed below the archive",
     "audit_retention_days": "audit rows older than this may be pruned (unset: kept forever)",
     "standards_dir": "schemas of EIDO, CAP and J2735 (default `../shared/data/standards`)",
+    "j2735_intersections": "J2735 numbers of intersections: JSON `[{node, id, region?, "
+    "approaches?}]` (unset: node id = region * 65536 + id, ids below 2^32 only)",
     "interop_domain": "domain of our EIDO and CAP identifiers",
     "web_dir": "the built pages (default `web/dist` of the source tree)",
     "tile_url": "a raster tile server `{z}/{x}/{y}` template (default: the map draws the graph)",

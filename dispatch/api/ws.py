@@ -18,6 +18,10 @@ Client messages (each validated; a bad one gets ``error``, the connection stays)
 - ``{"type": "ack", "whistle_id": ...}``: a coordinator acks a summons (``ack.ok`` / ``error``).
 - ``{"type": "ping"}`` -> ``pong``.
 
+``?wire=j2735`` (default ``json``): the session also gets a binary frame holding a UPER
+SignalRequestMessage after each green-wave event, and may send binary frames holding UPER
+SignalStatusMessages (answered ``ssm.ok`` or ``error``); see :mod:`dispatch.api.ws_j2735`.
+
 Any message may carry ``ref`` (echoed in the reply). Close codes:
 
 ====  =============================================================================
@@ -25,6 +29,7 @@ Any message may carry ``ref`` (echoed in the reply). Close codes:
       connected)
 4403  the role may not send this message type, a subscription beyond its scope, or a
       browser origin not allowed
+4400  an unknown ``wire`` (after an ``error`` frame ``bad_wire``)
 4429  too many failed sign-ins from this address: locked out for a while
 4408  the client fell behind (its queue or replay buffer overflowed): reload
       ``GET /api/snapshot`` and reconnect with its ``event_id`` as ``last_id``
@@ -46,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from dispatch.api import views
+from dispatch.api.ws_j2735 import WIRE_J2735, WIRE_JSON, WIRES, J2735Wire
 from dispatch.core import policy
 from dispatch.core.audience import Subscription
 from dispatch.core.policy import Action, Target
@@ -58,6 +64,9 @@ from dispatch.errors import (
     StoreError,
     YishaoError,
 )
+from dispatch.interop.errors import StandardsMissingError
+from dispatch.interop.j2735 import codec
+from dispatch.interop.schemas import resolve_standards_dir
 from dispatch.models import Principal, Role, Unit
 from dispatch.push.frames import frame
 from dispatch.push.hub import Client, CloseReason, Hub
@@ -73,6 +82,7 @@ CLOSE_CODES: dict[CloseReason, int] = {
     CloseReason.FORBIDDEN: 4403,
 }
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_BAD_REQUEST = 4400
 CLOSE_LOCKED_OUT = 4429
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TRY_AGAIN = 1013
@@ -333,15 +343,27 @@ async def _prime(svc: Services, client: Client) -> None:
 
 
 async def _send_loop(
-    websocket: WebSocket, client: Client, last_id: str | None, svc: Services
+    websocket: WebSocket,
+    client: Client,
+    last_id: str | None,
+    svc: Services,
+    wire: J2735Wire | None = None,
 ) -> None:
+    async def send(text: str) -> None:
+        await websocket.send_text(text)
+        extra = wire.srm_for(text) if wire is not None else None
+        if isinstance(extra, bytes):
+            await websocket.send_bytes(extra)
+        elif extra is not None:
+            await websocket.send_text(extra)
+
     await _prime(svc, client)
-    await client.hub.catch_up(client, last_id, websocket.send_text)
+    await client.hub.catch_up(client, last_id, send)
     queue = client.queue
     while True:
         message = await queue.get()
         try:
-            await websocket.send_text(message)
+            await send(message)
         except RuntimeError as exc:
             # uvicorn closed the socket itself (the server is shutting down) and refuses
             # sends after its close: the session is over, not failed.
@@ -350,16 +372,57 @@ async def _send_loop(
             raise
 
 
-async def _receive_loop(websocket: WebSocket, client: Client) -> None:
+async def _receive_loop(
+    websocket: WebSocket, client: Client, svc: Services, wire: J2735Wire | None = None
+) -> None:
     while client.reason is None:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text")
-        if text is None:
-            client.offer(_error("bad_message", "send text frames of JSON"))
-            continue
-        await handle_text(client, text)
+        if text is not None:
+            await handle_text(client, text)
+        elif wire is not None:
+            await handle_ssm(client, wire, message.get("bytes") or b"", svc)
+        else:
+            client.offer(
+                _error("bad_message", "send text frames of JSON (binary SSMs need ?wire=j2735)")
+            )
+
+
+async def handle_ssm(client: Client, wire: J2735Wire, data: bytes, svc: Services) -> None:
+    """Apply a binary SSM frame; like :func:`handle_text`, every failure becomes a reply."""
+    try:
+        await wire.on_ssm(client, data, greenwave=svc.greenwave, now=svc.clock())
+    except YishaoError as exc:
+        code = next((c for t, c in _ERROR_CODES if isinstance(exc, t)), "error")
+        client.offer(_error(code, str(exc)))
+    except Exception as exc:  # noqa: BLE001 - logged (rate-limited); the socket must live
+        _log_failure("SignalStatusMessage", exc)
+        client.offer(_error("internal", "the SignalStatusMessage could not be handled"))
+
+
+async def _wire(websocket: WebSocket, svc: Services, hub: Hub) -> J2735Wire | bool | None:
+    """The session's ``wire`` (query parameter): None for JSON, the J2735 codec, or False
+    once the socket is closed (an unknown wire 4400; the standards missing 1011)."""
+    asked = websocket.query_params.get("wire", WIRE_JSON)
+    if asked == WIRE_JSON:
+        return None
+    if asked != WIRE_J2735:
+        await websocket.send_text(
+            _error("bad_wire", f"wire must be one of {', '.join(WIRES)}, not {asked[:32]!r}")
+        )
+        await _close(websocket, CLOSE_BAD_REQUEST, "unknown wire", hub)
+        return False
+    standards = resolve_standards_dir(svc.settings.standards_dir)
+    try:
+        # Compiling the ASN.1 module takes about a second, once per process.
+        await asyncio.to_thread(codec, standards)
+    except StandardsMissingError as exc:
+        await websocket.send_text(_error("unavailable", f"J2735 unavailable: {exc}"))
+        await _close(websocket, CLOSE_INTERNAL, "J2735 unavailable", hub)
+        return False
+    return J2735Wire(intersections=svc.j2735_intersections, standards=standards)
 
 
 @router.websocket("/ws")
@@ -377,6 +440,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     if auth is None:
         return
     principal, last_id = auth
+    wire = await _wire(websocket, svc, hub)
+    if wire is False:
+        return
+    assert wire is None or isinstance(wire, J2735Wire)
     try:
         await asyncio.wait_for(hub.ready.wait(), timeout=hub.config.auth_timeout_s)
     except TimeoutError:
@@ -384,8 +451,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     client = hub.attach(principal)
     tasks = [
-        asyncio.create_task(_send_loop(websocket, client, last_id, svc)),
-        asyncio.create_task(_receive_loop(websocket, client)),
+        asyncio.create_task(_send_loop(websocket, client, last_id, svc, wire)),
+        asyncio.create_task(_receive_loop(websocket, client, svc, wire)),
         asyncio.create_task(client.done.wait()),
     ]
     try:

@@ -158,6 +158,60 @@ class IntersectionMap:
             ) from None
 
 
+class DerivedIntersections(IntersectionMap):
+    """The numbering used when the road authority gives none: a node id below 2**32 is
+    ``region = node >> 16`` (omitted when 0) and ``id = node & 0xFFFF``; larger ids (most
+    newer OSM nodes) have no J2735 number this way."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def wire(self, node_id: int) -> WireIntersection:
+        if not 0 <= node_id < 2**32:
+            raise J2735Error(f"intersection {node_id} has no J2735 IntersectionID")
+        region = node_id >> 16
+        return WireIntersection(id=node_id & 0xFFFF, region=region or None)
+
+    def node(self, region: int | None, intersection_id: int) -> int:
+        if region == 0:
+            raise J2735Error(f"no intersection {intersection_id} (region 0) is known")
+        return ((region or 0) << 16) | intersection_id
+
+
+def intersections_from_list(items: Any) -> IntersectionMap:
+    """The road authority's numbering from ``[{"node", "id", "region"?, "approaches"?}]``
+    (``approaches``: ``{"N": 1, "E": 2, ...}``, default :data:`DEFAULT_APPROACHES`).
+
+    Raises:
+        ValueError: not such a list, a number out of J2735's ranges, or a duplicate.
+    """
+    if not isinstance(items, list):
+        raise ValueError("not a JSON list of {node, id, region?, approaches?}")
+    table: dict[int, WireIntersection] = {}
+    for n, item in enumerate(items):
+        try:
+            node, wire_id = int(item["node"]), int(item["id"])
+            region = item.get("region")
+            legs = item.get("approaches")
+            approaches = (
+                DEFAULT_APPROACHES
+                if legs is None
+                else {ApproachLabel(k): int(v) for k, v in dict(legs).items()}
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"entry {n}: {exc!r}") from exc
+        if not 0 <= wire_id <= 65535 or (region is not None and not 0 <= int(region) <= 65535):
+            raise ValueError(f"entry {n}: id and region are 0..65535")
+        if any(not 0 <= v <= 15 for v in approaches.values()):
+            raise ValueError(f"entry {n}: approach numbers are 0..15")
+        if node in table:
+            raise ValueError(f"entry {n}: node {node} listed twice")
+        table[node] = WireIntersection(
+            id=wire_id, region=None if region is None else int(region), approaches=approaches
+        )
+    return IntersectionMap(table)
+
+
 def wire_station_id(agency: str, unit_id: str) -> int:
     """The 32-bit StationID a unit's messages carry (a stable hash of ``agency:unit_id``)."""
     return zlib.crc32(f"{agency}:{unit_id}".encode())

@@ -478,6 +478,70 @@ async def test_every_websocket_message_answers_as_the_model_says(
     assert not wrong, "\n".join(wrong[:40])
 
 
+def _binary_ssm(intersection: int) -> bytes:
+    """A UPER SignalStatusMessage (pycrate's encoder) about one request at ``intersection``."""
+    from pycrate_asn1dir import ITS_IS
+
+    ssm = ITS_IS.DSRC.SignalStatusMessage
+    ssm.set_val(
+        {
+            "second": 0,
+            "status": [
+                {
+                    "sequenceNumber": 0,
+                    "id": {"id": intersection},
+                    "sigStatus": [
+                        {
+                            "requester": {
+                                "id": ("stationID", 7),
+                                "request": 1,
+                                "sequenceNumber": 0,
+                            },
+                            "inboundOn": ("approach", 1),
+                            "status": "granted",
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    return bytes(ssm.to_uper())
+
+
+async def test_a_binary_ssm_answers_as_the_model_says(server: ServerThread, store: Store) -> None:
+    """The J2735 form of ``signal_status`` (a binary frame on ``?wire=j2735``) is the same
+    action on the same target: intersection 42 (IntersectionID 42 in the derived numbering)."""
+    from dispatch.interop.j2735 import codec
+    from dispatch.interop.schemas import resolve_standards_dir
+
+    codec(resolve_standards_dir())  # the server (this process) shares the compiled module
+    world = await build_world(store)
+    url = f"ws://127.0.0.1:{server.port}/ws?wire=j2735"
+    wrong: list[str] = []
+    for who in PRINCIPALS:
+        token = bearer(who)["Authorization"][7:]
+        async with connect(
+            url, subprotocols=["yishao", f"yishao.token.{token}"], proxy=None, open_timeout=30
+        ) as ws:
+            while orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] != "ready":
+                pass
+            await ws.send(_binary_ssm(42))
+            got = "closed"
+            try:
+                while True:
+                    raw = await asyncio.wait_for(ws.recv(), 10)
+                    reply = orjson.loads(raw) if isinstance(raw, str) else {}
+                    if reply.get("type") in ("ssm.ok", "error"):
+                        got = "forbidden" if reply["data"].get("code") == "forbidden" else "ok"
+                        break
+            except ConnectionClosed as closed:
+                got = "forbidden" if closed.rcvd and closed.rcvd.code == 4403 else "closed"
+        allowed = _ws_expected("ssm", Action.SIGNAL_STATUS, world, who)
+        if (got == "forbidden") == allowed or got == "closed":
+            wrong.append(f"binary SSM as {who.role.value}/{who.agency.value}: {got}")
+    assert not wrong, "\n".join(wrong[:40])
+
+
 def test_the_readme_table_is_the_model() -> None:
     from pathlib import Path
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from pycrate_asn1dir import ITS_IS
 
+from dispatch.errors import ConfigError
 from dispatch.interop.errors import J2735Error
 from dispatch.interop.j2735 import (
+    DerivedIntersections,
     IntersectionMap,
     WireIntersection,
     codec,
@@ -23,6 +25,7 @@ from dispatch.interop.j2735 import (
     encode_srm,
     encode_ssm,
     from_minute_ms,
+    intersections_from_list,
     published_asn1,
     srm_value,
     ssm_value,
@@ -31,9 +34,12 @@ from dispatch.interop.j2735 import (
     wire_request_key,
     wire_station_id,
 )
+from dispatch.services import j2735_intersections
+from dispatch.settings import Settings
 from routing import Router
 from routing.arbiter import Arbiter, IntersectionState, SignalStatus
 from routing.greenwave import (
+    ApproachLabel,
     Requester,
     RequestType,
     SignalRequest,
@@ -314,3 +320,50 @@ def test_published_module_includes_the_standins(standards: Path) -> None:
     text = published_asn1(standards)
     assert "SignalRequestMessage ::= SEQUENCE" in text
     assert "ITS-Container { itu-t (0)" in text and "Iso3833VehicleType ::= INTEGER (0..255)" in text
+
+
+def test_the_derived_numbering_is_a_bijection_below_two_to_the_32() -> None:
+    derived = DerivedIntersections()
+    for node in (0, 42, 65_535, 65_536, 4_294_967_295):
+        wire = derived.wire(node)
+        assert 0 <= wire.id <= 65_535 and (wire.region is None or 1 <= wire.region <= 65_535)
+        assert derived.node(wire.region, wire.id) == node
+    assert derived.wire(42).region is None
+    with pytest.raises(J2735Error, match="no J2735 IntersectionID"):
+        derived.wire(4_817_002_117)  # a newer OSM node id
+    with pytest.raises(J2735Error, match="region 0"):
+        derived.node(0, 42)
+
+
+def test_the_road_authoritys_numbering_from_a_list() -> None:
+    table = intersections_from_list(
+        [
+            {"node": 4_817_002_117, "id": 1201, "region": 310},
+            {"node": 7, "id": 9, "approaches": {"N": 5, "E": 6, "S": 7, "W": 8}},
+        ]
+    )
+    assert table.wire(4_817_002_117) == WireIntersection(id=1201, region=310)
+    assert table.node(None, 9) == 7 and table.wire(7).approaches[ApproachLabel.S] == 7
+    for bad, why in (
+        ({"node": 1}, "not a JSON list"),
+        ([{"node": 1}], "entry 0"),
+        ([{"node": 1, "id": 70_000}], "0..65535"),
+        ([{"node": 1, "id": 1, "approaches": {"X": 1}}], "entry 0"),
+        ([{"node": 1, "id": 1, "approaches": {"N": 16}}], "0..15"),
+        ([{"node": 1, "id": 1}, {"node": 1, "id": 2}], "twice"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            intersections_from_list(bad)
+
+
+def test_the_numbering_setting(tmp_path: Path, settings: Settings) -> None:
+    assert isinstance(j2735_intersections(settings), DerivedIntersections)
+    good = tmp_path / "j2735.json"
+    good.write_text('[{"node": 4817002117, "id": 1201, "region": 310}]', encoding="utf-8")
+    table = j2735_intersections(settings.model_copy(update={"j2735_intersections": good}))
+    assert table.node(310, 1201) == 4_817_002_117
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"node": 1}', encoding="utf-8")
+    for path in (bad, tmp_path / "missing.json"):
+        with pytest.raises(ConfigError, match="j2735_intersections"):
+            j2735_intersections(settings.model_copy(update={"j2735_intersections": path}))

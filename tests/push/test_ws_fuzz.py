@@ -1,7 +1,8 @@
 """Hypothesis on websocket messages: any frame a client sends gets an answer, never a crash.
 
 Generated messages (known types with random fields, unknown types, wrong JSON types, huge
-and odd strings, non-JSON text) go to one open socket per role; after each, a ``ping`` must
+and odd strings, non-JSON text, random binary frames) go to one open socket per role, JSON or
+``wire=j2735``; after each, a ``ping`` must
 still be answered (the socket lives) unless the policy closed it with 4403, and the server
 never closes with 1011 (an internal error).
 """
@@ -15,13 +16,18 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from dispatch.interop.j2735 import codec
+from dispatch.interop.schemas import resolve_standards_dir
 from dispatch.models import Agency, Role
-from tests.push._helpers import T, open_ws, ready, tok
+from tests.push._helpers import T, ready, tok, ws_url
 from tests.utils import ServerThread
 
+STANDARDS = resolve_standards_dir()
+# J2735 sessions need the shared standards folder (the ASN.1 module is read in place).
+WIRES = ["json", "j2735"] if (STANDARDS / "PROVENANCE.md").is_file() else ["json"]
 TYPES = ["auth", "subscribe", "ack", "ping", "position", "status", "signal_status", "nope", ""]
 scalars = st.one_of(
     st.none(),
@@ -72,16 +78,25 @@ async def alive(ws: ClientConnection) -> bool:
     """Whether the socket still answers a ping (skipping whatever else arrives)."""
     await ws.send('{"type":"ping","ref":"alive"}')
     while True:
-        msg = orjson.loads(await asyncio.wait_for(ws.recv(), T))
-        if msg["type"] == "pong" and msg["data"].get("ref") == "alive":
+        raw = await asyncio.wait_for(ws.recv(), T)
+        msg = orjson.loads(raw) if isinstance(raw, str) else {}
+        if msg.get("type") == "pong" and msg["data"].get("ref") == "alive":
             return True
 
 
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(batch=st.lists(st.one_of(messages, st.text(max_size=200)), min_size=1, max_size=5))
+@given(
+    batch=st.lists(
+        st.one_of(messages, st.text(max_size=200), st.binary(max_size=200)), min_size=1, max_size=5
+    ),
+    wire=st.sampled_from(WIRES),
+)
 def test_any_message_is_answered_and_the_socket_lives(
-    server: ServerThread, batch: list[Any]
+    server: ServerThread, batch: list[Any], wire: str
 ) -> None:
+    if wire == "j2735":
+        codec(STANDARDS)  # compiled once per process, before any socket waits on it
+
     async def run() -> None:
         for role, agency, sub, scope in [
             (Role.DISPATCHER, Agency.EMS, "d", ()),
@@ -89,12 +104,17 @@ def test_any_message_is_answered_and_the_socket_lives(
             (Role.SIGNAL, Agency.TRAFFIC, "gw", ("*",)),
             (Role.COORDINATOR, Agency.FIRE, "zhao.119", ()),
         ]:
-            ws = await open_ws(server, tok(role, agency, sub, scope=scope))
+            ws = await connect(
+                ws_url(server, tok(role, agency, sub, scope=scope)) + f"&wire={wire}",
+                compression=None,
+                proxy=None,
+                open_timeout=T,
+            )
             await ready(ws)
             try:
                 for item in batch:
                     # The stdlib writes integers past 64 bits; the server must refuse them.
-                    await ws.send(item if isinstance(item, str) else json.dumps(item))
+                    await ws.send(item if isinstance(item, str | bytes) else json.dumps(item))
                 assert await alive(ws)
             except ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd else None
