@@ -22,6 +22,7 @@ from dispatch.infra.store import Store
 from dispatch.records import db
 from dispatch.records.archive import Archiver
 from tests.conftest import FakeClock
+from tests.utils import TEST_SECRET
 
 BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -132,6 +133,8 @@ async def test_archive_through_a_postgres_restart(
 
 async def invoke(args: list[str], *, env: dict[str, str]) -> Result:
     """Run a ``yishao`` command as a script would (off the loop: it runs its own)."""
+    # Production is the default environment: say this is a test, with the tests' secret.
+    env = {"YISHAO_ENV": "test", "YISHAO_SECRET": TEST_SECRET, **env}
     return await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
 
 
@@ -173,7 +176,7 @@ async def test_close_writes_the_final_record_and_verify_names_a_bad_row(
     assert [(r["agency"], r["total_s"]) for r in per] == [("fire", 300)]
 
     env = {"YISHAO_DATABASE_URL": database_url}
-    assert (await invoke(["db", "current"], env=env)).output.strip() == "0001"
+    assert (await invoke(["db", "current"], env=env)).output.strip() == "0002"
     assert (await invoke(["audit", "verify"], env=env)).exit_code == 0
     async with pool.acquire() as conn:
         await conn.execute("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
