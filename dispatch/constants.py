@@ -165,6 +165,25 @@ class Keys:
     def referral_seq(self) -> str:
         return f"{self.tag}:seq:referral"
 
+    def pivot_plan(self, seq: int) -> str:
+        """One stored pivot-post plan (object: version and JSON), by its sequence number."""
+        return f"{self.tag}:pivots:plan:{seq}"
+
+    @property
+    def pivot_plans(self) -> str:
+        """Sorted set of plan sequence numbers scored by when each was stored (epoch s)."""
+        return f"{self.tag}:pivots:plans"
+
+    @property
+    def pivot_plan_record(self) -> str:
+        """Hash ``seq`` -> :class:`~dispatch.core.pivot_plan.PlanRecord` JSON."""
+        return f"{self.tag}:pivots:records"
+
+    @property
+    def pivot_postings(self) -> str:
+        """Hash unit id -> :class:`~dispatch.core.pivot_plan.Posting` JSON."""
+        return f"{self.tag}:pivots:postings"
+
     def whistle(self, whistle_id: str) -> str:
         return f"{self.tag}:whistle:{whistle_id}"
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dispatch.auth import Revocation
 from dispatch.core.assign import LegKind
+from dispatch.core.pivot_plan import PlanRecord, Posting
 from dispatch.core.recommend import Recommendations
 from dispatch.core.referrals import Referral
 from dispatch.core.rosters import RosterEntry, RotationRule
@@ -101,6 +102,10 @@ class EventType(StrEnum):
     REFERRAL_CREATED = "referral.created"
     REFERRAL_UPDATED = "referral.updated"
     REFERRAL_REPEAT_CALL = "referral.repeat_call"
+    # pivot posts (issue 16): a plan put in force, a police unit posted at a post or released
+    PIVOT_PLAN_STORED = "pivots.plan_stored"
+    PIVOT_UNIT_POSTED = "pivots.unit_posted"
+    PIVOT_UNIT_RELEASED = "pivots.unit_released"
 
 
 # Audit of access: pushed to admins only.
@@ -339,6 +344,15 @@ class UnitUpdated(Payload):
     unit: Unit
 
 
+class PivotPlanStored(Payload):
+    record: PlanRecord = Field(description="the plan now in force (its posts: GET the plan)")
+
+
+class PivotPosting(Payload):
+    posting: Posting = Field(description="the unit and the post it stands at (or stood at)")
+    reason: str | None = Field(None, description="why a posting was released")
+
+
 class HospitalsUpdated(Payload):
     hospitals: list[Hospital]
 
@@ -435,6 +449,9 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.REFERRAL_CREATED: ReferralChanged,
     EventType.REFERRAL_UPDATED: ReferralChanged,
     EventType.REFERRAL_REPEAT_CALL: ReferralRepeatCall,
+    EventType.PIVOT_PLAN_STORED: PivotPlanStored,
+    EventType.PIVOT_UNIT_POSTED: PivotPosting,
+    EventType.PIVOT_UNIT_RELEASED: PivotPosting,
 }
 
 

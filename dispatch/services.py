@@ -26,6 +26,7 @@ from dispatch.flow.fleet import Fleet
 from dispatch.flow.greenwave import GreenWave
 from dispatch.flow.intake import Intake
 from dispatch.flow.merge import JointIntake
+from dispatch.flow.pivots import PivotDesk
 from dispatch.flow.property import PropertyDesk
 from dispatch.flow.reactor import Reactor
 from dispatch.flow.recommend import Recommender
@@ -68,6 +69,7 @@ class Services:
     compounds: CompoundBook
     property_desk: PropertyDesk
     referrals: ReferralDesk
+    pivots: PivotDesk
     watch: IntakeWatch
     router: Router | None = None
     # The system of record (None without YISHAO_DATABASE_URL).
@@ -137,7 +139,8 @@ def build(
         reclaim_idle_ms=settings.reclaim_idle_ms,
         max_deliveries=settings.max_deliveries,
     )
-    recommender = Recommender(store, fleet, router, clock=clock, stale_after_s=stale)
+    pivots = PivotDesk(store, fleet, clock=clock)
+    recommender = Recommender(store, fleet, router, clock=clock, stale_after_s=stale, pivots=pivots)
     records = AssignmentRecords(store)
     greenwave = GreenWave(store, fleet, clock=clock)
     assignments = Assignments(
@@ -193,6 +196,7 @@ def build(
         compounds=compounds,
         property_desk=property_desk,
         referrals=referrals,
+        pivots=pivots,
         watch=IntakeWatch(
             store,
             limits=settings.backlog_limits(),

@@ -9,49 +9,42 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from enum import StrEnum
-from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
 
-DEFAULT_HOUR_BANDS: tuple[int, ...] = (0, 6, 12, 18)
+# The band vocabulary is the core's (the service reads plans without the planner).
+from dispatch.core.pivot_plan import (
+    DAY_KINDS,
+    DEFAULT_HOUR_BANDS,
+    DayKind,
+    HourBands,
+    band_of,
+    month_key,
+    parse_month,
+    parse_offset,
+)
 
-
-class DayKind(StrEnum):
-    WEEKDAY = "weekday"
-    WEEKEND = "weekend"
-
-
-DAY_KINDS: tuple[DayKind, ...] = (DayKind.WEEKDAY, DayKind.WEEKEND)
-
-
-def parse_offset(text: str) -> timezone:
-    """``+08:00`` -> a fixed-offset timezone (ValueError naming the text otherwise)."""
-    try:
-        sign = -1 if text.startswith("-") else 1
-        hours, minutes = text.lstrip("+-").split(":")
-        return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
-    except ValueError as exc:
-        raise ValueError(f"bad UTC offset {text!r}, expected e.g. +08:00") from exc
-
-
-def month_key(year: int, month: int) -> str:
-    return f"{year:04d}-{month:02d}"
-
-
-def parse_month(text: str) -> tuple[int, int]:
-    """``2026-07`` -> ``(2026, 7)`` (ValueError naming the text otherwise)."""
-    try:
-        year_s, month_s = text.split("-")
-        year, month = int(year_s), int(month_s)
-    except ValueError as exc:
-        raise ValueError(f"bad month {text!r}, expected YYYY-MM") from exc
-    if not 1 <= month <= 12:
-        raise ValueError(f"bad month {text!r}, expected YYYY-MM")
-    return year, month
+__all__ = [
+    "DAY_KINDS",
+    "DEFAULT_HOUR_BANDS",
+    "DayKind",
+    "HourBands",
+    "band_count",
+    "band_hours",
+    "band_id",
+    "band_of",
+    "band_parts",
+    "hours_label",
+    "month_index",
+    "month_key",
+    "month_of_index",
+    "months_between",
+    "parse_month",
+    "parse_offset",
+    "season_of",
+    "sequence_of_months",
+]
 
 
 def month_index(year: int, month: int) -> int:
@@ -61,40 +54,6 @@ def month_index(year: int, month: int) -> int:
 
 def month_of_index(index: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
-
-
-@dataclass(frozen=True, slots=True)
-class HourBands:
-    """The day cut into bands by start hour; band ``k`` runs from ``starts[k]`` to the next."""
-
-    starts: tuple[int, ...] = DEFAULT_HOUR_BANDS
-
-    def __post_init__(self) -> None:
-        s = self.starts
-        if not s or s[0] != 0 or any(b <= a for a, b in pairwise(s)) or s[-1] > 23:
-            raise ValueError(f"hour bands must start at 0 and rise within 0..23, got {list(s)}")
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def bounds(self, k: int) -> tuple[int, int]:
-        """``(start_hour, end_hour)`` of band ``k``; the last ends at 24."""
-        end = self.starts[k + 1] if k + 1 < len(self.starts) else 24
-        return self.starts[k], end
-
-    def label(self, k: int) -> str:
-        a, b = self.bounds(k)
-        return f"{a:02d}-{b:02d}"
-
-    def of_hours(self, hours: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Band index of each local hour 0..23."""
-        out: npt.NDArray[np.int64] = (
-            np.searchsorted(np.asarray(self.starts), hours, side="right") - 1
-        ).astype(np.int64)
-        return out
-
-    def of_hour(self, hour: int) -> int:
-        return int(self.of_hours(np.asarray([hour], dtype=np.int64))[0])
 
 
 def band_count(bands: HourBands) -> int:
@@ -121,13 +80,6 @@ def band_hours(year: int, month: int, bands: HourBands) -> npt.NDArray[np.float6
             a, b = bands.bounds(k)
             out[band_id(kind, k, bands)] = per_kind[kind] * (b - a)
     return out
-
-
-def band_of(t: datetime, tz: timezone, bands: HourBands) -> tuple[str, DayKind, int]:
-    """``(month key, day kind, hour band)`` of an aware time, read in the plan's local time."""
-    local = t.astimezone(tz)
-    kind = DayKind.WEEKEND if local.weekday() >= 5 else DayKind.WEEKDAY
-    return month_key(local.year, local.month), kind, bands.of_hour(local.hour)
 
 
 def months_between(first: str, last: str) -> list[str]:

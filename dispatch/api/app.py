@@ -29,6 +29,7 @@ from dispatch.api.routes_dispatch import router as dispatch_router
 from dispatch.api.routes_interop import router as interop_router
 from dispatch.api.routes_kpis import page_router as kpis_page_router
 from dispatch.api.routes_kpis import router as kpis_router
+from dispatch.api.routes_pivots import router as pivots_router
 from dispatch.api.routes_property import router as property_router
 from dispatch.api.routes_referrals import router as referrals_router
 from dispatch.api.routes_reports import router as reports_router
@@ -151,6 +152,7 @@ def create_app(
     app.include_router(console_router)
     app.include_router(property_router)
     app.include_router(referrals_router)
+    app.include_router(pivots_router)
     install_error_handlers(app)
     return app
 

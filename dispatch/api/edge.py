@@ -42,10 +42,13 @@ log = logging.getLogger(__name__)
 
 MAX_JSON_DEPTH = 32
 MAX_ERRORS = 20
-# Bodies larger than the default: drill reports carry their HTML page, EIDOs whole incidents.
+# Bodies larger than the default: drill reports carry their HTML page, EIDOs whole incidents,
+# pivot plans a year of bands.
 BODY_LIMITS: tuple[tuple[str, int], ...] = (
     ("/api/reports/", 10 * 1024 * 1024),
     ("/api/eido", 2 * 1024 * 1024),
+    # A year of pivot posts: 12 months x 8 bands x up to 26 posts, with their numbers.
+    ("/api/pivots/plan", 16 * 1024 * 1024),
 )
 
 STATUS: list[tuple[type[Exception], int]] = [

@@ -88,6 +88,10 @@ class Action(StrEnum):
     REFER = "referral.create"
     READ_REFERRALS = "referrals.read"
     UPDATE_REFERRAL = "referral.update"
+    # pivot posts (issue 16)
+    READ_PIVOTS = "pivots.read"
+    PUT_PIVOT_PLAN = "pivots.plan.put"
+    POST_PIVOT_UNIT = "pivots.post"
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,6 +493,23 @@ MODEL: Mapping[Action, Rule] = {
         frozenset({_R.PROPERTY}),
         "the joined team of the incident's compound (token scope), while the incident is open",
         _compound_team,
+    ),
+    Action.READ_PIVOTS: Rule(
+        frozenset({_R.DISPATCHER, _R.OBSERVER, _R.COORDINATOR}),
+        "the pivot-post plan, the posts standing now and the plans' history",
+        _any,
+    ),
+    Action.PUT_PIVOT_PLAN: Rule(
+        frozenset({_R.DISPATCHER}),
+        "a police dispatcher puts a pivot-post plan in force",
+        _any,
+        frozenset({Agency.POLICE}),
+    ),
+    Action.POST_PIVOT_UNIT: Rule(
+        frozenset({_R.DISPATCHER}),
+        "a police or traffic-police dispatcher posts or releases their own agency's units",
+        _own_units,
+        frozenset({Agency.POLICE, Agency.TRAFFIC}),
     ),
 }
 

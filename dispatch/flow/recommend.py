@@ -11,9 +11,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from dispatch.core.pivot_plan import at_post
 from dispatch.core.recommend import Recommendations, Travel, origin_for, rank_units
 from dispatch.errors import ConflictError, NoGraphError, NotFoundError
 from dispatch.flow.fleet import Fleet
+from dispatch.flow.pivots import PivotDesk
 from dispatch.infra.store import Store
 from dispatch.models import ASSIGNABLE_STATUSES, Incident, Unit
 from routing import OffGraphError, Router
@@ -32,8 +34,10 @@ class Recommender:
         *,
         clock: Callable[[], datetime],
         stale_after_s: float,
+        pivots: PivotDesk | None = None,
     ) -> None:
         self.store = store
+        self.pivots = pivots
         self.fleet = fleet
         self.router = router
         self.clock = clock
@@ -62,6 +66,10 @@ class Recommender:
             for u in await self.fleet.units()
             if u.agency in agencies and u.status in ASSIGNABLE_STATUSES
         ]
+        if self.pivots is not None:
+            # A unit posted at a standing pivot post has the post for its station.
+            posted = await self.pivots.stations(now)
+            units = [at_post(u, posted[u.id]) if u.id in posted else u for u in units]
         origins: list[tuple[float, float]] = []
         placed: list[tuple[Unit, bool]] = []
         for unit in units:

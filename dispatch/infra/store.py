@@ -743,6 +743,11 @@ class Store:
         return [event_from_entry(e[0][0], e[0][1]) for e in found if e]
 
     # -- access -----------------------------------------------------------------
+    async def hash_all(self, key: str) -> dict[str, str]:
+        """Every field of a small hash (e.g. the pivot postings), one round trip."""
+        raw: Any = await self._call("read", self.redis.hgetall(key))
+        return {text(k): text(v) for k, v in raw.items()}
+
     async def hash_fields(self, key: str, fields: Sequence[str]) -> list[str | None]:
         """Several fields of one hash, one round trip (None where absent)."""
         raws = await self._call("read", self.redis.hmget(key, list(fields)))

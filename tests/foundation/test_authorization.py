@@ -312,6 +312,24 @@ CASES: list[Case] = [
         Action.UPDATE_REFERRAL,
         body=lambda w, p: {"status": "accepted"},
     ),
+    # Pivot posts (issue 16): no plan in this world, so a post stands nowhere (404 for those
+    # allowed); F1 is a fire unit, so only 119 (refused: not a posting agency) or admin pass.
+    Case("GET", "/api/pivots/plan", Action.READ_PIVOTS),
+    Case("GET", "/api/pivots/now", Action.READ_PIVOTS),
+    Case("GET", "/api/pivots/history", Action.READ_PIVOTS),
+    Case("PUT", "/api/pivots/plan", Action.PUT_PIVOT_PLAN, body=lambda w, p: {"not": "a plan"}),
+    Case(
+        "POST",
+        "/api/pivots/posts/{post_id}/units/{unit_id}",
+        Action.POST_PIVOT_UNIT,
+        lambda w, p: Target(units=(w.units["F1"],)),
+    ),
+    Case(
+        "DELETE",
+        "/api/pivots/posts/{post_id}/units/{unit_id}",
+        Action.POST_PIVOT_UNIT,
+        lambda w, p: Target(units=(w.units["F1"],)),
+    ),
     Case(
         "POST",
         "/api/tokens/revoke",
@@ -337,6 +355,7 @@ def _path(case: Case, w: World) -> str:
         drill_id="matrix-1",
         compound_id="C1",
         referral_id="R-none",
+        post_id="none",
     )
 
 

@@ -10,6 +10,7 @@ import { ageS, coalesce, fmtDuration, fmtTime, h, toast } from "./dom";
 import { onLang, t, tAgency, tEvent, tStatus, tType, tUnitType } from "./i18n";
 import { Live } from "./live";
 import { addLegend, BaseMap, IncidentLayer, RouteLayer, SIGNAL_COLOUR, UnitLayer } from "./map";
+import { PivotLayer } from "./pivots";
 import { boot, linkBanner, topBar } from "./shell";
 import { LiveState, noChanges, type Changes } from "./state";
 import { TIMELINE_HIDDEN } from "./timeline";
@@ -25,6 +26,7 @@ class Console {
   readonly incidentsLayer: IncidentLayer;
   readonly unitsLayer: UnitLayer;
   readonly routesLayer: RouteLayer;
+  private pivots: PivotLayer | null = null;
   private selected: string | null = null;
   private recs = new Map<string, Recommendations>();
   private candidates: Candidate[] = [];
@@ -70,6 +72,10 @@ class Console {
     this.routesLayer = new RouteLayer(this.base);
     addLegend(this.base.map);
     void this.base.loadPlaces().catch((err) => console.warn("places:", err));
+    if (me.can.actions?.["pivots.read"]) {
+      this.pivots = new PivotLayer(this.base, api);
+      this.pivots.start();
+    }
 
     this.live = new Live(api, {
       snapshot: (s) => this.onSnapshot(s),
@@ -129,6 +135,7 @@ class Console {
   private readonly flush = coalesce(() => this.applyChanges());
 
   private onEvent(e: LiveEvent): void {
+    if (e.type.startsWith("pivots.")) void this.pivots?.load();
     this.eventsApplied += 1;
     this.seenIds.push(e.id);
     if (this.seenIds.length > 100_000) this.seenIds.splice(0, 50_000);

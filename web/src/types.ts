@@ -25,6 +25,8 @@ export interface Capabilities {
   compounds: string[];
   edit_hospitals: boolean;
   edit_roster: boolean;
+  /** Every action of the authorization model -> whether this token may ask for it. */
+  actions?: Record<string, boolean>;
 }
 
 export interface Me {
@@ -272,4 +274,26 @@ export interface Station {
 export interface Places {
   hospitals: Hospital[];
   stations: Station[];
+}
+
+/** A pivot post standing now (GET /api/pivots/now). */
+export interface PivotPost {
+  id: string;
+  hours: string;
+  lat: number;
+  lon: number;
+  rank: number;
+  expected_calls: number;
+  call_types: { call_type: string; share: number }[];
+  units: string[];
+}
+
+export interface PivotsNow {
+  at: string;
+  month: string | null;
+  day_kind: string | null;
+  hours: string | null;
+  cover_s: number | null;
+  label: string | null;
+  posts: PivotPost[];
 }
