@@ -131,7 +131,7 @@ def server(settings: Settings, redis_url: str) -> Iterator[ServerThread]:
 
 
 def bearer(role: Role, agency: Agency, sub: str) -> dict[str, str]:
-    token = mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=900)
+    token = mint(TEST_SECRET, role=role, agency=agency, sub=sub, ttl_s=21_600)
     return {"Authorization": f"Bearer {token}"}
 
 

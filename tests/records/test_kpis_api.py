@@ -24,7 +24,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def token(role: Role, agency: Agency) -> dict[str, str]:
-    jwt = mint(TEST_SECRET, role=role, agency=agency, sub="t", ttl_s=600)
+    jwt = mint(TEST_SECRET, role=role, agency=agency, sub="t", ttl_s=21_600)
     return {"Authorization": f"Bearer {jwt}"}
 
 
@@ -181,7 +181,7 @@ async def test_the_report_page_renders_tables_and_plots(
     server: ServerThread, pool: asyncpg.Pool
 ) -> None:
     await _seed(pool)
-    jwt = mint(TEST_SECRET, role=Role.OBSERVER, agency=Agency.POLICE, sub="t", ttl_s=600)
+    jwt = mint(TEST_SECRET, role=Role.OBSERVER, agency=Agency.POLICE, sub="t", ttl_s=21_600)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         r = await http.get("/kpis", params={"token": jwt})
         assert r.status_code == 200, r.text
@@ -189,7 +189,7 @@ async def test_the_report_page_renders_tables_and_plots(
         assert "content-security-policy" in r.headers
         assert "4 real incidents" in r.text and r.text.count("<svg") == 2
         assert (await http.get("/kpis")).status_code == 401
-        crew = mint(TEST_SECRET, role=Role.TERMINAL, agency=Agency.FIRE, sub="u", ttl_s=600)
+        crew = mint(TEST_SECRET, role=Role.TERMINAL, agency=Agency.FIRE, sub="u", ttl_s=21_600)
         assert (await http.get("/kpis", params={"token": crew})).status_code == 403
 
 

@@ -34,7 +34,7 @@ async def test_kpis_page_in_the_browser(server: ServerThread, pool: asyncpg.Pool
     from tests.records.test_kpis_api import _seed
 
     await _seed(pool)
-    jwt = mint(TEST_SECRET, role=Role.DISPATCHER, agency=Agency.FIRE, sub="t", ttl_s=600)
+    jwt = mint(TEST_SECRET, role=Role.DISPATCHER, agency=Agency.FIRE, sub="t", ttl_s=21_600)
     errors: list[str] = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
