@@ -16,6 +16,7 @@ from dispatch.core.compounds import Compound
 from dispatch.errors import ConflictError, NotFoundError
 from dispatch.events import (
     EventType,
+    Payload,
     PropertyAccess,
     PropertyJoined,
     PropertyReleased,
@@ -62,20 +63,35 @@ class PropertyDesk:
                 incident, compound, now=now, actor=actor, task=task, automatic=automatic
             )
             assert joined.property_join is not None
-            tx = self.store.tx()
-            tx.expect_version(self.store.keys.incident(incident.id), incident.version)
-            tx.put(self.store.keys.incident(incident.id), joined, joined.version)
-            tx.event(
+            return await self._save(
+                incident,
+                joined,
                 EventType.PROPERTY_JOINED,
                 PropertyJoined(incident=joined, join=joined.property_join),
                 actor=actor,
-                ts=now,
-                incident_id=incident.id,
+                now=now,
             )
-            await self.store.commit(tx)
-            return joined
 
         return await self.store.retry(attempt, what=f"incident {incident_id}")
+
+    async def _save(
+        self,
+        before: Incident,
+        after: Incident,
+        kind: EventType,
+        payload: Payload,
+        *,
+        actor: str,
+        now: datetime,
+    ) -> Incident:
+        """Commit ``after`` over ``before`` (version-checked) with its event."""
+        key = self.store.keys.incident(before.id)
+        tx = self.store.tx()
+        tx.expect_version(key, before.version)
+        tx.put(key, after, after.version)
+        tx.event(kind, payload, actor=actor, ts=now, incident_id=before.id)
+        await self.store.commit(tx)
+        return after
 
     async def auto_join(self, incident_id: str) -> Incident | None:
         """Join the team if it can be offered (a plan's automatic join); None when not."""
@@ -99,20 +115,16 @@ class PropertyDesk:
             now = self.clock()
             updated = team.answer(incident, status, now=now, outcome=outcome)
             assert updated.property_join is not None
-            tx = self.store.tx()
-            tx.expect_version(self.store.keys.incident(incident.id), incident.version)
-            tx.put(self.store.keys.incident(incident.id), updated, updated.version)
-            tx.event(
+            return await self._save(
+                incident,
+                updated,
                 EventType.PROPERTY_STATUS,
                 PropertyStatusChanged(
                     incident=updated, join=updated.property_join, status=status, outcome=outcome
                 ),
                 actor=actor,
-                ts=now,
-                incident_id=incident.id,
+                now=now,
             )
-            await self.store.commit(tx)
-            return updated
 
         return await self.store.retry(attempt, what=f"incident {incident_id}")
 
@@ -124,18 +136,14 @@ class PropertyDesk:
             now = self.clock()
             updated = team.release(incident, now=now)
             assert updated.property_join is not None
-            tx = self.store.tx()
-            tx.expect_version(self.store.keys.incident(incident.id), incident.version)
-            tx.put(self.store.keys.incident(incident.id), updated, updated.version)
-            tx.event(
+            return await self._save(
+                incident,
+                updated,
                 EventType.PROPERTY_RELEASED,
                 PropertyReleased(incident=updated, join=updated.property_join),
                 actor=actor,
-                ts=now,
-                incident_id=incident.id,
+                now=now,
             )
-            await self.store.commit(tx)
-            return updated
 
         return await self.store.retry(attempt, what=f"incident {incident_id}")
 
