@@ -96,6 +96,40 @@ def drill(
     batch: Annotated[
         bool, typer.Option("--batch", help="Run on a simulated clock, as fast as possible.")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="batch (our drill model, with --batch), live (against --url), or sumo: paired "
+            "SUMO runs with and without the green wave (needs the 'sumo' extra).",
+        ),
+    ] = "",
+    demand: Annotated[
+        str, typer.Option("--demand", help="SUMO: background traffic, low|moderate|high.")
+    ] = "moderate",
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=1, help="SUMO: paired runs on seeds seed..seed+N-1.")
+    ] = 1,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategy",
+            help="SUMO: live (re-timed from positions, default) or planned (departure plan "
+            "only). Repeatable: each is paired with the bluelight baseline.",
+        ),
+    ] = None,
+    window_s: Annotated[
+        float, typer.Option("--window-s", min=60, help="SUMO: scenario seconds replayed.")
+    ] = 1800.0,
+    vehicles: Annotated[
+        int, typer.Option("--vehicles", min=1, help="SUMO: emergency drives at most.")
+    ] = 24,
+    osm: Annotated[
+        Path | None,
+        typer.Option(
+            "--osm", help="SUMO: the OSM extract of --graph (default: --graph when it is one)."
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
@@ -164,7 +198,17 @@ def drill(
         spec = load_scenario(scenario)
     except ScenarioError as exc:
         raise _fail(err, exc, 2) from exc
-    if batch:
+    if engine not in ("", "batch", "live", "sumo"):
+        err.print(f"[red]error:[/red] --engine must be batch, live or sumo, not {engine!r}")
+        raise typer.Exit(code=2)
+    if engine == "sumo":
+        _sumo(
+            err, spec, graph=graph, osm=osm, seed=seed, seeds=seeds, demand=demand,
+            strategies=strategy or ["live"], window_s=window_s, vehicles=vehicles, out=out,
+            as_json=as_json,
+        )  # fmt: skip
+        return
+    if batch or engine == "batch":
         _batch(err, spec, graph=graph, seed=seed, out=out, as_json=as_json)
         return
     if not url or not token_secret:
@@ -197,6 +241,87 @@ def drill(
         )
     except (DrillError, RoutingError, FileNotFoundError, ValueError) as exc:
         raise _fail(err, exc, 1) from exc
+
+
+def _sumo(
+    err: Console,
+    spec: Scenario,
+    *,
+    graph: Path | None,
+    osm: Path | None,
+    seed: int,
+    seeds: int,
+    demand: str,
+    strategies: list[str],
+    window_s: float,
+    vehicles: int,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Paired SUMO runs (``simulators.sumo.drill``): the report as JSON, HTML with --out."""
+    from routing import Router, RoutingError, default_cache_dir, sample_graph_path
+
+    try:
+        from .sumo._home import SumoMissingError, sumo_home
+        from .sumo.drill import Demand, Strategy, SumoDrillConfig, render_sumo_html
+        from .sumo.drill import run_sumo_drill as run
+        from .sumo.network import BuildError, build_network
+
+        sumo_home()
+    except (ImportError, RuntimeError) as exc:
+        raise _fail(err, exc, 1) from exc
+    try:
+        chosen_demand = Demand(demand)
+        chosen = [Strategy(s) for s in strategies]
+    except ValueError as exc:
+        err.print(
+            "[red]error:[/red] --demand must be low, moderate or high; --strategy live or planned"
+        )
+        raise typer.Exit(code=2) from exc
+    if Strategy.BLUELIGHT in chosen:
+        err.print("[red]error:[/red] --strategy: bluelight is the baseline every run has")
+        raise typer.Exit(code=2)
+    source = osm or graph or sample_graph_path()
+    if source.suffix not in (".osm", ".pbf", ".xml") and not source.name.endswith(".osm.pbf"):
+        err.print("[red]error:[/red] --osm: SUMO needs the OSM extract the graph was built from")
+        raise typer.Exit(code=2)
+    if not source.is_file():
+        err.print(f"[red]error:[/red] --osm: no such OSM file: {source}")
+        raise typer.Exit(code=2)
+    started = time.perf_counter()
+    try:
+        router = Router.from_file(graph or source)
+        with err.status("SUMO network"):
+            net = build_network(
+                source, default_cache_dir().parent / "sumo" / source.stem, graph=router.graph
+            )
+    except (RoutingError, SumoMissingError, BuildError, OSError) as exc:
+        raise _fail(err, exc, 1) from exc
+    cfg = SumoDrillConfig(demand=chosen_demand, window_s=window_s, max_vehicles=vehicles)
+    try:
+        report = run(
+            router,
+            net,
+            spec,
+            seeds=list(range(seed, seed + seeds)),
+            strategies=chosen,
+            config=cfg,
+            work=net.folder / "drill",
+            progress=lambda label: err.print(f"  {label} ({time.perf_counter() - started:.0f} s)"),
+        )
+    except (RuntimeError, ValueError) as exc:
+        raise _fail(err, exc, 1) from exc
+    if out is not None:
+        out.write_text(render_sumo_html(report), encoding="utf-8")
+    if as_json:
+        typer.echo(report.model_dump_json())
+    else:
+        typer.echo(json.dumps(report.summary.model_dump(mode="json"), indent=2))
+    err.print(
+        f"SUMO drill {spec.name}: {len(report.by_seed)} paired runs in "
+        f"{time.perf_counter() - started:.0f} s"
+        + (f"; report written to {out}" if out is not None else "")
+    )
 
 
 def _batch(

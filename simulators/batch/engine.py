@@ -43,7 +43,13 @@ from dispatch.models import (
     UnitType,
 )
 from routing import Route, Router
-from routing.greenwave import PlanUpdate, outgoing, plan_green_wave, replan_from_position
+from routing.greenwave import (
+    PlanUpdate,
+    Requester,
+    outgoing,
+    plan_green_wave,
+    replan_from_position,
+)
 
 from ..calls import ScheduledCall, generate_calls
 from ..clock import SimClock, lognormal_s, substream
@@ -73,6 +79,7 @@ class Drive:
     depart_s: float
     vehicle: VehicleSim
     gw_start_s: float | None = None
+    requester: Requester | None = None  # who asked for the green wave (when it had one)
     last_replan_s: float = 0.0
     granted: set[str] = field(default_factory=set)
     rejected: set[str] = field(default_factory=set)
@@ -485,6 +492,7 @@ class Engine:
             drive.last_replan_s = now_s
             if messages and drive.gw_start_s is None:
                 drive.gw_start_s = now_s
+                drive.requester = leg.greenwave.requester
         self.network.submit(messages, now_s)
 
     def activate(self, record: AssignmentRecord, now_s: float) -> None:
