@@ -82,7 +82,10 @@ class ControllerConfig(BaseModel):
     headway_s: float = Field(default=2.0, gt=0, description="discharge headway per queued car")
     startup_lost_s: float = Field(default=2.0, ge=0)
     compensation_share: float = Field(
-        default=0.5, ge=0, description="most a phase's green is lengthened per cycle, as a share"
+        default=1.0,
+        ge=0,
+        description="most a phase's green is lengthened per cycle, as a share (SUMO, central "
+        "Shanghai: 0.5 left +12% network delay that 1.0 pays back; see the SUMO drill)",
     )
     max_debt_cycles: float = Field(
         default=2.0, ge=0, description="debt per phase is capped at this many of its greens"

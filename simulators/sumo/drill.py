@@ -7,10 +7,10 @@ What is decided, and by whom:
   The protected drives that leave inside the measured window are the emergency vehicles here.
 * **The field** is SUMO's: background traffic from SUMO's ``randomTrips`` (routed by
   ``duarouter``) at a demand level, the OSM signals as SUMO's fixed-time lights, and every
-  emergency vehicle a SUMO vehicle of vClass ``emergency`` with SUMO's ``bluelight`` device:
-  it may pass a red light, slowly (``jmDriveRedSpeed``) and yielding to the foe traffic that has
-  green, as Chinese law allows with care. That is the baseline, not a car that waits through
-  every red.
+  emergency vehicle a SUMO vehicle of vClass ``emergency`` that may pass a red light, slowly
+  (``jmDriveRedSpeed``) and yielding to the foe traffic that has green, as Chinese law allows
+  with care (see :func:`ev_types_file`: what SUMO's bluelight device grants, without the device,
+  which crashes SUMO 1.28). That is the baseline, not a car that waits through every red.
 * **The green wave** is the service's: the plan (:func:`routing.greenwave.plan_green_wave`),
   re-timed from the vehicle's SUMO position every ``replan_every_s`` as its terminal would
   report it (:func:`routing.greenwave.replan_from_position`, the messages worth sending by
@@ -88,8 +88,8 @@ class Demand(StrEnum):
 
 VEH_PER_H_PER_LANE_KM: dict[Demand, float] = {
     Demand.LOW: 2.0,
-    Demand.MODERATE: 4.0,
-    Demand.HIGH: 7.0,
+    Demand.MODERATE: 3.0,
+    Demand.HIGH: 5.0,
 }
 
 
@@ -240,7 +240,7 @@ def background_routes(
     out.mkdir(parents=True, exist_ok=True)
     per_h = VEH_PER_H_PER_LANE_KM[demand] * lane_km_total
     period = 3600.0 / max(per_h, 1.0)
-    routes = out / f"bg-{demand.value}-{per_h:.0f}h-{seed}-{int(end_s)}.rou.xml"
+    routes = out / f"bg-{demand.value}-{per_h:.0f}h-s0-{seed}-{int(end_s)}.rou.xml"
     if routes.is_file():
         return routes
     script = sumo_home() / "tools" / "randomTrips.py"
@@ -268,6 +268,11 @@ def background_routes(
         "300",
         "--vehicle-class",
         "passenger",
+        # Background cars without dawdling: SUMO's random dawdle would otherwise turn any
+        # change of one light into another realisation of the whole network (noise, not the
+        # green wave's cost).
+        "--trip-attributes",
+        'sigma="0"',
         "--prefix",
         "bg",
         "--validate",
@@ -279,19 +284,20 @@ def background_routes(
 
 
 def ev_types_file(out: Path, cfg: SumoDrillConfig) -> Path:
-    """The emergency vehicles' vType: vClass emergency with the bluelight device."""
+    """The emergency vehicles' vType: vClass emergency, allowed to pass red with care.
+
+    SUMO's ``bluelight`` device would say the same, but SUMO 1.28 crashes with it (SIGSEGV in
+    ``simulationStep``, reproducible on central Shanghai at moderate demand, with or without its
+    rescue lane); its right of way is given instead by the junction model's own parameters:
+    any red may be passed (``jmDriveAfterRedTime``) at no more than ``jmDriveRedSpeed``, and
+    the vehicle still yields to the traffic that has green. No rescue lane is formed.
+    """
     path = out / "emergency.rou.xml"
     path.write_text(
         "<routes>\n"
-        # Background cars without dawdling: SUMO's random dawdle would otherwise turn any
-        # change of one light into a different realisation of the whole network (noise, not
-        # the green wave's cost).
-        '  <vType id="DEFAULT_VEHTYPE" sigma="0"/>\n'
         f'  <vType id="{EV_TYPE}" vClass="emergency" guiShape="emergency" '
         f'speedFactor="{cfg.speed_factor}" speedDev="0" jmDriveRedSpeed="{cfg.red_speed_ms}" '
-        'jmDriveAfterRedTime="-1">\n'
-        '    <param key="has.bluelight.device" value="true"/>\n'
-        "  </vType>\n"
+        'jmDriveAfterRedTime="3600"/>\n'
         "</routes>\n",
         encoding="utf-8",
     )
@@ -784,8 +790,9 @@ def run_sumo_drill(
         by_seed=figures,
         spread=spread,
         notes=[
-            "baseline: the same emergency vehicles with SUMO's bluelight device (may pass red "
-            f"at <= {cfg.red_speed_ms} m/s, yielding to foes), no priority",
+            "baseline: the same emergency vehicles, allowed to pass red at <= "
+            f"{cfg.red_speed_ms} m/s yielding to foes (SUMO's junction model; its bluelight "
+            "device crashes SUMO 1.28), no priority",
             "cross delay: vehicle-seconds halted on the other lanes entering each light priority "
             "commanded, over its disturbed cycles (+1 cycle), both arms over the same seconds",
             "network delay: background vehicles' summed timeLoss from SUMO's tripinfo",

@@ -1,0 +1,101 @@
+"""Green-wave strategies in SUMO: vehicle time saved against cross-street and network delay.
+
+Runs the SUMO drill's arms (``simulators.sumo.drill``) for one seed and demand: the bluelight
+baseline once, then the ``live`` strategy with each controller variant below, and prints one
+line per variant with the emergency travel change, the cross delay at the served lights and the
+whole network's delay change, all against the baseline of the same run.
+
+    .venv/bin/python benchmarks/sumo_strategies.py [--demand low] [--seed 11] [--window-s 900]
+        [--vehicles 8] [--variants default,comp05,noext,nocut,ext10]
+
+Needs the 'sumo' extra and the shared Shanghai extract (../shared/data/osm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from routing import Router, default_cache_dir
+from simulators.scenarios import load_scenario
+from simulators.sumo._traci import libsumo_run, sumo_argv
+from simulators.sumo.controller import ControllerConfig
+from simulators.sumo.drill import (
+    Demand,
+    Strategy,
+    SumoDrillConfig,
+    background_routes,
+    compare,
+    ev_types_file,
+    lane_km,
+    protected_trips,
+    run_arm,
+)
+from simulators.sumo.network import build_network
+
+VARIANTS: dict[str, ControllerConfig] = {
+    "default": ControllerConfig(),
+    "comp05": ControllerConfig(compensation_share=0.5),
+    "nocomp": ControllerConfig(compensation_share=0.0),
+    "noext": ControllerConfig(max_extension_s=0),
+    "nocut": ControllerConfig(min_green_s=999, pedestrian_green_s=999),
+    "ext10": ControllerConfig(max_extension_s=10),
+    "lead5": ControllerConfig(max_lead_s=5),
+}
+SHANGHAI = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "osm"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--demand", default="low", choices=[d.value for d in Demand])
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--window-s", type=float, default=900.0)
+    ap.add_argument("--vehicles", type=int, default=8)
+    ap.add_argument("--variants", default="default,comp05,noext,nocut,ext10")
+    ap.add_argument("--scenario", default="mixed-day")
+    args = ap.parse_args()
+    osm = (SHANGHAI / "shanghai_center.osm").resolve()
+    router = Router.from_file(osm)
+    net = build_network(osm, default_cache_dir().parent / "sumo" / osm.stem, graph=router.graph)
+    cfg = SumoDrillConfig(
+        demand=Demand(args.demand), window_s=args.window_s, max_vehicles=args.vehicles
+    )
+    trips, _, _ = protected_trips(router, net, load_scenario(args.scenario), args.seed, cfg)
+    end_s = cfg.warmup_s + cfg.window_s + cfg.tail_s
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with libsumo_run(sumo_argv(net.net_file)) as conn:
+            km = lane_km(conn)
+        bg = background_routes(
+            net, work, demand=cfg.demand, seed=args.seed, end_s=end_s, lane_km_total=km
+        )
+        types = ev_types_file(work, cfg)
+        started = time.perf_counter()
+        base = run_arm(
+            net, trips, bg, types, Strategy.BLUELIGHT, cfg, seed=args.seed, end_s=end_s, work=work
+        )
+        print(f"{len(trips)} emergency vehicles, {base.background_vehicles} background, "
+              f"baseline {base.wall_s:.1f} s")  # fmt: skip
+        print("variant      travel%  cross%  cross-worst%  network%  lights  wall_s")
+        for name in args.variants.split(","):
+            vcfg = cfg.model_copy(update={"controller": VARIANTS[name]})
+            arm = run_arm(
+                net, trips, bg, types, Strategy.LIVE, vcfg, seed=args.seed, end_s=end_s, work=work
+            )
+            again = run_arm(
+                net, trips, bg, types, Strategy.BLUELIGHT, cfg, seed=args.seed, end_s=end_s,
+                work=work, measure=arm,
+            )  # fmt: skip
+            f = compare(Strategy.LIVE, args.seed, arm, again)
+            print(
+                f"{name:10} {f.travel_change_pct!s:>8} {f.cross_delay_added_pct!s:>7} "
+                f"{f.cross_delay_added_pct_worst!s:>13} {f.network_delay_added_pct!s:>9} "
+                f"{f.lights_touched:>7} {arm.wall_s:>7.1f}"
+            )
+        print(f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
