@@ -366,15 +366,52 @@ async def _none() -> dict[str, Any]:
     return {}
 
 
-CSV_COLUMNS = ("group", "incidents", "interval", "n", "median_s", "p90_s")
+CSV_COLUMNS = ("group", "incidents", "interval", "n", "median_s", "p90_s", "value")
 
 
 def csv_rows(fig: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """One row per group and interval (the grouping asked for, else by agency)."""
+    """One row per group (the grouping asked for, else by agency) and interval; then the
+    programme figures, one row each: ``group`` names the section (greenwave, property,
+    referrals, repeat_calls), ``interval`` the figure, ``n`` its count, ``median_s`` and
+    ``p90_s`` its times, ``value`` a total or a share (%)."""
     groups: dict[str, Any] = fig.get("groups") or fig["agencies"]
     out: list[tuple[Any, ...]] = []
     for name, g in groups.items():
         for interval, v in g.items():
             if isinstance(v, dict):
-                out.append((name, g["incidents"], interval, v["n"], v["median"], v["p90"]))
-    return out
+                out.append((name, g["incidents"], interval, v["n"], v["median"], v["p90"], None))
+    return out + programme_rows(fig)
+
+
+def programme_rows(fig: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The green-wave, property, referral and repeat-call rows of :func:`csv_rows`."""
+    n = fig["incidents"]
+    gw, saved = fig["greenwave"], fig["greenwave"]["time_saved"]
+    pt, rf, rc = fig["property"], fig["referrals"], fig["repeat_calls"]
+    rows: list[tuple[Any, ...]] = [
+        ("greenwave", n, "responses", gw["responses"], None, None, None),
+        ("greenwave", n, "requests_granted", gw["granted"], None, None, gw["requests"]),
+        ("greenwave", n, "time_saved_s", saved["responses"], saved["median_s"], saved["p90_s"],
+         saved["total_s"]),
+        ("property", n, "joined", pt["incidents"], None, None, pt["share_pct"]),
+        ("property", n, "in_compound", pt["in_compound"], None, None, pt["share_of_compound_pct"]),
+        ("property", n, "automatic", pt["automatic"], None, None, None),
+        ("property", n, "closed_by_team", pt["closed_by_team"], None, None, None),
+    ]  # fmt: skip
+    for name in ("join_to_answer_s", "join_to_arrival_s"):
+        v = pt[name]
+        rows.append(("property", n, name, v["n"], v["median_s"], v["p90_s"], None))
+    rows.append(("referrals", n, "count", rf["count"], None, None, None))
+    for section in ("by_topic", "by_call_type", "by_status"):
+        for key, count in rf[section].items():
+            rows.append(("referrals", n, f"{section[3:]}:{key}", count, None, None, None))
+    close = rf["time_to_close_s"]
+    rows += [
+        ("referrals", n, "overdue", rf["overdue"], None, None, None),
+        ("referrals", n, "time_to_close_s", close["n"], close["median_s"], close["p90_s"], None),
+        ("referrals", n, "with_repeat_calls", rf["with_repeat_calls"], None, None,
+         rf["with_repeat_calls_pct"]),
+        ("repeat_calls", n, "incidents", rc["incidents"], None, None, rc["incident_rate_pct"]),
+        ("repeat_calls", n, "calls", rc["calls"], None, None, rc["call_rate_pct"]),
+    ]  # fmt: skip
+    return rows
