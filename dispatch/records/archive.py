@@ -184,7 +184,11 @@ class Archiver:
             if what == "close":
                 await self._record(conn, f["incident_id"], event_id)
             else:
-                await write_referral(conn, f)
+                try:
+                    await write_referral(conn, f)
+                except (KeyError, TypeError, ValueError) as exc:
+                    # A malformed payload must not wedge the archive: its audit row is in.
+                    log.warning("archive: referral event %s not recorded: %r", event_id, exc)
 
     async def _record(self, conn: Conn, incident_id: str, event_id: str) -> None:
         found = await conn.fetch(

@@ -237,3 +237,19 @@ async def test_a_drill_referral_stays_with_the_drills(
     assert (await figures(pool, KpiQuery(now=at(8000))))["referrals"]["count"] == 0
     drills = await figures(pool, KpiQuery(now=at(8000), exercise=True))
     assert drills["referrals"]["count"] == 1 and drills["referrals"]["overdue"] == 0
+
+
+async def test_a_malformed_referral_event_is_audited_not_recorded(
+    store: Store, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    for data in ({"referral": {"id": "x-R1"}}, {"referral": "nonsense"}, {}):
+        tx = store.tx()
+        tx.raw_event("referral.updated", data, actor="t", ts=at(0), incident_id="x")
+        await store.commit(tx)
+    archiver = Archiver(store, pool, consumer="a", clock=clock, keep_s=0, block_ms=20)
+    await archiver.consumer.ensure_group()
+    while await archiver.consumer.step(block_ms=20):
+        pass
+    assert await pool.fetchval("SELECT count(*) FROM audit_events") == 3
+    assert await pool.fetchval("SELECT count(*) FROM referral_records") == 0
+    assert await archiver.lag() == 0
