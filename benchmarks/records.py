@@ -3,7 +3,8 @@
 1. Archive: N events on the event log (committed by the store, 100 per commit), drained by
    the ``archive`` consumer group into a scratch PostgreSQL database; against a baseline in
    the same run: the same group loop with a handler that writes nothing (XREADGROUP + XACK).
-2. KPIs: 100,000 closed incidents (two agencies each) in the record tables, then
+2. KPIs: 100,000 closed incidents (two agencies each; migration 0003's green-wave, property
+   and repeat-call columns filled for a share of them, 2,000 referrals) in the record tables, then
    ``figures()`` over the whole year, over one agency, and grouped by hour.
 
 Run by hand (its own Redis DB, flushed before and after; a scratch database, dropped after)::
@@ -89,10 +90,16 @@ async def seed_incidents(pool: asyncpg.Pool, n: int) -> None:
         cp, to, tr = rng.uniform(20, 120), rng.uniform(30, 120), rng.uniform(120, 900)
         whistle = at + timedelta(seconds=20) if i % 5 == 0 else None
         gw = orjson.dumps({"planned": i % 3, "requests": i % 4, "granted": i % 2}).decode()
+        # Migration 0003's columns: a third saved time, one in twenty a property team.
+        saved = rng.uniform(-30, 120) if i % 3 else None
+        team = i % 20 == 0
+        joined = at + timedelta(seconds=30) if team else None
         records.append(
             (f"i{i}", False, at, at + timedelta(hours=1), ctype, area, ["fire", "ems"], cp, to,
              tr, cp + to + tr, whistle, whistle and whistle + timedelta(seconds=40), 0, gw,
-             "{}", "x")
+             "{}", "x", saved, 1 + i % 2, i % 10 == 0, joined, team and i % 40 == 0,
+             "closed" if team else None, rng.uniform(10, 90) if team else None,
+             rng.uniform(60, 400) if team else None, int(i % 50 == 0))
         )  # fmt: skip
         for agency, k in (("fire", 1.0), ("ems", 1.2)):
             intervals.append(
@@ -107,7 +114,9 @@ async def seed_incidents(pool: asyncpg.Pool, n: int) -> None:
                 "incident_id", "exercise", "first_call_at", "closed_at", "call_type", "area",
                 "agencies", "call_processing_s", "turnout_s", "travel_s", "total_s",
                 "whistle_sounded_at", "whistle_all_acked_at", "whistle_escalations",
-                "greenwave", "record", "close_event_id",
+                "greenwave", "record", "close_event_id", "greenwave_saved_s", "call_count",
+                "in_compound", "property_joined_at", "property_automatic", "property_status",
+                "property_join_to_answer_s", "property_join_to_contact_s", "repeat_calls",
             ],
         )  # fmt: skip
         await conn.copy_records_to_table(
@@ -116,6 +125,21 @@ async def seed_incidents(pool: asyncpg.Pool, n: int) -> None:
             columns=[
                 "incident_id", "agency", "exercise", "call_type", "area", "first_call_at",
                 "call_processing_s", "turnout_s", "travel_s", "total_s",
+            ],
+        )  # fmt: skip
+        await conn.copy_records_to_table(
+            "referral_records",
+            records=[
+                (f"r{i}", f"i{i}", False, 1, "B1", "labour" if i % 3 else "property_management",
+                 ["labour_dispute" if i % 3 else "dispute"], "resolved" if i % 2 else "referred",
+                 at, at + timedelta(days=3), at + timedelta(days=2) if i % 2 else None, i % 4,
+                 "{}")
+                for i, at in ((k, T0 + timedelta(hours=k * 3)) for k in range(n // 50))
+            ],
+            columns=[
+                "referral_id", "incident_id", "exercise", "version", "body", "topic",
+                "call_types", "status", "referred_at", "due_at", "closed_at", "repeat_calls",
+                "referral",
             ],
         )  # fmt: skip
         await conn.execute("ANALYZE")

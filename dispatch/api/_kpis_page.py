@@ -75,6 +75,25 @@ def _cell(value: Any) -> str:
     return escape(str(value))
 
 
+def _programme(figs: dict[str, Any]) -> str:
+    """The green-wave, property-team, referral and repeat-call figures as one table."""
+    from dispatch.records.kpis import programme_rows
+
+    body = []
+    for section, _, name, n, median, p90, value in programme_rows(figs):
+        label = name.removesuffix("_s").replace("_", " ")
+        times = "" if median is None and p90 is None else f"{_cell(median)} / {_cell(p90)}"
+        body.append(
+            f"<tr><th>{escape(section.replace('_', ' '))}</th><th>{escape(label)}</th>"
+            f"<td>{_cell(n)}</td><td>{times}</td><td>{_cell(value)}</td></tr>"
+        )
+    return (
+        '<h2>Green wave, property teams, referrals, repeat calls</h2><table id="programme">'
+        "<thead><tr><th>section</th><th>figure</th><th>count</th><th>median / p90 (s)</th>"
+        f"<th>total (s) or share (%)</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
 def render(figs: dict[str, Any], *, title: str) -> str:
     """The page for one ``/api/kpis`` answer."""
     head = "".join(f"<th>{LABELS[i]} median / p90 (s)</th>" for i in INTERVALS)
@@ -104,11 +123,16 @@ figure {{ margin: 1rem 0; }} figcaption {{ font-weight: 600; }}
 <span id="whistles">{w["count"]} whistles ({w["escalations"]} escalations; call to whistle
 median {_cell(w["call_to_whistle_s"]["median"])} s, to all acked
 {_cell(w["whistle_to_all_acked_s"]["median"])} s)</span>
-<span>green wave on {gw["responses"]} responses, {gw["granted"]} of {gw["requests"]}
-signal requests granted</span></p>
+<span id="greenwave">green wave on {gw["responses"]} responses, {gw["granted"]} of
+{gw["requests"]} signal requests granted, median {_cell(gw["time_saved"]["median_s"])} s saved
+against the planned ETA</span></p>
 <table id="agencies"><thead><tr><th>agency</th><th>incidents</th>{head}</tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
+{_programme(figs)}
 {plots}
 <p><a href="/api/kpis.csv">CSV</a> · NFPA 1225/1710: call processing = first call to first
-unit assigned; turnout = assigned to en route; travel = en route to on scene.</p>
+unit assigned; turnout = assigned to en route; travel = en route to on scene. Green-wave
+time saved = a protected unit's planned no-priority ETA (its first scene route) minus its
+travel, per response its first protected unit on scene. A repeat call is a dispute call
+linked to a referral (same type, within the referral's repeat window and distance).</p>
 </body></html>"""

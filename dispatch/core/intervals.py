@@ -8,6 +8,17 @@ Intervals (seconds), per agency and for the incident as a whole (its first unit)
 - total: first call received to first unit on scene.
 
 An interval is None when either end never happened (a unit cancelled before it moved).
+
+Green wave: a unit is protected when its scene leg's ``greenwave.planned`` says ``active`` or
+a ``greenwave.enabled`` names it. Its planned no-priority ETA is the ``duration_s`` of the
+first ``route.planned`` of its scene leg (the router's time with every signal's delay in it);
+time saved = that ETA minus its travel (its first en route to its first on scene). The
+incident's time saved is that of its first protected unit on scene (None if none measured).
+
+Property team: from ``property.joined`` (the join, its time, automatic or not) and
+``property.status`` (the team's answers): join to first answer, and join to first contact
+(on scene, holding or handed over). No event records an offer: "in a compound" (the incident
+lies in a known compound, so its team could be offered) stands for it.
 """
 
 from __future__ import annotations
@@ -85,6 +96,19 @@ class IncidentRecord:
     whistle: dict[str, Any] | None = None
     greenwave: dict[str, int] = field(default_factory=dict)
     hospitals: list[str] = field(default_factory=list)
+    greenwave_units: list[dict[str, Any]] = field(default_factory=list)
+    greenwave_saved_s: float | None = None
+    compound_id: str | None = None
+    property_team: dict[str, Any] | None = None
+
+    @property
+    def call_count(self) -> int:
+        return len(self.calls)
+
+    def property_gap(self, name: str) -> float | None:
+        """``join_to_answer_s`` or ``join_to_contact_s`` of the property team (None if not)."""
+        value = (self.property_team or {}).get(name)
+        return None if value is None else float(value)
 
     def as_json(self) -> dict[str, Any]:
         """The record as JSON-ready data (times ISO 8601)."""
@@ -104,6 +128,10 @@ class IncidentRecord:
             "whistle": self.whistle,
             "greenwave": self.greenwave,
             "hospitals": self.hospitals,
+            "greenwave_units": self.greenwave_units,
+            "greenwave_saved_s": self.greenwave_saved_s,
+            "compound_id": self.compound_id,
+            "property": self.property_team,
         }
 
 
@@ -138,6 +166,11 @@ def fold_incident(incident_id: str, events: Iterable[LoggedEvent]) -> IncidentRe
     greenwave = {"planned": 0, "requests": 0, "granted": 0, "rejected": 0}
     hospitals: list[str] = []
     timeline: list[dict[str, Any]] = []
+    planned_eta: dict[str, float] = {}
+    protected: set[str] = set()
+    unit_en_route: dict[str, datetime] = {}
+    unit_on_scene: dict[str, datetime] = {}
+    team: dict[str, Any] | None = None
     for ev in events:
         d = ev.data
         timeline.append({"at": ev.ts.isoformat(), "type": ev.type, "actor": ev.actor})
@@ -166,6 +199,10 @@ def fold_incident(incident_id: str, events: Iterable[LoggedEvent]) -> IncidentRe
             unit_id, status = str(d.get("unit_id")), str(d.get("status"))
             if unit_id in units:
                 units[unit_id]["status_times"].setdefault(status, ev.ts.isoformat())
+            if status == "en_route":
+                unit_en_route.setdefault(unit_id, ev.ts)
+            elif status == "on_scene":
+                unit_on_scene.setdefault(unit_id, ev.ts)
             agency_of = unit_agency.get(unit_id)
             if agency_of is not None:
                 t = times[agency_of]
@@ -189,8 +226,42 @@ def fold_incident(incident_id: str, events: Iterable[LoggedEvent]) -> IncidentRe
             escalations += 1
         elif ev.type == "whistle.closed" and whistle is not None:
             whistle["all_acked_at"] = ev.ts.isoformat()
+        elif ev.type == "route.planned":
+            route = d.get("route")
+            if d.get("leg") == "scene" and isinstance(route, Mapping):
+                duration = route.get("duration_s")
+                if isinstance(duration, int | float):
+                    planned_eta.setdefault(str(d.get("unit_id")), float(duration))
         elif ev.type == "greenwave.planned":
-            greenwave["planned"] += 1
+            # Every leg gets a plan; only an active one is a green wave.
+            if d.get("active") is True:
+                greenwave["planned"] += 1
+                if d.get("leg") == "scene":
+                    protected.add(str(d.get("unit_id")))
+        elif ev.type == "greenwave.enabled":
+            protected.update(str(u) for u in d.get("units") or [])
+        elif ev.type == "property.joined" and isinstance(d.get("join"), Mapping):
+            joined = d["join"]
+            team = {
+                "compound_id": joined.get("compound_id"),
+                "joined_at": _iso(_parse_ts(joined.get("joined_at")) or ev.ts),
+                "automatic": bool(joined.get("automatic")),
+                "answered_at": None,
+                "contact_at": None,
+                "status": joined.get("status") or "joined",
+                "outcome": None,
+            }
+        elif ev.type in ("property.status", "property.released") and team is not None:
+            status = str(d.get("status") or (d.get("join") or {}).get("status") or "")
+            if ev.type == "property.released":
+                status = "released"
+            team["status"] = status
+            if ev.type == "property.status" and team["answered_at"] is None:
+                team["answered_at"] = ev.ts.isoformat()
+            if status in ("on_scene", "holding", "handed_over") and team["contact_at"] is None:
+                team["contact_at"] = ev.ts.isoformat()
+            if d.get("outcome"):
+                team["outcome"] = d.get("outcome")
         elif ev.type in ("greenwave.request", "greenwave.status"):
             if ev.type == "greenwave.request":
                 greenwave["requests"] += 1
@@ -210,6 +281,25 @@ def fold_incident(incident_id: str, events: Iterable[LoggedEvent]) -> IncidentRe
         first_en_route_at=_earliest(t.first_en_route_at for t in times.values()),
         first_on_scene_at=_earliest(t.first_on_scene_at for t in times.values()),
     )
+    gw_units: list[dict[str, Any]] = []
+    saved_of: dict[str, float] = {}
+    for unit_id in sorted(protected, key=lambda u: (unit_on_scene.get(u) is None, u)):
+        eta, start, end = (
+            planned_eta.get(unit_id),
+            unit_en_route.get(unit_id),
+            unit_on_scene.get(unit_id),
+        )
+        travel = _gap(start, end)
+        saved = None if eta is None or travel is None else round(eta - travel, 3)
+        if saved is not None:
+            saved_of[unit_id] = saved
+        gw_units.append({"unit_id": unit_id, "planned_eta_s": eta, "travel_s": travel,
+                         "saved_s": saved, "on_scene_at": _iso(end)})  # fmt: skip
+    first_saved = saved_of[min(saved_of, key=lambda u: unit_on_scene[u])] if saved_of else None
+    if team is not None:
+        joined_at = _parse_ts(team["joined_at"])
+        team["join_to_answer_s"] = _gap(joined_at, _parse_ts(team["answered_at"]))
+        team["join_to_contact_s"] = _gap(joined_at, _parse_ts(team["contact_at"]))
     call_types = list(incident.get("call_types") or [])
     lat, lon = incident.get("lat"), incident.get("lon")
     return IncidentRecord(
@@ -228,6 +318,10 @@ def fold_incident(incident_id: str, events: Iterable[LoggedEvent]) -> IncidentRe
         whistle=whistle,
         greenwave=greenwave,
         hospitals=hospitals,
+        greenwave_units=gw_units,
+        greenwave_saved_s=first_saved,
+        compound_id=str(incident["compound_id"]) if incident.get("compound_id") else None,
+        property_team=team,
     )
 
 

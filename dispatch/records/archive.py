@@ -23,6 +23,7 @@ import orjson
 from dispatch.constants import Keys
 from dispatch.core.chain import GENESIS, row_hash
 from dispatch.core.intervals import IncidentRecord, LoggedEvent, fold_incident
+from dispatch.core.referrals import FINAL as _FINAL
 from dispatch.errors import StoreError, YishaoError
 from dispatch.infra.consumer import Entry, StreamConsumer
 from dispatch.infra.store import Store
@@ -31,6 +32,7 @@ from dispatch.records.db import CHAIN_LOCK, PG_ERRORS, Conn, RecordsError
 log = logging.getLogger(__name__)
 
 ARCHIVE_GROUP = "archive"
+FINAL_REFERRAL = frozenset(s.value for s in _FINAL)
 
 
 @dataclass
@@ -136,7 +138,8 @@ class Archiver:
         last = await conn.fetchrow("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
         seq, prev = (0, GENESIS) if last is None else (int(last["seq"]), str(last["hash"]))
         rows: list[tuple[Any, ...]] = []
-        closed: list[tuple[str, str]] = []
+        # Closes and referral events, in log order, once the batch's rows are in.
+        after: list[tuple[str, str, dict[str, str]]] = []
         for entry in entries:
             entry_id = entry[0]
             if entry_id in seen:
@@ -164,7 +167,9 @@ class Archiver:
             )  # fmt: skip
             prev = digest
             if f.get("type") == "incident.closed" and incident_id:
-                closed.append((incident_id, entry_id))
+                after.append(("close", entry_id, f))
+            elif f.get("type", "").startswith("referral."):
+                after.append(("referral", entry_id, f))
         if rows:
             await conn.copy_records_to_table(
                 "audit_events",
@@ -175,8 +180,15 @@ class Archiver:
                 ],
             )  # fmt: skip
             self.stats.inserted += len(rows)
-        for incident_id, event_id in closed:
-            await self._record(conn, incident_id, event_id)
+        for what, event_id, f in after:
+            if what == "close":
+                await self._record(conn, f["incident_id"], event_id)
+            else:
+                try:
+                    await write_referral(conn, f)
+                except (KeyError, TypeError, ValueError) as exc:
+                    # A malformed payload must not wedge the archive: its audit row is in.
+                    log.warning("archive: referral event %s not recorded: %r", event_id, exc)
 
     async def _record(self, conn: Conn, incident_id: str, event_id: str) -> None:
         found = await conn.fetch(
@@ -224,13 +236,19 @@ async def write_record(conn: Conn, record: IncidentRecord, *, close_event_id: st
     """Upsert an incident's final record and its per-agency intervals (a reopened incident
     closed again replaces its record)."""
     w = record.whistle or {}
+    team = record.property_team or {}
     overall = record.overall
     await conn.execute(
         """
         INSERT INTO incident_records (incident_id, exercise, first_call_at, closed_at, call_type,
             area, agencies, call_processing_s, turnout_s, travel_s, total_s, whistle_sounded_at,
-            whistle_all_acked_at, whistle_escalations, greenwave, record, close_event_id)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
+            whistle_all_acked_at, whistle_escalations, greenwave, record, close_event_id,
+            greenwave_saved_s, call_count, in_compound, property_joined_at, property_automatic,
+            property_status, property_join_to_answer_s, property_join_to_contact_s,
+            repeat_calls)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,
+            $22,$23,$24,$25,
+            (SELECT count(*) FROM repeat_calls WHERE landed_incident_id = $1))
         ON CONFLICT (incident_id) DO UPDATE SET exercise = EXCLUDED.exercise,
             first_call_at = EXCLUDED.first_call_at, closed_at = EXCLUDED.closed_at,
             call_type = EXCLUDED.call_type, area = EXCLUDED.area, agencies = EXCLUDED.agencies,
@@ -239,7 +257,14 @@ async def write_record(conn: Conn, record: IncidentRecord, *, close_event_id: st
             whistle_sounded_at = EXCLUDED.whistle_sounded_at,
             whistle_all_acked_at = EXCLUDED.whistle_all_acked_at,
             whistle_escalations = EXCLUDED.whistle_escalations, greenwave = EXCLUDED.greenwave,
-            record = EXCLUDED.record, close_event_id = EXCLUDED.close_event_id
+            record = EXCLUDED.record, close_event_id = EXCLUDED.close_event_id,
+            greenwave_saved_s = EXCLUDED.greenwave_saved_s, call_count = EXCLUDED.call_count,
+            in_compound = EXCLUDED.in_compound, property_joined_at = EXCLUDED.property_joined_at,
+            property_automatic = EXCLUDED.property_automatic,
+            property_status = EXCLUDED.property_status,
+            property_join_to_answer_s = EXCLUDED.property_join_to_answer_s,
+            property_join_to_contact_s = EXCLUDED.property_join_to_contact_s,
+            repeat_calls = EXCLUDED.repeat_calls
         """,
         record.incident_id,
         record.exercise,
@@ -258,6 +283,14 @@ async def write_record(conn: Conn, record: IncidentRecord, *, close_event_id: st
         orjson.dumps(record.greenwave).decode(),
         orjson.dumps(record.as_json()).decode(),
         close_event_id,
+        record.greenwave_saved_s,
+        record.call_count,
+        record.compound_id is not None,
+        _ts(team.get("joined_at")),
+        team.get("automatic"),
+        team.get("status"),
+        record.property_gap("join_to_answer_s"),
+        record.property_gap("join_to_contact_s"),
     )
     await conn.execute(
         "DELETE FROM incident_agency_intervals WHERE incident_id = $1", record.incident_id
@@ -282,3 +315,74 @@ async def write_record(conn: Conn, record: IncidentRecord, *, close_event_id: st
 
 def _ts(raw: Any) -> datetime | None:
     return datetime.fromisoformat(raw) if isinstance(raw, str) and raw else None
+
+
+async def _is_exercise(conn: Conn, incident_id: str) -> bool:
+    """Whether the incident is a drill's, by the calls of its creating event."""
+    data = await conn.fetchval(
+        "SELECT data FROM audit_events WHERE incident_id = $1 AND type = 'incident.created'"
+        " ORDER BY seq LIMIT 1",
+        incident_id,
+    )
+    if data is None:
+        return False
+    incident = orjson.loads(data).get("incident") or {}
+    return any(bool(c.get("exercise")) for c in incident.get("calls") or [])
+
+
+async def write_referral(conn: Conn, f: dict[str, str]) -> None:
+    """Keep a referral's latest state from a ``referral.*`` event (the newest version wins),
+    and link a repeat call to the incident it landed on."""
+    data = orjson.loads(f.get("data", "{}"))
+    r = data.get("referral")
+    if not isinstance(r, dict) or not r.get("id"):
+        return
+    steps = r.get("steps") or []
+    final = [s for s in steps if s.get("status") in FINAL_REFERRAL]
+    await conn.execute(
+        """
+        INSERT INTO referral_records (referral_id, incident_id, exercise, version, body, topic,
+            call_types, status, referred_at, due_at, closed_at, repeat_calls, referral)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
+        ON CONFLICT (referral_id) DO UPDATE SET version = EXCLUDED.version,
+            status = EXCLUDED.status, due_at = EXCLUDED.due_at, closed_at = EXCLUDED.closed_at,
+            repeat_calls = EXCLUDED.repeat_calls, referral = EXCLUDED.referral,
+            topic = EXCLUDED.topic, body = EXCLUDED.body
+        WHERE referral_records.version < EXCLUDED.version
+        """,
+        str(r["id"]),
+        str(r["incident_id"]),
+        await _is_exercise(conn, str(r["incident_id"])),
+        int(r.get("version") or 1),
+        str(r.get("body") or ""),
+        str(r.get("topic") or "other"),
+        [str(t) for t in r.get("call_types") or []],
+        str(r.get("status") or "referred"),
+        datetime.fromisoformat(r["referred_at"]),
+        datetime.fromisoformat(r["due_at"]),
+        _ts(final[-1].get("at")) if final else None,
+        len(r.get("repeat_calls") or []),
+        orjson.dumps(r).decode(),
+    )
+    if f.get("type") != "referral.repeat_call" or not data.get("call_key"):
+        return
+    landed = str(data.get("incident_id") or "")
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO repeat_calls (call_key, referral_id, referred_incident_id,
+            landed_incident_id, linked_at)
+        VALUES ($1,$2,$3,$4,$5) ON CONFLICT (call_key) DO NOTHING RETURNING 1
+        """,
+        str(data["call_key"]),
+        str(r["id"]),
+        str(r["incident_id"]),
+        landed,
+        _ts(f.get("ts")) or datetime.fromisoformat(r["referred_at"]),
+    )
+    if inserted:
+        # The landing incident's record, if already written, counts it too.
+        await conn.execute(
+            "UPDATE incident_records SET repeat_calls = (SELECT count(*) FROM repeat_calls"
+            " WHERE landed_incident_id = $1) WHERE incident_id = $1",
+            landed,
+        )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from dispatch.core.intervals import INTERVALS
-from dispatch.core.kpis import GroupBy, KpiRow, Period, year_over_year
+from dispatch.core.kpis import GroupBy, KpiRow, Period, percentile, year_over_year
+from dispatch.core.referrals import DISPUTE_TYPES, DisputeTopic, ReferralStatus
 from dispatch.records.db import guarded
 
 
@@ -25,6 +26,8 @@ class KpiQuery:
     area: str | None = None
     exercise: bool = False
     group_by: GroupBy | None = None
+    # What "overdue" counts against (a referral open past its due time): the clock's now.
+    now: datetime | None = None
 
     def where(self, *, agency_column: bool) -> tuple[str, list[Any]]:
         clauses: list[str] = ["exercise = $1"]
@@ -176,17 +179,21 @@ async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
         " AS gw_responses,"
         f" COALESCE(sum({gw['requests']}), 0) AS gw_requests,"
         f" COALESCE(sum({gw['granted']}), 0) AS gw_granted,"
-        f" COALESCE(sum({gw['rejected']}), 0) AS gw_rejected"
+        f" COALESCE(sum({gw['rejected']}), 0) AS gw_rejected,"
+        f" {_PROGRAMME_SQL}"
         f" FROM incident_records WHERE {where}"
     )
     # Independent queries, each on a connection of its own (the pool has a few).
-    heads, overall, agencies, weeks, months, groups = await asyncio.gather(
-        _fetch(pool, "kpi incidents", head_sql, args),
-        _overall(pool, q),
-        _grouped(pool, q, "agency"),
-        _trend(pool, q, "week"),
-        _trend(pool, q, "month"),
-        _grouped(pool, q, q.group_by) if q.group_by not in (None, "agency") else _none(),
+    (heads, overall, agencies, weeks, months, groups), referrals = await asyncio.gather(
+        asyncio.gather(
+            _fetch(pool, "kpi incidents", head_sql, args),
+            _overall(pool, q),
+            _grouped(pool, q, "agency"),
+            _trend(pool, q, "week"),
+            _trend(pool, q, "month"),
+            _grouped(pool, q, q.group_by) if q.group_by not in (None, "agency") else _none(),
+        ),
+        _referrals(pool, q),
     )
     head = heads[0]
     assert head is not None
@@ -209,7 +216,15 @@ async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
             "requests": int(head["gw_requests"]),
             "granted": int(head["gw_granted"]),
             "rejected": int(head["gw_rejected"]),
+            "time_saved": {
+                "responses": int(head["gw_saved_n"]),
+                **_median_p90(head["gw_saved_q"]),
+                "total_s": _round(head["gw_saved_total"]) or 0.0,
+            },
         },
+        "property": _property_of(head),
+        "referrals": referrals,
+        "repeat_calls": _repeats_of(head),
         "trend": {"week": weeks, "month": months},
     }
     if q.group_by is not None:
@@ -218,19 +233,185 @@ async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
     return out
 
 
+# Green wave, property team and repeat calls: columns of incident_records (migration 0003),
+# counted in the head query's one scan. Each percentile sorts only its non-null rows.
+def _pair_of(column: str) -> str:
+    return f"{_pair(column)} FILTER (WHERE {column} IS NOT NULL)"
+
+
+_PROGRAMME_SQL = ", ".join(
+    (
+        "count(greenwave_saved_s) AS gw_saved_n",
+        f"{_pair_of('greenwave_saved_s')} AS gw_saved_q",
+        "sum(greenwave_saved_s) AS gw_saved_total",
+        "count(property_joined_at) AS pt_joined",
+        "count(*) FILTER (WHERE in_compound) AS pt_in_compound",
+        "count(*) FILTER (WHERE property_automatic) AS pt_automatic",
+        "count(*) FILTER (WHERE property_status = 'closed') AS pt_closed",
+        "count(*) FILTER (WHERE property_status = 'released') AS pt_released",
+        "count(property_join_to_answer_s) AS pt_answer_n",
+        f"{_pair_of('property_join_to_answer_s')} AS pt_answer_q",
+        "count(property_join_to_contact_s) AS pt_contact_n",
+        f"{_pair_of('property_join_to_contact_s')} AS pt_contact_q",
+        "count(*) FILTER (WHERE repeat_calls > 0) AS rc_incidents",
+        "COALESCE(sum(repeat_calls), 0) AS rc_calls",
+        "COALESCE(sum(call_count), 0) AS rc_all_calls",
+    )
+)
+
+
+def _median_p90(value: list[float | None] | None) -> dict[str, float | None]:
+    median, p90 = _q(value)
+    return {"median_s": median, "p90_s": p90}
+
+
+def _share(part: int, whole: int) -> float | None:
+    return None if not whole else round(100.0 * part / whole, 2)
+
+
+def _property_of(head: asyncpg.Record) -> dict[str, Any]:
+    joined, incidents = int(head["pt_joined"]), int(head["incidents"])
+    in_compound = int(head["pt_in_compound"])
+    return {
+        "incidents": joined,
+        "share_pct": _share(joined, incidents),
+        "in_compound": in_compound,
+        "share_of_compound_pct": _share(joined, in_compound),
+        "automatic": int(head["pt_automatic"]),
+        "closed_by_team": int(head["pt_closed"]),
+        "released": int(head["pt_released"]),
+        "join_to_answer_s": {"n": int(head["pt_answer_n"]), **_median_p90(head["pt_answer_q"])},
+        "join_to_arrival_s": {
+            "n": int(head["pt_contact_n"]),
+            **_median_p90(head["pt_contact_q"]),
+        },
+    }
+
+
+def _repeats_of(head: asyncpg.Record) -> dict[str, Any]:
+    incidents, calls = int(head["rc_incidents"]), int(head["rc_calls"])
+    return {
+        "calls": calls,
+        "incidents": incidents,
+        "incident_rate_pct": _share(incidents, int(head["incidents"])),
+        "call_rate_pct": _share(calls, int(head["rc_all_calls"])),
+    }
+
+
+REFERRAL_STATUSES = tuple(s.value for s in ReferralStatus)
+REFERRAL_TOPICS = tuple(t.value for t in DisputeTopic)
+REFERRAL_CALL_TYPES = tuple(sorted(t.value for t in DISPUTE_TYPES))
+
+
+async def _referrals(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
+    """Referrals made in ``[from, to)`` (drills apart), from their latest state; ``type``
+    keeps those of that call type, the other filters do not apply to referrals."""
+    clauses: list[str] = ["exercise = $1"]
+    args: list[Any] = [q.exercise]
+    for column, value in (("referred_at >= ", q.start), ("referred_at < ", q.end)):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column}${len(args)}")
+    if q.call_type is not None:
+        args.append(q.call_type)
+        clauses.append(f"${len(args)} = ANY(call_types)")
+    args.append(q.now or datetime.now(UTC))
+    now = f"${len(args)}"
+    closed = "EXTRACT(EPOCH FROM closed_at - referred_at)"
+    sql = (
+        "SELECT status, topic, call_types, count(*) AS n,"
+        f" count(*) FILTER (WHERE closed_at IS NULL AND due_at < {now}) AS overdue,"
+        " COALESCE(sum(repeat_calls), 0) AS repeats,"
+        " count(*) FILTER (WHERE repeat_calls > 0) AS with_repeats,"
+        f" array_agg({closed}) FILTER (WHERE closed_at IS NOT NULL) AS closed_s"
+        f" FROM referral_records WHERE {' AND '.join(clauses)}"
+        " GROUP BY status, topic, call_types"
+    )
+    found = await _fetch(pool, "kpi referrals", sql, args)
+    by_status = dict.fromkeys(REFERRAL_STATUSES, 0)
+    by_topic = dict.fromkeys(REFERRAL_TOPICS, 0)
+    by_call_type = dict.fromkeys(REFERRAL_CALL_TYPES, 0)
+    closed_s: list[float] = []
+    total = overdue = repeats = with_repeats = 0
+    for r in found:
+        n = int(r["n"])
+        total += n
+        by_status[r["status"]] = by_status.get(r["status"], 0) + n
+        by_topic[r["topic"]] = by_topic.get(r["topic"], 0) + n
+        for t in r["call_types"]:
+            by_call_type[t] = by_call_type.get(t, 0) + n
+        overdue += int(r["overdue"])
+        repeats += int(r["repeats"])
+        with_repeats += int(r["with_repeats"])
+        closed_s.extend(float(v) for v in r["closed_s"] or [])
+    return {
+        "count": total,
+        "by_topic": by_topic,
+        "by_call_type": by_call_type,
+        "by_status": by_status,
+        "open": total - by_status["resolved"] - by_status["failed"],
+        "overdue": overdue,
+        "time_to_close_s": {
+            "n": len(closed_s),
+            "median_s": percentile(closed_s, 0.5),
+            "p90_s": percentile(closed_s, 0.9),
+        },
+        "repeat_calls": repeats,
+        "with_repeat_calls": with_repeats,
+        "with_repeat_calls_pct": _share(with_repeats, total),
+    }
+
+
 async def _none() -> dict[str, Any]:
     return {}
 
 
-CSV_COLUMNS = ("group", "incidents", "interval", "n", "median_s", "p90_s")
+CSV_COLUMNS = ("group", "incidents", "interval", "n", "median_s", "p90_s", "value")
 
 
 def csv_rows(fig: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """One row per group and interval (the grouping asked for, else by agency)."""
+    """One row per group (the grouping asked for, else by agency) and interval; then the
+    programme figures, one row each: ``group`` names the section (greenwave, property,
+    referrals, repeat_calls), ``interval`` the figure, ``n`` its count, ``median_s`` and
+    ``p90_s`` its times, ``value`` a total or a share (%)."""
     groups: dict[str, Any] = fig.get("groups") or fig["agencies"]
     out: list[tuple[Any, ...]] = []
     for name, g in groups.items():
         for interval, v in g.items():
             if isinstance(v, dict):
-                out.append((name, g["incidents"], interval, v["n"], v["median"], v["p90"]))
-    return out
+                out.append((name, g["incidents"], interval, v["n"], v["median"], v["p90"], None))
+    return out + programme_rows(fig)
+
+
+def programme_rows(fig: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The green-wave, property, referral and repeat-call rows of :func:`csv_rows`."""
+    n = fig["incidents"]
+    gw, saved = fig["greenwave"], fig["greenwave"]["time_saved"]
+    pt, rf, rc = fig["property"], fig["referrals"], fig["repeat_calls"]
+    rows: list[tuple[Any, ...]] = [
+        ("greenwave", n, "responses", gw["responses"], None, None, None),
+        ("greenwave", n, "requests_granted", gw["granted"], None, None, gw["requests"]),
+        ("greenwave", n, "time_saved_s", saved["responses"], saved["median_s"], saved["p90_s"],
+         saved["total_s"]),
+        ("property", n, "joined", pt["incidents"], None, None, pt["share_pct"]),
+        ("property", n, "in_compound", pt["in_compound"], None, None, pt["share_of_compound_pct"]),
+        ("property", n, "automatic", pt["automatic"], None, None, None),
+        ("property", n, "closed_by_team", pt["closed_by_team"], None, None, None),
+    ]  # fmt: skip
+    for name in ("join_to_answer_s", "join_to_arrival_s"):
+        v = pt[name]
+        rows.append(("property", n, name, v["n"], v["median_s"], v["p90_s"], None))
+    rows.append(("referrals", n, "count", rf["count"], None, None, None))
+    for section in ("by_topic", "by_call_type", "by_status"):
+        for key, count in rf[section].items():
+            rows.append(("referrals", n, f"{section[3:]}:{key}", count, None, None, None))
+    close = rf["time_to_close_s"]
+    rows += [
+        ("referrals", n, "overdue", rf["overdue"], None, None, None),
+        ("referrals", n, "time_to_close_s", close["n"], close["median_s"], close["p90_s"], None),
+        ("referrals", n, "with_repeat_calls", rf["with_repeat_calls"], None, None,
+         rf["with_repeat_calls_pct"]),
+        ("repeat_calls", n, "incidents", rc["incidents"], None, None, rc["incident_rate_pct"]),
+        ("repeat_calls", n, "calls", rc["calls"], None, None, rc["call_rate_pct"]),
+    ]  # fmt: skip
+    return rows

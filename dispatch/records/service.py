@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,6 +51,8 @@ class Records:
         await self.archiver.run(stop)
 
     async def figures(self, query: KpiQuery) -> dict[str, Any]:
+        if query.now is None:  # overdue referrals count against the service's clock
+            query = dataclasses.replace(query, now=self.archiver.clock())
         return await figures(self.pool, query)
 
     async def put_report(

@@ -16,7 +16,8 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pg = await db.open_pool(database_url)
     async with pg.acquire() as conn:
         await conn.execute(
-            "TRUNCATE audit_events, incident_agency_intervals, incident_records, drill_reports"
+            "TRUNCATE audit_events, incident_agency_intervals, incident_records, drill_reports,"
+            " referral_records, repeat_calls"
         )
     yield pg
     await pg.close()

@@ -88,6 +88,11 @@ async def test_kpis_real_only_by_default_and_as_csv(
         assert fire["total_s"]["p90"] == 400.0
         assert body["whistles"]["call_to_whistle_s"]["median"] == 10.0
         assert body["trend"]["month"][0]["incidents"] == 4
+        # The programme figures are there, empty for these timelines (no green wave, no team).
+        assert body["greenwave"]["time_saved"]["responses"] == 0
+        assert body["property"]["incidents"] == 0 and body["referrals"]["count"] == 0
+        assert body["repeat_calls"] == {"calls": 0, "incidents": 0, "incident_rate_pct": 0.0,
+                                        "call_rate_pct": 0.0}  # fmt: skip
 
         drills = (await http.get("/api/kpis?exercise=true", headers=DISPATCHER)).json()
         assert drills["incidents"] == 1
@@ -102,6 +107,9 @@ async def test_kpis_real_only_by_default_and_as_csv(
         rows = list(csv.DictReader(io.StringIO(r.text)))
         turnout = next(x for x in rows if x["interval"] == "turnout_s")
         assert turnout["group"] == "09" and turnout["median_s"] == "80.0"
+        saved = next(x for x in rows if x["interval"] == "time_saved_s")
+        assert saved["group"] == "greenwave" and saved["n"] == "0" and saved["value"] == "0.0"
+        assert {x["group"] for x in rows} >= {"property", "referrals", "repeat_calls"}
 
         empty = (await http.get("/api/kpis?agency=ems", headers=DISPATCHER)).json()
         assert empty["incidents"] == 0 and empty["agencies"] == {}

@@ -48,6 +48,7 @@ async def test_kpis_page_in_the_browser(server: ServerThread, pool: asyncpg.Pool
             assert "4 real incidents" in await page.inner_text("#incidents")
             assert await page.locator("#agencies tbody tr").count() == 1
             assert await page.locator("figure svg").count() == 2
+            assert await page.locator("#programme tbody tr").count() > 10
             box = await page.locator("figure svg").first.bounding_box()
             assert box is not None and box["width"] > 300
         finally:
