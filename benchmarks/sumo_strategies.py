@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common  # noqa: F401  (puts the repository root first on sys.path)
+
 from routing import Router, default_cache_dir
 from simulators.scenarios import load_scenario
 from simulators.sumo._traci import libsumo_run, sumo_argv
