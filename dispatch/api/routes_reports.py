@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from dispatch.api.deps import Svc, authorize, client_address, may
 from dispatch.api.edge import EdgeRoute
@@ -34,6 +34,24 @@ class ReportUpload(BaseModel):
     summary: dict[str, Any]
     report: dict[str, Any]
     html: str = Field(max_length=MAX_HTML)
+
+    @field_validator("summary", "report", "html")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL's text and jsonb cannot hold U+0000: refused here, named, not a 503 there.
+        if _has_nul(value):
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class ReportInfo(BaseModel):

@@ -55,3 +55,14 @@ def test_report_round_trip(server: ServerThread) -> None:
         httpx.get(f"{server.url}/reports/nope", params={"token": token(Role.OBSERVER)}).status_code
         == 404
     )
+
+
+@pytest.mark.parametrize("where", ["summary", "report", "html"])
+def test_a_nul_character_is_a_422_naming_the_field(server: ServerThread, where: str) -> None:
+    body: dict[str, object] = {"summary": {"a": 1}, "report": {"b": [1]}, "html": "<p>ok</p>"}
+    body[where] = "x\x00y" if where == "html" else {"k\x00": ["v"]}
+    admin = {"Authorization": f"Bearer {token(Role.ADMIN)}"}
+    answer = httpx.put(f"{server.url}/api/reports/d-nul", json=body, headers=admin)
+    assert answer.status_code == 422, answer.text
+    assert where in answer.text and "NUL" in answer.text
+    assert httpx.get(f"{server.url}/api/reports/d-nul", headers=admin).status_code == 404
