@@ -476,6 +476,32 @@ def db_current() -> None:
         raise _records_failed(exc) from exc
 
 
+@db_app.command("rebuild")
+def db_rebuild() -> None:
+    """Fold the record tables again from the audit chain (after a migration that adds
+    figures, records archived before it get them); incidents whose creating event was pruned
+    keep their record."""
+    import asyncio
+
+    from dispatch.records.db import RecordsError, connection
+    from dispatch.records.rebuild import RebuildStats, rebuild
+
+    url = _database_url()
+
+    async def go() -> RebuildStats:
+        async with connection(url) as conn:
+            return await rebuild(conn)
+
+    try:
+        s = asyncio.run(go())
+    except RecordsError as exc:
+        raise _records_failed(exc) from exc
+    typer.echo(
+        f"rebuilt {s.incidents} incident records ({s.kept} kept: creating event pruned),"
+        f" replayed {s.referral_events} referral events ({s.skipped} unreadable)"
+    )
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit chain; exit 1 naming the first bad row when it is broken."""

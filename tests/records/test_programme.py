@@ -253,3 +253,69 @@ async def test_a_malformed_referral_event_is_audited_not_recorded(
     assert await pool.fetchval("SELECT count(*) FROM audit_events") == 3
     assert await pool.fetchval("SELECT count(*) FROM referral_records") == 0
     assert await archiver.lag() == 0
+
+
+async def test_rebuild_gives_records_archived_before_0003_their_figures(
+    store: Store, pool: asyncpg.Pool, clock: FakeClock, database_url: str
+) -> None:
+    """Records archived before migration 0003 hold its figures unknown: ``yishao db rebuild``
+    folds them again from the audit chain and the figures come back, exactly; an incident
+    whose creating event is gone keeps its record; a second rebuild changes nothing."""
+    from dispatch.records.rebuild import rebuild
+    from tests.records.test_restarts import invoke
+
+    merged = sorted(
+        ((s, kind, data, iid) for iid, tl in _timelines().items() for s, kind, data in tl),
+        key=lambda e: e[0],
+    )
+    # i8's creating event was pruned: only its close is in the chain.
+    merged.append((8900, "incident.closed", {"incident": _incident(8)}, "i8"))
+    for s, kind, data, incident_id in merged:
+        tx = store.tx()
+        tx.raw_event(kind, data, actor="t", ts=at(s), incident_id=incident_id)
+        await store.commit(tx)
+    archiver = Archiver(store, pool, consumer="a", clock=clock, keep_s=0, batch=4, block_ms=20)
+    await archiver.consumer.ensure_group()
+    while await archiver.consumer.step(block_ms=20):
+        pass
+    now = at(4300 + 86_400 + 60)
+    archived = await figures(pool, KpiQuery(now=now))
+    assert archived["property"]["incidents"] == 2 and archived["referrals"]["count"] == 2
+    i8 = await pool.fetchval("SELECT record FROM incident_records WHERE incident_id = 'i8'")
+
+    # What a record written before 0003 holds (the migration's defaults).
+    await pool.execute(
+        "UPDATE incident_records SET greenwave_saved_s = NULL, repeat_calls = 0,"
+        " in_compound = false, property_joined_at = NULL, property_automatic = NULL,"
+        " property_status = NULL, property_join_to_answer_s = NULL,"
+        " property_join_to_contact_s = NULL"
+    )
+    await pool.execute("TRUNCATE referral_records, repeat_calls")
+    before = await figures(pool, KpiQuery(now=now))
+    assert before["greenwave"]["time_saved"]["responses"] == 0
+    assert before["property"]["incidents"] == 0 and before["referrals"]["count"] == 0
+    assert before["repeat_calls"]["calls"] == 0
+
+    env = {"YISHAO_DATABASE_URL": database_url}
+    result = await invoke(["db", "rebuild"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "rebuilt 5 incident records (1 kept" in result.output
+    assert "replayed 5 referral events (0 unreadable)" in result.output
+    assert await figures(pool, KpiQuery(now=now)) == archived
+    assert await pool.fetchval("SELECT record FROM incident_records WHERE incident_id = 'i8'") == i8
+
+    async with pool.acquire() as conn:
+        again = await rebuild(conn)
+    assert (again.incidents, again.kept, again.referral_events) == (5, 1, 5)
+    assert await figures(pool, KpiQuery(now=now)) == archived
+    assert await pool.fetchval("SELECT count(*) FROM repeat_calls") == 1
+
+
+async def test_rebuild_without_a_database_is_one_line() -> None:
+    from tests.records.test_restarts import invoke
+
+    env = {"YISHAO_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    result = await invoke(["db", "rebuild"], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("error: cannot connect to")
+    assert len(result.output.strip().splitlines()) == 1
