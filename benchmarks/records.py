@@ -213,6 +213,16 @@ async def main() -> None:
             ("a year, all agencies", year),
             ("a year, fire only", KpiQuery(start=T0, end=year.end, agency="fire")),
             ("a year, by hour", KpiQuery(start=T0, end=year.end, group_by="hour")),
+            (
+                "a year, by hour, Asia/Shanghai (the stored zone)",
+                KpiQuery(start=T0, end=year.end, group_by="hour", timezone="Asia/Shanghai"),
+            ),
+            (
+                "a year, by hour, Europe/Paris (per row)",
+                KpiQuery(start=T0, end=year.end, group_by="hour", timezone="Europe/Paris"),
+            ),
+            ("a year, by area", KpiQuery(start=T0, end=year.end, group_by="area")),
+            ("a year, by type", KpiQuery(start=T0, end=year.end, group_by="type")),
             ("one month", KpiQuery(start=T0, end=T0 + timedelta(days=31))),
         ):
             before = await timed_before(pool, q)

@@ -458,7 +458,7 @@ def db_upgrade(
     try:
         if asyncio.run(db.ensure_database(url)):
             typer.echo(f"created database {db.safe_url(url)}")
-        db.upgrade(url, revision)
+        db.upgrade(url, revision, timezone=_settings().timezone)
         typer.echo(f"at revision {db.current(url)}")
     except RecordsError as exc:
         raise _records_failed(exc) from exc

@@ -190,6 +190,20 @@ class Settings(BaseSettings):
     archive_batch: int = Field(500, ge=1, le=10_000)
     archive_trim_s: float = Field(10.0, gt=0)
     audit_retention_days: int | None = Field(None, ge=1)
+    # The district's clock for the figures: hours of the day, weeks and months are counted in
+    # this IANA zone (a command centre reports its own hours, not UTC's).
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"not an IANA time zone: {value!r}") from exc
+        return value
 
     # The built pages (`make web`); None: web/dist of the source tree. A raster tile server
     # ({z}/{x}/{y} template) for centres that have one; without it the map draws the graph.
@@ -280,6 +294,7 @@ SETTING_HELP: dict[str, str] = {
     "archive_batch": "events the archiver writes per transaction",
     "archive_trim_s": "how often the Redis event log is trimmed below the archive",
     "audit_retention_days": "audit rows older than this may be pruned (unset: kept forever)",
+    "timezone": "IANA zone the figures count hours, weeks and months in",
     "standards_dir": "schemas of EIDO, CAP and J2735 (default `../shared/data/standards`)",
     "j2735_intersections": "J2735 numbers of intersections: JSON `[{node, id, region?, "
     "approaches?}]` (unset: node id = region * 65536 + id, ids below 2^32 only)",

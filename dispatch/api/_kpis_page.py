@@ -125,7 +125,8 @@ median {_cell(w["call_to_whistle_s"]["median"])} s, to all acked
 {_cell(w["whistle_to_all_acked_s"]["median"])} s)</span>
 <span id="greenwave">green wave on {gw["responses"]} responses, {gw["granted"]} of
 {gw["requests"]} signal requests granted, median {_cell(gw["time_saved"]["median_s"])} s saved
-against the planned ETA</span></p>
+against the planned ETA</span>
+<span id="timezone">weeks and months in {escape(str(figs.get("timezone", "UTC")))} time</span></p>
 <table id="agencies"><thead><tr><th>agency</th><th>incidents</th>{head}</tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
 {_programme(figs)}

@@ -30,6 +30,7 @@ Reader = Annotated[Principal, Depends(may(Action.READ_KPIS))]
 
 
 def _query(
+    svc: Svc,
     start: Annotated[datetime | None, Query(alias="from", description="first calls from")] = None,
     end: Annotated[datetime | None, Query(alias="to", description="first calls before")] = None,
     agency: Agency | None = None,
@@ -51,6 +52,7 @@ def _query(
         area=area,
         exercise=exercise,
         group_by=group_by,
+        timezone=svc.settings.timezone,
     )
 
 

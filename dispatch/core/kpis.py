@@ -10,7 +10,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Literal
 
 from dispatch.core.intervals import INTERVALS
@@ -69,19 +69,22 @@ def interval_figures(rows: Iterable[KpiRow]) -> dict[str, dict[str, float | int 
     }
 
 
-def _key(group_by: GroupBy) -> Callable[[KpiRow], str]:
+def _key(group_by: GroupBy, zone: tzinfo) -> Callable[[KpiRow], str]:
     if group_by == "agency":
         return lambda r: r.agency
     if group_by == "type":
         return lambda r: r.call_type or "unknown"
     if group_by == "area":
         return lambda r: r.area or "unknown"
-    return lambda r: f"{r.first_call_at.hour:02d}"
+    return lambda r: f"{r.first_call_at.astimezone(zone).hour:02d}"
 
 
-def grouped(rows: Iterable[KpiRow], group_by: GroupBy) -> dict[str, dict[str, Any]]:
-    """Interval figures per group (agency, call type, area cell or hour of the first call)."""
-    key = _key(group_by)
+def grouped(
+    rows: Iterable[KpiRow], group_by: GroupBy, zone: tzinfo = UTC
+) -> dict[str, dict[str, Any]]:
+    """Interval figures per group (agency, call type, area cell or hour of the first call in
+    ``zone``, the district's clock)."""
+    key = _key(group_by, zone)
     groups: dict[str, list[KpiRow]] = defaultdict(list)
     for row in rows:
         groups[key(row)].append(row)
@@ -142,18 +145,19 @@ def _year_before(start: date, period: Period) -> date:
 
 
 def trend(
-    incidents: Iterable[tuple[datetime, float | None]], period: Period
+    incidents: Iterable[tuple[datetime, float | None]], period: Period, zone: tzinfo = UTC
 ) -> list[dict[str, Any]]:
     """Incidents and median total response per week or month, with the change against the
     same period a year before (None when that period has no data).
 
     Args:
         incidents: (first call time, total interval in seconds or None) per incident.
+        zone: the district's clock: weeks and months begin at its midnight.
     """
     counts: dict[date, int] = defaultdict(int)
     totals: dict[date, list[float]] = defaultdict(list)
     for at, total_s in incidents:
-        start = period_start(at.date(), period)
+        start = period_start(at.astimezone(zone).date(), period)
         counts[start] += 1
         if total_s is not None:
             totals[start].append(total_s)

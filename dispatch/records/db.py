@@ -103,6 +103,11 @@ async def ensure_database(url: str) -> bool:
         return True
 
 
+# The zone migration 0004 stores local hours, weeks and months in when none is given (the
+# service's default YISHAO_TIMEZONE).
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
 def alembic_config(url: str) -> object:
     """The alembic configuration for our migrations against ``url`` (no alembic.ini)."""
     from alembic.config import Config
@@ -113,13 +118,19 @@ def alembic_config(url: str) -> object:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply the migrations up to ``revision`` (synchronous: alembic runs its own loop)."""
+def upgrade(url: str, revision: str = "head", *, timezone: str = DEFAULT_TIMEZONE) -> None:
+    """Apply the migrations up to ``revision`` (synchronous: alembic runs its own loop).
+
+    Args:
+        timezone: the district's zone, in which migration 0004 stores the hour, week and month
+            of each first call (a query in another zone computes them per row instead).
+    """
     from alembic import command
     from alembic.config import Config
 
     cfg = alembic_config(url)
     assert isinstance(cfg, Config)
+    cfg.attributes["timezone"] = timezone
     command.upgrade(cfg, revision)
 
 

@@ -28,6 +28,8 @@ class KpiQuery:
     group_by: GroupBy | None = None
     # What "overdue" counts against (a referral open past its due time): the clock's now.
     now: datetime | None = None
+    # The district's clock (an IANA zone): hours of the day, weeks and months are its own.
+    timezone: str = "UTC"
 
     def where(self, *, agency_column: bool) -> tuple[str, list[Any]]:
         clauses: list[str] = ["exercise = $1"]
@@ -64,7 +66,8 @@ async def kpi_rows(pool: asyncpg.Pool, q: KpiQuery) -> list[KpiRow]:
 # same linear interpolation as core's percentile (tests hold the two to the same answers).
 # Keys sort as bytes (COLLATE "C", as Python sorts str) and the hour is a stored smallint
 # (migration 0002): sorting text under the database collation, and computing the hour per
-# row, were most of a year's query grouped by hour.
+# row, were most of a year's query grouped by hour. The stored hour, week and month are UTC's:
+# a query in another zone (the district's: KpiQuery.timezone) computes them per row.
 _GROUP_SQL: dict[str, str] = {
     "agency": 'agency COLLATE "C"',
     "type": "COALESCE(call_type, 'unknown') COLLATE \"C\"",
@@ -130,9 +133,30 @@ async def _overall(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
     return {k: v for k, v in _figures_of(found[0]).items() if k != "incidents"}
 
 
-async def _grouped(pool: asyncpg.Pool, q: KpiQuery, key: str | None) -> dict[str, Any]:
+def _local(
+    q: KpiQuery, args: list[Any], stored: str | None, columns: tuple[str, str], expr: str
+) -> str:
+    """The stored column in the query's zone (``columns``: UTC's, migration 0002; the zone
+    of ``record_settings``', ``stored``, migration 0004), or else ``expr`` over
+    ``first_call_at`` per row (``{at}`` stands for the local timestamp; the zone travels as a
+    parameter)."""
+    if q.timezone == "UTC":
+        return columns[0]
+    if q.timezone == stored:
+        return columns[1]
+    args.append(q.timezone)
+    return expr.format(at=f"(first_call_at AT TIME ZONE ${len(args)})")
+
+
+async def _grouped(
+    pool: asyncpg.Pool, q: KpiQuery, key: str | None, stored: str | None = None
+) -> dict[str, Any]:
     where, args = q.where(agency_column=True)
-    group = "" if key is None else f"{_GROUP_SQL[key]} AS g,"
+    column = None if key is None else _GROUP_SQL[key]
+    if key == "hour":
+        hours = ("first_call_hour", "local_hour")
+        column = _local(q, args, stored, hours, "EXTRACT(hour FROM {at})::smallint")
+    group = "" if column is None else f"{column} AS g,"
     tail = "" if key is None else " GROUP BY g ORDER BY g"
     # One row per incident and agency: within an agency, rows are incidents.
     distinct = 'count(DISTINCT incident_id COLLATE "C")'
@@ -151,15 +175,29 @@ def _label(g: object) -> str:
     return f"{g:02d}" if isinstance(g, int) else str(g)
 
 
-async def _trend(pool: asyncpg.Pool, q: KpiQuery, period: Period) -> list[dict[str, Any]]:
+async def _trend(
+    pool: asyncpg.Pool, q: KpiQuery, period: Period, stored: str | None
+) -> list[dict[str, Any]]:
     where, args = q.where(agency_column=False)
+    columns = (_PERIOD_SQL[period], f"local_{period}")
+    start = _local(q, args, stored, columns, f"date_trunc('{period}', {{at}})::date")
     sql = (
-        f"SELECT {_PERIOD_SQL[period]} AS start,"
+        f"SELECT {start} AS start,"
         " count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY total_s) AS median"
         f" FROM incident_records WHERE {where} AND first_call_at IS NOT NULL GROUP BY start"
     )
     found = await _fetch(pool, "kpi trend", sql, args)
     return year_over_year({r["start"]: (int(r["n"]), _round(r["median"])) for r in found}, period)
+
+
+async def stored_timezone(pool: asyncpg.Pool) -> str | None:
+    """The zone migration 0004 stored local hours, weeks and months in."""
+
+    async def read() -> str | None:
+        found = await pool.fetchval("SELECT value FROM record_settings WHERE key = 'timezone'")
+        return None if found is None else str(found)
+
+    return await guarded("kpi time zone", read())
 
 
 async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
@@ -183,15 +221,18 @@ async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
         f" {_PROGRAMME_SQL}"
         f" FROM incident_records WHERE {where}"
     )
+    stored = await stored_timezone(pool)
     # Independent queries, each on a connection of its own (the pool has a few).
     (heads, overall, agencies, weeks, months, groups), referrals = await asyncio.gather(
         asyncio.gather(
             _fetch(pool, "kpi incidents", head_sql, args),
             _overall(pool, q),
             _grouped(pool, q, "agency"),
-            _trend(pool, q, "week"),
-            _trend(pool, q, "month"),
-            _grouped(pool, q, q.group_by) if q.group_by not in (None, "agency") else _none(),
+            _trend(pool, q, "week", stored),
+            _trend(pool, q, "month", stored),
+            _grouped(pool, q, q.group_by, stored)
+            if q.group_by not in (None, "agency")
+            else _none(),
         ),
         _referrals(pool, q),
     )
@@ -201,6 +242,7 @@ async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
         "exercise": q.exercise,
         "from": None if q.start is None else q.start.isoformat(),
         "to": None if q.end is None else q.end.isoformat(),
+        "timezone": q.timezone,
         "incidents": int(head["incidents"]),
         "intervals": overall,
         "agencies": agencies,

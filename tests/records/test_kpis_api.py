@@ -106,7 +106,8 @@ async def test_kpis_real_only_by_default_and_as_csv(
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(r.text)))
         turnout = next(x for x in rows if x["interval"] == "turnout_s")
-        assert turnout["group"] == "09" and turnout["median_s"] == "80.0"
+        # 09:00 UTC is 17:00 in the service's zone (YISHAO_TIMEZONE, Asia/Shanghai).
+        assert turnout["group"] == "17" and turnout["median_s"] == "80.0"
         saved = next(x for x in rows if x["interval"] == "time_saved_s")
         assert saved["group"] == "greenwave" and saved["n"] == "0" and saved["value"] == "0.0"
         assert {x["group"] for x in rows} >= {"property", "referrals", "repeat_calls"}
@@ -213,3 +214,48 @@ async def test_drill_reports_are_kept_in_the_record(
     row = await pool.fetchrow("SELECT * FROM drill_reports")
     assert row is not None and row["drill_id"] == "drill-7" and row["html"] == "<p>drill</p>"
     assert '"arrival_s": 412' in row["report"]
+
+
+async def test_hours_weeks_and_months_are_the_districts(pool: asyncpg.Pool) -> None:
+    """A call at 23:30 UTC on 31 May is 07:30 on 1 June in Fuyang: the figures count it in
+    hour 07, in June and in the week of 1 June when the district's zone is Asia/Shanghai,
+    and the SQL agrees with the core's definitions in every zone: UTC (0002's columns), the
+    zone the database was migrated in (0004's) and another one (computed per row)."""
+    from zoneinfo import ZoneInfo
+
+    from dispatch.core.kpis import grouped, trend
+    from dispatch.records.kpis import KpiQuery, figures, kpi_rows
+
+    async with pool.acquire() as conn:
+        for n in range(4):
+            incident_id, events = _record(n, exercise=False, turnout_s=40 + n, day=n * 9)
+            await write_record(conn, fold_incident(incident_id, events), close_event_id="x")
+        late = datetime(2026, 5, 31, 23, 30, tzinfo=UTC)
+        await conn.execute(
+            "UPDATE incident_records SET first_call_at = $1 WHERE incident_id = 'i0'", late
+        )
+        await conn.execute(
+            "UPDATE incident_agency_intervals SET first_call_at = $1 WHERE incident_id = 'i0'",
+            late,
+        )
+    from dispatch.records.kpis import stored_timezone
+
+    assert await stored_timezone(pool) == "Asia/Shanghai"  # tests/conftest.py's upgrade
+    for zone in ("UTC", "Asia/Shanghai", "America/New_York"):
+        q = KpiQuery(group_by="hour", timezone=zone)
+        out = await figures(pool, q)
+        rows = await kpi_rows(pool, q)
+        assert out["timezone"] == zone
+        assert out["groups"] == grouped(rows, "hour", ZoneInfo(zone))
+        dated = [(r.first_call_at, r.total_s) for r in rows]
+        assert out["trend"]["month"] == trend(dated, "month", ZoneInfo(zone))
+        assert out["trend"]["week"] == trend(dated, "week", ZoneInfo(zone))
+    utc = await figures(pool, KpiQuery(group_by="hour"))
+    local = await figures(pool, KpiQuery(group_by="hour", timezone="Asia/Shanghai"))
+    assert "23" in utc["groups"] and "07" in local["groups"] and "23" not in local["groups"]
+    assert "2026-05-01" in {m["period"] for m in utc["trend"]["month"]}
+    assert "2026-06-01" in {m["period"] for m in local["trend"]["month"]}
+    assert "2026-05-25" in {w["period"] for w in utc["trend"]["week"]}
+    assert "2026-06-01" in {w["period"] for w in local["trend"]["week"]}
+    new_york = await figures(pool, KpiQuery(group_by="hour", timezone="America/New_York"))
+    assert "19" in new_york["groups"]  # 23:30 UTC is 19:30 EDT

@@ -176,7 +176,7 @@ async def test_close_writes_the_final_record_and_verify_names_a_bad_row(
     assert [(r["agency"], r["total_s"]) for r in per] == [("fire", 300)]
 
     env = {"YISHAO_DATABASE_URL": database_url}
-    assert (await invoke(["db", "current"], env=env)).output.strip() == "0003"
+    assert (await invoke(["db", "current"], env=env)).output.strip() == "0004"
     assert (await invoke(["audit", "verify"], env=env)).exit_code == 0
     async with pool.acquire() as conn:
         await conn.execute("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
