@@ -6,7 +6,7 @@ line per variant with the emergency travel change, the cross delay at the served
 whole network's delay change, all against the baseline of the same run.
 
     .venv/bin/python benchmarks/sumo_strategies.py [--demand low] [--seed 11] [--window-s 900]
-        [--vehicles 8] [--variants default,comp05,noext,nocut,ext10]
+        [--vehicles 8] [--variants default,comp05,noext,nocut,ext10,retime0,retime50]
 
 Needs the 'sumo' extra and the shared Shanghai extract (../shared/data/osm).
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 import _common  # noqa: F401  (puts the repository root first on sys.path)
 
 from routing import Router, default_cache_dir
+from routing.greenwave import GreenWaveConfig
 from simulators.scenarios import load_scenario
 from simulators.sumo._traci import libsumo_run, sumo_argv
 from simulators.sumo.controller import ControllerConfig
@@ -45,6 +46,11 @@ VARIANTS: dict[str, ControllerConfig] = {
     "nocut": ControllerConfig(min_green_s=999, pedestrian_green_s=999),
     "ext10": ControllerConfig(max_extension_s=10),
     "lead5": ControllerConfig(max_lead_s=5),
+}
+# Variants of the plan's messages (the controllers' defaults).
+GW_VARIANTS: dict[str, GreenWaveConfig] = {
+    "retime0": GreenWaveConfig(retime_share=0.0),  # every drift over 2 s re-times every signal
+    "retime50": GreenWaveConfig(retime_share=0.5),
 }
 SHANGHAI = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "osm"
 
@@ -80,9 +86,12 @@ def main() -> None:
         )
         print(f"{len(trips)} emergency vehicles, {base.background_vehicles} background, "
               f"baseline {base.wall_s:.1f} s")  # fmt: skip
-        print("variant      travel%  cross%  cross-worst%  network%  lights  wall_s")
+        print("variant      travel%  cross%  cross-worst%  network%  lights  wall_s  messages")
         for name in args.variants.split(","):
-            vcfg = cfg.model_copy(update={"controller": VARIANTS[name]})
+            if name in GW_VARIANTS:
+                vcfg = cfg.model_copy(update={"greenwave": GW_VARIANTS[name]})
+            else:
+                vcfg = cfg.model_copy(update={"controller": VARIANTS[name]})
             arm = run_arm(
                 net, trips, bg, types, Strategy.LIVE, vcfg, seed=args.seed, end_s=end_s, work=work
             )
@@ -94,7 +103,7 @@ def main() -> None:
             print(
                 f"{name:10} {f.travel_change_pct!s:>8} {f.cross_delay_added_pct!s:>7} "
                 f"{f.cross_delay_added_pct_worst!s:>13} {f.network_delay_added_pct!s:>9} "
-                f"{f.lights_touched:>7} {arm.wall_s:>7.1f}"
+                f"{f.lights_touched:>7} {arm.wall_s:>7.1f} {f.requests_sent:>9}"
             )
         print(f"total {time.perf_counter() - started:.0f} s")
 

@@ -119,6 +119,13 @@ class GreenWaveConfig(BaseModel):
     retime_s: float = Field(
         default=2.0, ge=0, description="an ETA change smaller than this is not worth an update"
     )
+    retime_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="... nor one smaller than this share of the signal's window (a far signal's"
+        " wide window absorbs a drift that a near one's cannot)",
+    )
 
 
 class PlannedSignal(BaseModel):
@@ -540,18 +547,27 @@ def active_requests(plan: GreenWavePlan) -> Sequence[PlannedSignal]:
 
 
 def outgoing(
-    requests: Sequence[SignalRequest], sent_eta: Mapping[str, float], *, retime_s: float
+    requests: Sequence[SignalRequest],
+    sent_eta: Mapping[str, float],
+    *,
+    retime_s: float,
+    retime_share: float = 0.0,
 ) -> tuple[list[SignalRequest], dict[str, float]]:
     """The messages worth sending to signal controllers, and what they then hold.
 
     A controller needs to hear of a re-timing only when it matters, not once a second: a
     cancel goes only where a request was sent; a signal not asked yet gets a ``request``; an
-    ``update`` goes only when its ETA moved by more than ``retime_s``.
+    ``update`` goes only when its ETA moved by more than ``retime_s`` and by more than
+    ``retime_share`` of its arrival window. Windows widen with the distance still to drive, so
+    a signal kilometres ahead is re-timed a few times, not every time the vehicle's drift
+    passes two seconds (in SUMO, 22 vehicles sent 15,531 messages with ``retime_s`` alone).
 
     Args:
         requests: a plan's or re-plan's messages (any mix of request, update and cancel).
         sent_eta: intersection id (as text) -> ETA (epoch seconds) last sent there.
         retime_s: the smallest ETA change worth an update.
+        retime_share: the smallest change worth an update, as a share of the window
+            (``arrive_to - arrive_from``).
 
     Returns:
         The messages to send, in order, and the new intersection -> ETA map.
@@ -568,9 +584,13 @@ def outgoing(
             continue
         if key not in sent:
             out.append(message.model_copy(update={"request_type": RequestType.REQUEST}))
-        elif abs(sent[key] - eta) > retime_s:
+        elif abs(sent[key] - eta) > max(retime_s, retime_share * _window_s(message)):
             out.append(message)
         else:
             continue
         sent[key] = eta
     return out, sent
+
+
+def _window_s(message: SignalRequest) -> float:
+    return (message.arrive_to - message.arrive_from).total_seconds()

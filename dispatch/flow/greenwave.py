@@ -108,7 +108,12 @@ class GreenWave:
         if leg is None:
             return 0
         messages, sent = (
-            outgoing(update.requests, record.sent_eta, retime_s=self.config.retime_s)
+            outgoing(
+                update.requests,
+                record.sent_eta,
+                retime_s=self.config.retime_s,
+                retime_share=self.config.retime_share,
+            )
             if record.greenwave_active
             else ([], record.sent_eta)
         )

@@ -479,7 +479,12 @@ class Engine:
         if leg is None:
             return
         messages, sent = (
-            outgoing(update.requests, record.sent_eta, retime_s=self.cfg.greenwave.retime_s)
+            outgoing(
+                update.requests,
+                record.sent_eta,
+                retime_s=self.cfg.greenwave.retime_s,
+                retime_share=self.cfg.greenwave.retime_share,
+            )
             if record.greenwave_active
             else ([], record.sent_eta)
         )

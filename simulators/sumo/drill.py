@@ -43,7 +43,7 @@ import statistics
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,6 +162,7 @@ class ArmResult(BaseModel):
     grants: int = 0
     served: int = 0
     rejected: int = 0
+    rejected_by_reason: dict[str, int] = Field(default_factory=dict)
     lights_touched: int = 0
     disturbed: dict[str, list[tuple[float, float]]] = Field(default_factory=dict)
     cross_lanes: dict[str, list[str]] = Field(default_factory=dict)
@@ -187,6 +188,9 @@ class StrategyFigures(BaseModel):
     requests_sent: int
     served: int
     rejected: int
+    rejected_by_reason: dict[str, int] = Field(
+        default_factory=dict, description="rejections by the controllers' reason, in kinds"
+    )
     lights_touched: int
     teleports: int
     teleports_without: int
@@ -523,7 +527,10 @@ def run_arm(
                     )
                     ev.plan = update.plan
                     messages, ev.sent_eta = outgoing(
-                        update.requests, ev.sent_eta, retime_s=cfg.greenwave.retime_s
+                        update.requests,
+                        ev.sent_eta,
+                        retime_s=cfg.greenwave.retime_s,
+                        retime_share=cfg.greenwave.retime_share,
                     )
                     desk.submit(messages, now)
                     ev.last_replan_s = now
@@ -550,7 +557,10 @@ def run_arm(
                     )
                     ev.plan = update.plan
                     messages, ev.sent_eta = outgoing(
-                        update.requests, ev.sent_eta, retime_s=cfg.greenwave.retime_s
+                        update.requests,
+                        ev.sent_eta,
+                        retime_s=cfg.greenwave.retime_s,
+                        retime_share=cfg.greenwave.retime_share,
                     )
                     desk.submit(messages, now)
                     ev.last_replan_s = now
@@ -605,6 +615,9 @@ def run_arm(
             if r.status == "served" or (r.status == "cancelled" and r.green_s > 0)
         )
         result.rejected = sum(1 for r in core.reports if r.status == "rejected")
+        result.rejected_by_reason = dict(
+            Counter(_reason_kind(r.reason) for r in core.reports if r.status == "rejected")
+        )
         result.grants = core.granted
         result.requests_sent = desk.sent
         result.lights_touched = len(commanded)
@@ -686,10 +699,30 @@ def compare(strategy: Strategy, seed: int, arm: ArmResult, base: ArmResult) -> S
         requests_sent=arm.requests_sent,
         served=arm.served,
         rejected=arm.rejected,
+        rejected_by_reason=arm.rejected_by_reason,
         lights_touched=arm.lights_touched,
         teleports=arm.teleports,
         teleports_without=base.teleports,
     )
+
+
+# The controllers' rejection reasons (simulators/sumo/controller.py), by their opening words.
+_REASON_KINDS = (
+    ("no phase", "no phase serves the movement"),
+    ("window already over", "window over on arrival"),
+    ("conflicts", "conflicting grant of higher importance"),
+    ("bumped", "bumped by a grant of higher importance"),
+    ("earliest safe green", "no safe green by the ETA"),
+    ("max extension", "extension cap reached"),
+    ("movement green", "green missed the ETA"),
+)
+
+
+def _reason_kind(reason: str) -> str:
+    for start, kind in _REASON_KINDS:
+        if reason.startswith(start):
+            return kind
+    return "other"
 
 
 def _spread(values: Sequence[float | None]) -> dict[str, float | None]:

@@ -173,3 +173,35 @@ def test_replan_reuses_the_route_geometry(long_route: Route) -> None:
     )
     assert b.plan.route is long_route and gw._route_geometry(b.plan.route) is geometry
     assert b.plan.progress_s >= a.plan.progress_s
+
+
+def test_updates_go_out_when_the_drift_matters_to_the_window(long_route: Route) -> None:
+    """A drift of 4 s re-times the near signals (narrow windows) but not the far ones, whose
+    window is wide enough to hold it; 30 s re-times them all; with ``retime_share`` 0 every
+    signal hears of any drift over ``retime_s``."""
+    from routing.greenwave import GreenWaveConfig, outgoing
+
+    config = GreenWaveConfig()
+    first = plan_green_wave(long_route, departure=T0, requester=FIRE)
+    sent, held = outgoing(first.requests, {}, retime_s=2.0, retime_share=config.retime_share)
+    assert [m.request_type for m in sent] == [RequestType.REQUEST] * len(first.requests)
+    widths = {
+        m.intersection_id: (m.arrive_to - m.arrive_from).total_seconds() for m in first.requests
+    }
+    fix = _point_at(long_route, 1.0)
+
+    def drift(late_s: float, share: float) -> set[int]:
+        now = T0 + timedelta(seconds=1.0 + late_s)
+        update = replan_from_position(first.plan, position=fix, now=now, config=config)
+        out, _ = outgoing(update.requests, held, retime_s=2.0, retime_share=share)
+        return {m.intersection_id for m in out if m.request_type is RequestType.UPDATE}
+
+    ahead = {m.intersection_id for m in first.requests} - set(drift(10_000.0, 0.0))
+    assert not ahead, "every signal ahead is re-timed by a huge drift"
+    four = drift(4.0, config.retime_share)
+    narrow = {i for i, w in widths.items() if 0.25 * w < 3.5}
+    wide = {i for i, w in widths.items() if 0.25 * w > 4.5}
+    assert narrow and wide, "the route should have near and far signals"
+    assert narrow <= four and four.isdisjoint(wide)
+    assert drift(4.0, 0.0) >= narrow | wide
+    assert drift(30.0, config.retime_share) >= narrow | wide
