@@ -276,7 +276,7 @@ class PivotComparison(BaseModel):
     covered: int = Field(description="covered incidents in the run with posts")
     overall: PivotTypeFigures
     by_type: dict[str, PivotTypeFigures]
-    summary_without: dict[str, float | int] = Field(
+    summary_without: dict[str, float | int | None] = Field(
         description="the run without posts: responses, mean_arrival_s_with"
     )
 
