@@ -189,7 +189,7 @@ async def test_plan_routes(server: ServerThread) -> None:
         assert now["plan"]["seq"] == 2 and now["posts"] == []
 
 
-async def test_posting_routes(server: ServerThread) -> None:
+async def test_posting_routes(server: ServerThread, store: Store) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         good = plan_json([(1, 31.2310, 121.4740)])
         assert (await http.put("/api/pivots/plan", json=good, headers=POLICE)).status_code == 200
@@ -219,7 +219,15 @@ async def test_posting_routes(server: ServerThread) -> None:
         now = (await http.get("/api/pivots/now", headers=OBSERVER)).json()
         assert now["posts"][0]["units"] == ["P1", "T1"]
 
+        timers = await store.redis.zrange(store.keys.timers, 0, -1)
+        assert sorted(t.decode() for t in timers) == [
+            posting_timer_id("P1"),
+            posting_timer_id("T1"),
+        ]
         assert (await http.delete(f"{url}/P1", headers=POLICE)).status_code == 200
+        # Released: its end-of-posting timer goes with it.
+        timers = await store.redis.zrange(store.keys.timers, 0, -1)
+        assert [t.decode() for t in timers] == [posting_timer_id("T1")]
         assert (await http.delete(f"{url}/P1", headers=POLICE)).status_code == 409
         now = (await http.get("/api/pivots/now", headers=OBSERVER)).json()
         assert now["posts"][0]["units"] == ["T1"]
