@@ -381,6 +381,12 @@ def _batch(
         except ValueError as exc:  # ScenarioError: a place the map cannot resolve
             raise _fail(err, exc, 1) from exc
     elapsed = time.perf_counter() - started
+    source = str(report.graph.get("source", ""))
+    if pivots is not None and Path(pivots.graph).name != Path(source).name:
+        err.print(
+            f"[yellow]warning:[/yellow] the pivot plan was made on {pivots.graph}, "
+            f"the drill runs on {source}: its posts may stand off this map"
+        )
     if out is not None:
         names = signal_names(router.graph, (sig.intersection_id for sig in report.signals))
         out.write_text(render_html(report, signal_names=names), encoding="utf-8")
