@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,6 +106,7 @@ class EventType(StrEnum):
     PIVOT_PLAN_STORED = "pivots.plan_stored"
     PIVOT_UNIT_POSTED = "pivots.unit_posted"
     PIVOT_UNIT_RELEASED = "pivots.unit_released"
+    PIVOT_POSTING_EXPIRED = "pivots.posting_expired"
 
 
 # Audit of access: pushed to admins only.
@@ -353,6 +354,14 @@ class PivotPosting(Payload):
     reason: str | None = Field(None, description="why a posting was released")
 
 
+class PivotPostingExpired(Payload):
+    posting: Posting = Field(description="the posting that ended with its post")
+    reason: Literal["hours_ended", "post_retired"] = Field(
+        description="hours_ended: the post's hours are over; post_retired: the plan in force "
+        "no longer has the post (a new plan retired or moved it)"
+    )
+
+
 class HospitalsUpdated(Payload):
     hospitals: list[Hospital]
 
@@ -452,6 +461,7 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.PIVOT_PLAN_STORED: PivotPlanStored,
     EventType.PIVOT_UNIT_POSTED: PivotPosting,
     EventType.PIVOT_UNIT_RELEASED: PivotPosting,
+    EventType.PIVOT_POSTING_EXPIRED: PivotPostingExpired,
 }
 
 

@@ -139,18 +139,18 @@ def build(
         reclaim_idle_ms=settings.reclaim_idle_ms,
         max_deliveries=settings.max_deliveries,
     )
-    pivots = PivotDesk(store, fleet, clock=clock)
-    recommender = Recommender(store, fleet, router, clock=clock, stale_after_s=stale, pivots=pivots)
-    records = AssignmentRecords(store)
-    greenwave = GreenWave(store, fleet, clock=clock)
-    assignments = Assignments(
-        store, fleet, records, greenwave, router, clock=clock, stale_after_s=stale
-    )
     timers = Timers(
         store,
         clock=clock,
         lease_s=settings.timer_lease_s if timer_lease_s is None else timer_lease_s,
         heartbeat_s=settings.timer_heartbeat_s,
+    )
+    pivots = PivotDesk(store, fleet, timers, clock=clock)
+    recommender = Recommender(store, fleet, router, clock=clock, stale_after_s=stale, pivots=pivots)
+    records = AssignmentRecords(store)
+    greenwave = GreenWave(store, fleet, clock=clock)
+    assignments = Assignments(
+        store, fleet, records, greenwave, router, clock=clock, stale_after_s=stale
     )
     whistles = WhistleDesk(
         store,

@@ -20,6 +20,7 @@ from .catalogue import builtin_names
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from dispatch.core.pivot_plan import Plan
     from routing import Router
 
     from .live import LiveConfig, LiveDrillReport
@@ -130,6 +131,15 @@ def drill(
             "--osm", help="SUMO: the OSM extract of --graph (default: --graph when it is one)."
         ),
     ] = None,
+    pivots: Annotated[
+        Path | None,
+        typer.Option(
+            "--pivots",
+            help="Batch: a pivot-post plan (yishao pivots plan --out): police units stand at "
+            "its standing posts, and the same seed runs again without posts; the report's "
+            "pivots section compares the covered call types' response times.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
@@ -209,7 +219,8 @@ def drill(
         )  # fmt: skip
         return
     if batch or engine == "batch":
-        _batch(err, spec, graph=graph, seed=seed, out=out, as_json=as_json)
+        plan = _load_plan(err, pivots) if pivots is not None else None
+        _batch(err, spec, graph=graph, seed=seed, out=out, as_json=as_json, pivots=plan)
         return
     if not url or not token_secret:
         err.print(
@@ -324,12 +335,36 @@ def _sumo(
     )
 
 
+def _load_plan(err: Console, path: Path) -> Plan:
+    """A pivot-post plan file, or a one-line error naming it (exit 2)."""
+    from pydantic import ValidationError
+
+    from dispatch.core.pivot_plan import Plan
+
+    try:
+        return Plan.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise _fail(err, ValueError(f"{path}: cannot read the plan: {exc.strerror}"), 2) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "the document"
+        msg = f"{path}: not a pivot-post plan ({where}: {first['msg']})"
+        raise _fail(err, ValueError(msg), 2) from exc
+
+
 def _batch(
-    err: Console, spec: Scenario, *, graph: Path | None, seed: int, out: Path | None, as_json: bool
+    err: Console,
+    spec: Scenario,
+    *,
+    graph: Path | None,
+    seed: int,
+    out: Path | None,
+    as_json: bool,
+    pivots: Plan | None = None,
 ) -> None:
     from routing import RoutingError
 
-    from .batch import run_batch
+    from .batch import run_batch, run_with_pivots
     from .html import render_html, signal_names
 
     started = time.perf_counter()
@@ -339,10 +374,19 @@ def _batch(
         raise _fail(err, exc, 1) from exc
     with _progress_bar(err, f"drill {spec.name}", transient=as_json) as progress:
         try:
-            report = run_batch(router, spec, seed, progress=progress)
+            if pivots is None:
+                report = run_batch(router, spec, seed, progress=progress)
+            else:
+                report = run_with_pivots(router, spec, seed, pivots, progress=progress)
         except ValueError as exc:  # ScenarioError: a place the map cannot resolve
             raise _fail(err, exc, 1) from exc
     elapsed = time.perf_counter() - started
+    source = str(report.graph.get("source", ""))
+    if pivots is not None and Path(pivots.graph).name != Path(source).name:
+        err.print(
+            f"[yellow]warning:[/yellow] the pivot plan was made on {pivots.graph}, "
+            f"the drill runs on {source}: its posts may stand off this map"
+        )
     if out is not None:
         names = signal_names(router.graph, (sig.intersection_id for sig in report.signals))
         out.write_text(render_html(report, signal_names=names), encoding="utf-8")

@@ -49,6 +49,12 @@ class DrillConfig(BaseModel):
     replan_drift_s: float = Field(default=3.0, gt=0, description="re-plan early on this drift")
     redispatch_after_s: float = Field(default=60.0, gt=0)
     redispatch_tries: int = Field(default=10, ge=0)
+    pivot_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="with pivot posts: at most this share of the police units is posted at once",
+    )
     max_drive_s: float = Field(default=4 * 3600.0, gt=0, description="a drive longer is cut off")
     drain_h: float = Field(default=6.0, ge=0, description="run on after the last call")
     greenwave: GreenWaveConfig = Field(

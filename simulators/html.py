@@ -18,7 +18,7 @@ import numpy as np
 
 from routing import RoadGraph
 
-from .report import DrillReport, SignalRecord
+from .report import DrillReport, PivotTypeFigures, SignalRecord
 
 _W, _H = 900, 300
 _LEFT, _RIGHT, _TOP, _BOTTOM = 56, 16, 40, 48
@@ -286,6 +286,43 @@ def _cross_table(signals: Sequence[SignalRecord], names: Mapping[int, str]) -> s
     )
 
 
+def _pivots_section(report: DrillReport) -> str:
+    """With pivot posts: the covered types' response times with and without posts."""
+    pv = report.pivots
+    if pv is None:
+        return ""
+    esc = html.escape
+
+    def row(name: str, f: PivotTypeFigures) -> str:
+        a, b = f.with_posts, f.without_posts
+        return (
+            f"<tr><td>{esc(name)}</td><td>{a.count} / {b.count}</td>"
+            f"<td>{_fmt(a.median_s, ' s')} / {_fmt(b.median_s, ' s')}</td>"
+            f"<td>{_fmt(f.median_delta_s, ' s')}</td>"
+            f"<td>{_fmt(a.mean_s, ' s')} / {_fmt(b.mean_s, ' s')}</td>"
+            f"<td>{_fmt(f.mean_delta_s, ' s')}</td>"
+            f"<td>{f.paired}</td><td>{_fmt(f.paired_mean_delta_s, ' s')}</td></tr>"
+        )
+
+    rows = row("all covered types", pv.overall) + "".join(
+        row(t, f) for t, f in sorted(pv.by_type.items())
+    )
+    label = f" ({esc(pv.plan_label)})" if pv.plan_label else ""
+    unmapped = (
+        f" Post types with no drill call type (not counted): {esc(', '.join(pv.unmapped_types))}."
+        if pv.unmapped_types
+        else ""
+    )
+    return f"""<h2>Pivot posts: with and without</h2>
+<p class="small">The same seed run twice: with police units standing at the plan's posts{label}
+(at most {pv.posts_standing_max} posts standing, {pv.units_posted_max} units posted at once)
+and without posts. Response time: first call to the first police unit on scene, for the
+incidents whose call type a standing post covers ({pv.covered} covered with posts).{unmapped}</p>
+<table><tr><th>call type</th><th>incidents with / without</th><th>median with / without</th>
+<th>median change</th><th>mean with / without</th><th>mean change</th><th>paired</th>
+<th>paired mean change</th></tr>{rows}</table>"""
+
+
 def render_html(report: DrillReport, *, signal_names: Mapping[int, str] | None = None) -> str:
     """A self-contained HTML page for a drill report (no external assets).
 
@@ -408,6 +445,7 @@ start {esc(start)} · {report.duration_h:g} h · map {esc(str(graph.get("source"
 the units of a response, over the responses whose green wave was switched on. "Without" is the
 same leg re-driven on the same route, leaving at the same second, through the same fixed-time
 signals, with no priority requests. Times of day are {esc(tz)}.</p>
+{_pivots_section(report)}
 <h2>Arrival times</h2>
 <p class="small">{len(with_s)} green-wave responses; each counted once in each colour.</p>
 {_histogram(with_s, without_s)}

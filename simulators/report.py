@@ -241,6 +241,46 @@ def summarize(
     )
 
 
+class ArrivalFigures(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    count: int = Field(description="covered incidents with an arrival")
+    median_s: float | None
+    mean_s: float | None
+
+
+class PivotTypeFigures(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    with_posts: ArrivalFigures
+    without_posts: ArrivalFigures
+    paired: int = Field(description="incidents with the same first call in both runs")
+    paired_mean_delta_s: float | None = Field(
+        description="mean of (with posts - without) over the paired incidents; < 0: faster"
+    )
+    median_delta_s: float | None = Field(description="median with posts - median without")
+    mean_delta_s: float | None = Field(description="mean with posts - mean without")
+
+
+class PivotComparison(BaseModel):
+    """``pivots`` of a drill report run with posts (``yishao drill --batch --pivots``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    plan_graph: str
+    plan_label: str | None
+    posts_standing_max: int = Field(description="most posts standing at once during the drill")
+    units_posted_max: int = Field(description="most police units posted at once")
+    covered_types: list[str] = Field(description="call types of the posts standing in the drill")
+    unmapped_types: list[str] = Field(description="post types that are no drill call type")
+    covered: int = Field(description="covered incidents in the run with posts")
+    overall: PivotTypeFigures
+    by_type: dict[str, PivotTypeFigures]
+    summary_without: dict[str, float | int | None] = Field(
+        description="the run without posts: responses, mean_arrival_s_with"
+    )
+
+
 class DrillReport(BaseModel):
     """Everything a drill produced; the same seed gives the same JSON."""
 
@@ -258,6 +298,9 @@ class DrillReport(BaseModel):
     responses: list[ResponseRecord]
     signals: list[SignalRecord]
     grants: list[GrantRecord]
+    pivots: PivotComparison | None = Field(
+        None, description="with --pivots: the same seed without posts, compared"
+    )
 
 
 def signal_records(

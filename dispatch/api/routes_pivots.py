@@ -3,7 +3,8 @@
 ``PUT /api/pivots/plan`` puts a plan in force (the JSON ``yishao pivots plan --out`` writes; a
 police dispatcher or an admin); ``GET /api/pivots/plan`` reads it, ``GET /api/pivots/now`` the
 posts standing now with the units posted at them, ``GET /api/pivots/history`` every plan put
-in force. ``POST``/``DELETE /api/pivots/posts/{post_id}/units/{unit_id}`` post a police unit at
+in force, ``GET /api/pivots/postings`` the units posted now.
+``POST``/``DELETE /api/pivots/posts/{post_id}/units/{unit_id}`` post a police unit at
 a standing post and release it: while the post stands it is the unit's station for ranking.
 """
 
@@ -69,6 +70,13 @@ async def get_plan(svc: Svc, who: Reader) -> Plan:
 async def history(svc: Svc, who: Reader) -> list[PlanRecord]:
     """Every plan put in force, oldest first: each stood from its ``stored_at`` to the next's."""
     return await svc.pivots.history()
+
+
+@router.get("/postings", response_model=list[Posting], tags=["pivots"])
+async def postings(svc: Svc, who: Reader) -> list[Posting]:
+    """The units posted now, by unit id: only postings whose post stands at the service clock
+    (a posting ends with its post's hours, or when a new plan retires the post)."""
+    return await svc.pivots.postings()
 
 
 @router.get("/now", response_model=PostsNow, tags=["pivots"])

@@ -317,6 +317,24 @@ def active_band(plan: Plan, at: datetime) -> BandPlan | None:
     return plan.band(month, kind, start)
 
 
+def band_ends_at(plan: Plan, at: datetime) -> datetime:
+    """When the hour band holding ``at`` ends (local time of the plan, as an aware time):
+    the moment the posts standing at ``at`` stop standing, unless the next band keeps them."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("at must carry a UTC offset")
+    tz = parse_offset(plan.params.utc_offset)
+    local = at.astimezone(tz)
+    bands = plan.params.bands
+    _, end = bands.bounds(bands.of_hour(local.hour))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + timedelta(hours=end)
+
+
+def plan_post_ids(plan: Plan) -> frozenset[str]:
+    """Every post id of every band of ``plan`` (a posting at a post not here was retired)."""
+    return frozenset(p.id for b in plan.bands for p in b.posts)
+
+
 def active_posts(plan: Plan, at: datetime) -> list[Post]:
     """Posts standing at an aware time: the posts of its month, day kind and hour band."""
     band = active_band(plan, at)

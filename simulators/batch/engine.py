@@ -25,6 +25,7 @@ from dispatch.core import assign as core
 from dispatch.core import whistle as wh
 from dispatch.core.assign import AssignmentRecord, LegKind, UnitRoutes
 from dispatch.core.merge import MergePolicy, apply_call, find_merge_target
+from dispatch.core.pivot_plan import Plan, Post, active_posts, band_ends_at
 from dispatch.core.plans import PlanTable
 from dispatch.core.recommend import Travel, rank_units
 from dispatch.core.rosters import duty_day, on_duty
@@ -103,7 +104,16 @@ class ResponseLog:
     dispatch_pending: bool = False
 
 
-_PRIORITY = {"call": 0, "dispatch": 1, "ack": 2, "timer": 3, "clear": 4, "home": 5, "tick": 9}
+_PRIORITY = {
+    "pivots": -1,
+    "call": 0,
+    "dispatch": 1,
+    "ack": 2,
+    "timer": 3,
+    "clear": 4,
+    "home": 5,
+    "tick": 9,
+}
 # The drill's dispatchers, as the assignment records name them.
 _ACTOR = "drill-dispatcher"
 
@@ -119,8 +129,14 @@ class Engine:
         config: DrillConfig,
         fleet: SimFleet | None,
         progress: Progress | None,
+        pivots: Plan | None = None,
     ) -> None:
         self.router = router
+        # Pivot posts: the plan, and the police unit standing at each post standing now.
+        self.pivots = pivots
+        self.posted: dict[str, Post] = {}
+        self.posts_standing_max = 0
+        self.units_posted_max = 0
         self.scenario = scenario
         self.seed = seed
         self.cfg = config
@@ -163,6 +179,8 @@ class Engine:
     def run(self) -> None:
         for sc in self.calls:
             self.push(sc.at_s, "call", sc)
+        if self.pivots is not None:
+            self.push(0.0, "pivots")
         limit = self.end_s + self.cfg.drain_h * 3600.0
         total = max(len(self.calls), 1)
         done = 0
@@ -187,6 +205,8 @@ class Engine:
                 self.on_home(at, payload)
             elif kind == "tick":
                 self.on_tick(at)
+            elif kind == "pivots":
+                self.on_pivots(at)
         self.network.finish(limit)
 
     def ensure_tick(self, at_s: float) -> None:
@@ -645,7 +665,7 @@ class Engine:
             self.close(inc.id, now)
         unit = self.units[drive.unit_id]
         epoch = self.unit_epoch[unit.id]
-        home = (unit.station_lat or 0.0, unit.station_lon or 0.0)
+        home = self.base(unit)
         back = self.router.travel_times_to(home, [self.unit_point(unit)])
         self.push(now + float(back.duration_s[0]) * 1.3, "home", (unit.id, epoch))
 
@@ -671,5 +691,57 @@ class Engine:
         unit = self.units[uid]
         if self.unit_epoch[uid] != epoch or unit.status is not UnitStatus.AVAILABLE:
             return  # reassigned on the way back
+        self.fix(uid, *self.base(unit), now)
+
+    # ----------------------------------------------------------------------------- pivots
+
+    def base(self, unit: Unit) -> tuple[float, float]:
+        """Where a free unit returns to: its pivot post while posted there, else its station."""
+        post = self.posted.get(unit.id)
+        if post is not None:
+            return post.lat, post.lon
         assert unit.station_lat is not None and unit.station_lon is not None
-        self.fix(uid, unit.station_lat, unit.station_lon, now)
+        return unit.station_lat, unit.station_lon
+
+    def on_pivots(self, now: float) -> None:
+        """A band of the plan begins: postings at posts that no longer stand end (the unit
+        goes home), and every standing post without a unit gets the nearest free police unit
+        (at most ``pivot_share`` of the police fleet is posted at once), as a dispatcher would
+        post them in service. A posted unit stands at its post from now (the drive there is not
+        simulated) and returns to it after a job while the post stands."""
+        assert self.pivots is not None
+        at = self.clock.at(now)
+        standing = {p.id: p for p in active_posts(self.pivots, at)}
+        for uid, post in list(self.posted.items()):
+            if post.id not in standing:
+                del self.posted[uid]
+                unit = self.units[uid]
+                if unit.status is UnitStatus.AVAILABLE:
+                    self.fix(uid, *self.base(unit), now)
+        police = [u for u in self.units.values() if u.agency is Agency.POLICE]
+        cap = int(len(police) * self.cfg.pivot_share)
+        manned = {p.id for p in self.posted.values()}
+        for post in sorted(standing.values(), key=lambda p: p.rank):
+            if len(self.posted) >= cap:
+                break
+            if post.id in manned:
+                continue
+            free = [
+                u for u in police if u.id not in self.posted and u.status is UnitStatus.AVAILABLE
+            ]
+            if not free:
+                break
+            lat0 = math.cos(math.radians(post.lat))
+            nearest = min(
+                free,
+                key=lambda u: math.hypot(
+                    self.unit_point(u)[0] - post.lat, (self.unit_point(u)[1] - post.lon) * lat0
+                ),
+            )
+            self.posted[nearest.id] = post
+            self.fix(nearest.id, post.lat, post.lon, now)
+        self.posts_standing_max = max(self.posts_standing_max, len(standing))
+        self.units_posted_max = max(self.units_posted_max, len(self.posted))
+        nxt = (band_ends_at(self.pivots, at) - self.clock.at(0.0)).total_seconds()
+        if nxt <= self.end_s:
+            self.push(nxt, "pivots")

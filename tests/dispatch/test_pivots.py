@@ -18,10 +18,12 @@ from dispatch.auth import mint
 from dispatch.core.pivot_plan import Plan, active_posts
 from dispatch.events import EventType
 from dispatch.flow.fleet import FleetUnit
+from dispatch.flow.pivots import posting_timer_id
+from dispatch.infra.store import Store
 from dispatch.models import Agency, CallEvent, CallType, Centre, Role, UnitType
 from dispatch.settings import Settings
 from routing import Router
-from tests.conftest import FakeClock, Stack
+from tests.conftest import FakeClock, Stack, make_stack
 from tests.pivot_sample import plan_json
 from tests.utils import TEST_SECRET, ServerThread
 
@@ -187,7 +189,7 @@ async def test_plan_routes(server: ServerThread) -> None:
         assert now["plan"]["seq"] == 2 and now["posts"] == []
 
 
-async def test_posting_routes(server: ServerThread) -> None:
+async def test_posting_routes(server: ServerThread, store: Store) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         good = plan_json([(1, 31.2310, 121.4740)])
         assert (await http.put("/api/pivots/plan", json=good, headers=POLICE)).status_code == 200
@@ -217,7 +219,131 @@ async def test_posting_routes(server: ServerThread) -> None:
         now = (await http.get("/api/pivots/now", headers=OBSERVER)).json()
         assert now["posts"][0]["units"] == ["P1", "T1"]
 
+        timers = await store.redis.zrange(store.keys.timers, 0, -1)
+        assert sorted(t.decode() for t in timers) == [
+            posting_timer_id("P1"),
+            posting_timer_id("T1"),
+        ]
         assert (await http.delete(f"{url}/P1", headers=POLICE)).status_code == 200
+        # Released: its end-of-posting timer goes with it.
+        timers = await store.redis.zrange(store.keys.timers, 0, -1)
+        assert [t.decode() for t in timers] == [posting_timer_id("T1")]
         assert (await http.delete(f"{url}/P1", headers=POLICE)).status_code == 409
         now = (await http.get("/api/pivots/now", headers=OBSERVER)).json()
         assert now["posts"][0]["units"] == ["T1"]
+
+
+# -- postings end with their post ---------------------------------------------------------
+
+
+@pytest.fixture
+def driven(settings: Settings, redis_url: str, clock: FakeClock) -> Iterator[ServerThread]:
+    """The real server on a clock the test moves (timers fired by hand, as another instance)."""
+    sync_redis.Redis.from_url(redis_url).flushdb()
+    with ServerThread(create_app(settings, clock=clock, run_workers=False)) as srv:
+        yield srv
+    sync_redis.Redis.from_url(redis_url).flushdb()
+
+
+async def _put_units(http: httpx.AsyncClient, *unit_ids: str) -> None:
+    for unit_id in unit_ids:
+        r = await http.put(
+            f"/api/units/{unit_id}",
+            json={
+                "id": unit_id,
+                "agency": "police",
+                "type": "patrol_car",
+                "lat": 31.22,
+                "lon": 121.46,
+            },
+            headers=POLICE,
+        )
+        assert r.status_code in (200, 201), r.text
+
+
+async def _expired(store: Store) -> list[dict[str, Any]]:
+    return [
+        e.data
+        for e in await store.events_after("0", count=10_000)
+        if e.type == EventType.PIVOT_POSTING_EXPIRED
+    ]
+
+
+async def test_a_posting_ends_when_its_hours_end(
+    driven: ServerThread, store: Store, clock: FakeClock
+) -> None:
+    other = make_stack(store, clock, None)  # another instance: it fires the timers
+    async with httpx.AsyncClient(base_url=driven.url, timeout=30) as http:
+        good = plan_json([(1, 31.2310, 121.4740)])
+        assert (await http.put("/api/pivots/plan", json=good, headers=POLICE)).status_code == 200
+        post_id = good["bands"][0]["posts"][0]["id"]
+        await _put_units(http, "P1")
+        assert (
+            await http.post(f"/api/pivots/posts/{post_id}/units/P1", headers=POLICE)
+        ).status_code == 201
+        got = (await http.get("/api/pivots/postings", headers=OBSERVER)).json()
+        assert [p["unit_id"] for p in got] == ["P1"]
+        # Sunday 20:00 +08:00: the 18-24 band ends at midnight local, 16:00 UTC.
+        end = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
+        assert await other.timers.due_at(posting_timer_id("P1")) == end.timestamp()
+
+        clock.advance((end - clock.now).total_seconds() - 1)  # 23:59:59: still standing
+        assert await other.timers.fire_due() == 0
+        assert len((await http.get("/api/pivots/postings", headers=OBSERVER)).json()) == 1
+        assert set(await other.pivots.stations(clock())) == {"P1"}
+
+        clock.advance(1)
+        # Ended: never shown, even before the timer has run ...
+        assert (await http.get("/api/pivots/postings", headers=OBSERVER)).json() == []
+        assert await store.hash_all(store.keys.pivot_postings) != {}
+        assert await _expired(store) == []
+        # ... and the timer removes it with its event, once.
+        assert await other.timers.fire_due() == 1
+        assert await store.hash_all(store.keys.pivot_postings) == {}
+        (event,) = await _expired(store)
+        assert event["reason"] == "hours_ended"
+        assert event["posting"]["unit_id"] == "P1" and event["posting"]["post_id"] == post_id
+        assert await other.timers.due_at(posting_timer_id("P1")) is None
+        assert await other.timers.fire_due() == 0
+        assert await other.pivots.stations(clock()) == {}
+        # The unit is free to be released no more: it is not posted.
+        r = await http.delete(f"/api/pivots/posts/{post_id}/units/P1", headers=POLICE)
+        assert r.status_code == 409
+
+
+async def test_a_new_plan_ends_the_postings_at_posts_it_drops(
+    driven: ServerThread, store: Store, clock: FakeClock
+) -> None:
+    other = make_stack(store, clock, None)
+    async with httpx.AsyncClient(base_url=driven.url, timeout=30) as http:
+        first = plan_json([(1, 31.2310, 121.4740), (2, 31.2250, 121.4800)])
+        assert (await http.put("/api/pivots/plan", json=first, headers=POLICE)).status_code == 200
+        kept_id, dropped_id = (first["bands"][0]["posts"][i]["id"] for i in (1, 0))
+        await _put_units(http, "P1", "P2")
+        for post_id, unit_id in ((dropped_id, "P1"), (kept_id, "P2")):
+            r = await http.post(f"/api/pivots/posts/{post_id}/units/{unit_id}", headers=POLICE)
+            assert r.status_code == 201
+        # The new plan keeps post 2, moves post 1 away (node 3): P1's posting ends with the put.
+        second = plan_json([(2, 31.2250, 121.4800), (3, 31.2400, 121.4900)])
+        assert (await http.put("/api/pivots/plan", json=second, headers=POLICE)).status_code == 200
+        got = (await http.get("/api/pivots/postings", headers=OBSERVER)).json()
+        assert [p["unit_id"] for p in got] == ["P2"]
+        assert set(await store.hash_all(store.keys.pivot_postings)) == {"P2"}
+        (event,) = await _expired(store)
+        assert event["reason"] == "post_retired" and event["posting"]["unit_id"] == "P1"
+        # One commit: the plan's event and the expiry are neighbours in the log.
+        types = [e.type for e in await store.events_after("0", count=10_000)]
+        at = types.index(EventType.PIVOT_POSTING_EXPIRED)
+        assert types[at - 1] == EventType.PIVOT_PLAN_STORED  # then its expiries
+        assert await other.timers.due_at(posting_timer_id("P1")) is None
+        assert await other.timers.due_at(posting_timer_id("P2")) is not None
+        now = (await http.get("/api/pivots/now", headers=OBSERVER)).json()
+        assert [p["units"] for p in now["posts"]] == [["P2"], []]
+
+        # A December plan: nothing stands in November, so P2's posting ends too (retired).
+        r = await http.put("/api/pivots/plan", json=plan_json([], month="2026-12"), headers=POLICE)
+        assert r.status_code == 200
+        assert (await http.get("/api/pivots/postings", headers=OBSERVER)).json() == []
+        assert [e["reason"] for e in await _expired(store)] == ["post_retired", "post_retired"]
+        clock.advance(5 * 3600)
+        assert await other.timers.fire_due() == 0  # no timer left behind

@@ -317,6 +317,7 @@ CASES: list[Case] = [
     Case("GET", "/api/pivots/plan", Action.READ_PIVOTS),
     Case("GET", "/api/pivots/now", Action.READ_PIVOTS),
     Case("GET", "/api/pivots/history", Action.READ_PIVOTS),
+    Case("GET", "/api/pivots/postings", Action.READ_PIVOTS),
     Case("PUT", "/api/pivots/plan", Action.PUT_PIVOT_PLAN, body=lambda w, p: {"not": "a plan"}),
     Case(
         "POST",

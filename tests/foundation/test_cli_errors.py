@@ -28,6 +28,7 @@ CASES: dict[tuple[str, str], list[str]] = {
     ("call", "file"): ["call", "{f}"],
     ("route", "graph"): ["route", "--graph", "{f}", "--from", "31.23,121.47", "--to", "31.2,121.4"],
     ("drill", "graph"): ["drill", "--batch", "--graph", "{f}", "--scenario", "taxi-rollover"],
+    ("drill", "pivots"): ["drill", "--batch", "--pivots", "{f}", "--scenario", "taxi-rollover"],
     ("drill", "osm"): ["drill", "--engine", "sumo", "--osm", "{f}", "--scenario", "taxi-rollover"],
     ("fleet load", "file"): ["fleet", "load", "{f}"],
     ("hospitals load", "file"): ["hospitals", "load", "{f}"],
