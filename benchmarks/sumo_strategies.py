@@ -6,7 +6,7 @@ line per variant with the emergency travel change, the cross delay at the served
 whole network's delay change, all against the baseline of the same run.
 
     .venv/bin/python benchmarks/sumo_strategies.py [--demand low] [--seed 11] [--window-s 900]
-        [--vehicles 8] [--variants default,comp05,noext,nocut,ext10,retime0,retime50]
+        [--vehicles 8] [--variants default,comp05,noext,nocut,ext10,retime25,retime1,retime4]
 
 Needs the 'sumo' extra and the shared Shanghai extract (../shared/data/osm).
 """
@@ -49,8 +49,9 @@ VARIANTS: dict[str, ControllerConfig] = {
 }
 # Variants of the plan's messages (the controllers' defaults).
 GW_VARIANTS: dict[str, GreenWaveConfig] = {
-    "retime0": GreenWaveConfig(retime_share=0.0),  # every drift over 2 s re-times every signal
-    "retime50": GreenWaveConfig(retime_share=0.5),
+    "retime25": GreenWaveConfig(retime_share=0.25),  # a quarter of the window, at least 2 s
+    "retime1": GreenWaveConfig(retime_s=1.0),
+    "retime4": GreenWaveConfig(retime_s=4.0),
 }
 SHANGHAI = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "osm"
 

@@ -181,7 +181,7 @@ def test_updates_go_out_when_the_drift_matters_to_the_window(long_route: Route) 
     signal hears of any drift over ``retime_s``."""
     from routing.greenwave import GreenWaveConfig, outgoing
 
-    config = GreenWaveConfig()
+    config = GreenWaveConfig(retime_share=0.25)
     first = plan_green_wave(long_route, departure=T0, requester=FIRE)
     sent, held = outgoing(first.requests, {}, retime_s=2.0, retime_share=config.retime_share)
     assert [m.request_type for m in sent] == [RequestType.REQUEST] * len(first.requests)
