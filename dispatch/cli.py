@@ -20,6 +20,7 @@ from dispatch.settings import Settings
 
 if TYPE_CHECKING:
     from dispatch.flow.fleet import Fleet
+    from dispatch.records.db import Conn
 
 T = TypeVar("T")
 
@@ -444,6 +445,22 @@ def _records_failed(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _on_record(url: str, work: Callable[[Conn], Awaitable[T]]) -> T:
+    """Run ``work`` on one connection to the record; a PostgreSQL failure is one line, exit 1."""
+    import asyncio
+
+    from dispatch.records.db import RecordsError, connection
+
+    async def go() -> T:
+        async with connection(url) as conn:
+            return await work(conn)
+
+    try:
+        return asyncio.run(go())
+    except RecordsError as exc:
+        raise _records_failed(exc) from exc
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
@@ -481,21 +498,9 @@ def db_rebuild() -> None:
     """Fold the record tables again from the audit chain (after a migration that adds
     figures, records archived before it get them); incidents whose creating event was pruned
     keep their record."""
-    import asyncio
+    from dispatch.records.rebuild import rebuild
 
-    from dispatch.records.db import RecordsError, connection
-    from dispatch.records.rebuild import RebuildStats, rebuild
-
-    url = _database_url()
-
-    async def go() -> RebuildStats:
-        async with connection(url) as conn:
-            return await rebuild(conn)
-
-    try:
-        s = asyncio.run(go())
-    except RecordsError as exc:
-        raise _records_failed(exc) from exc
+    s = _on_record(_database_url(), rebuild)
     typer.echo(
         f"rebuilt {s.incidents} incident records ({s.kept} kept: creating event pruned),"
         f" replayed {s.referral_events} referral events ({s.skipped} unreadable)"
@@ -505,21 +510,9 @@ def db_rebuild() -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit chain; exit 1 naming the first bad row when it is broken."""
-    import asyncio
+    from dispatch.records.audit import verify
 
-    from dispatch.records.audit import Verdict, verify
-    from dispatch.records.db import RecordsError, connection
-
-    url = _database_url()
-
-    async def go() -> Verdict:
-        async with connection(url) as conn:
-            return await verify(conn)
-
-    try:
-        verdict = asyncio.run(go())
-    except RecordsError as exc:
-        raise _records_failed(exc) from exc
+    verdict = _on_record(_database_url(), verify)
     if verdict.broken is not None:
         b = verdict.broken
         typer.secho(
@@ -532,11 +525,9 @@ def audit_verify() -> None:
 @audit_app.command("prune")
 def audit_prune() -> None:
     """Delete audit rows older than YISHAO_AUDIT_RETENTION_DAYS (refused when unset: forever)."""
-    import asyncio
     from datetime import UTC, datetime
 
     from dispatch.records.audit import prune
-    from dispatch.records.db import RecordsError, connection
 
     settings = _settings()
     url = _database_url()
@@ -549,11 +540,7 @@ def audit_prune() -> None:
         )
         raise typer.Exit(2)
 
-    async def go() -> int:
-        async with connection(url) as conn:
-            return await prune(conn, retention_days=days, now=datetime.now(UTC))
+    def work(conn: Conn) -> Awaitable[int]:
+        return prune(conn, retention_days=days, now=datetime.now(UTC))
 
-    try:
-        typer.echo(f"pruned {asyncio.run(go())} rows older than {days} days")
-    except RecordsError as exc:
-        raise _records_failed(exc) from exc
+    typer.echo(f"pruned {_on_record(url, work)} rows older than {days} days")

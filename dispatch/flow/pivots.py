@@ -83,12 +83,7 @@ class PivotDesk:
             actor=actor,
             ts=record.stored_at,
         )
-        standing = {p.id for p in active_posts(plan, record.stored_at)}
-        ids = plan_post_ids(plan)
-        for raw, posting in await self._raw_postings():
-            if posting.post_id not in standing:
-                reason: ExpiryReason = "hours_ended" if posting.post_id in ids else "post_retired"
-                self._end(tx, raw, posting, reason, actor=actor, now=record.stored_at)
+        await self._end_unstanding(tx, plan, actor=actor, now=record.stored_at)
         await self.store.commit(tx)
         return record
 
@@ -202,23 +197,27 @@ class PivotDesk:
         with an event each (the timer's handler does this; anyone may call it)."""
 
         async def attempt() -> list[PivotPostingExpired]:
-            now = self.clock()
-            plan = await self.plan()
-            standing = {p.id for p in active_posts(plan, now)} if plan else set()
-            ids = plan_post_ids(plan) if plan else frozenset()
             tx = self.store.tx()
-            ended: list[PivotPostingExpired] = []
-            for raw, posting in await self._raw_postings():
-                if posting.post_id not in standing:
-                    reason: ExpiryReason = (
-                        "hours_ended" if posting.post_id in ids else "post_retired"
-                    )
-                    ended.append(self._end(tx, raw, posting, reason, actor=actor, now=now))
+            ended = await self._end_unstanding(tx, await self.plan(), actor=actor, now=self.clock())
             if ended:
                 await self.store.commit(tx)
             return ended
 
         return await self.store.retry(attempt, what="pivot postings")
+
+    async def _end_unstanding(
+        self, tx: Tx, plan: Plan | None, *, actor: str, now: datetime
+    ) -> list[PivotPostingExpired]:
+        """Add to ``tx`` the end of every stored posting whose post does not stand at ``now``
+        under ``plan``: ``hours_ended`` if the plan has the post, else ``post_retired``."""
+        standing = {p.id for p in active_posts(plan, now)} if plan else set()
+        ids = plan_post_ids(plan) if plan else frozenset()
+        ended: list[PivotPostingExpired] = []
+        for raw, posting in await self._raw_postings():
+            if posting.post_id not in standing:
+                reason: ExpiryReason = "hours_ended" if posting.post_id in ids else "post_retired"
+                ended.append(self._end(tx, raw, posting, reason, actor=actor, now=now))
+        return ended
 
     def _end(
         self,

@@ -195,11 +195,7 @@ class Archiver:
             "SELECT type, at, actor, data FROM audit_events WHERE incident_id = $1 ORDER BY seq",
             incident_id,
         )
-        events = [
-            LoggedEvent(type=r["type"], ts=r["at"], actor=r["actor"], data=orjson.loads(r["data"]))
-            for r in found
-        ]
-        await write_record(conn, fold_incident(incident_id, events), close_event_id=event_id)
+        await write_folded(conn, incident_id, found, close_event_id=event_id)
         self.stats.records += 1
 
     async def trim(self) -> int:
@@ -230,6 +226,18 @@ class Archiver:
         if pending is None:
             return None
         return pending + (lag or 0)
+
+
+async def write_folded(
+    conn: Conn, incident_id: str, rows: Sequence[Any], *, close_event_id: str
+) -> None:
+    """Fold an incident's audit rows (``type``, ``at``, ``actor``, ``data``, in chain order)
+    into its final record and write it."""
+    events = [
+        LoggedEvent(type=r["type"], ts=r["at"], actor=r["actor"], data=orjson.loads(r["data"]))
+        for r in rows
+    ]
+    await write_record(conn, fold_incident(incident_id, events), close_event_id=close_event_id)
 
 
 async def write_record(conn: Conn, record: IncidentRecord, *, close_event_id: str) -> None:

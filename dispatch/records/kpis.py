@@ -66,8 +66,9 @@ async def kpi_rows(pool: asyncpg.Pool, q: KpiQuery) -> list[KpiRow]:
 # same linear interpolation as core's percentile (tests hold the two to the same answers).
 # Keys sort as bytes (COLLATE "C", as Python sorts str) and the hour is a stored smallint
 # (migration 0002): sorting text under the database collation, and computing the hour per
-# row, were most of a year's query grouped by hour. The stored hour, week and month are UTC's:
-# a query in another zone (the district's: KpiQuery.timezone) computes them per row.
+# row, were most of a year's query grouped by hour. The hour, week and month are stored in UTC
+# (0002) and in the zone the database was migrated in (0004, ``record_settings``); a query in
+# any other zone (KpiQuery.timezone) computes them per row (``_local``).
 _GROUP_SQL: dict[str, str] = {
     "agency": 'agency COLLATE "C"',
     "type": "COALESCE(call_type, 'unknown') COLLATE \"C\"",

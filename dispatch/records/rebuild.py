@@ -20,10 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from dispatch.core.intervals import LoggedEvent, fold_incident
-from dispatch.records.archive import write_record, write_referral
+from dispatch.records.archive import write_folded, write_referral
 from dispatch.records.db import CHAIN_LOCK, PG_ERRORS, Conn, RecordsError
 
 log = logging.getLogger(__name__)
@@ -109,10 +106,5 @@ async def _fold(conn: Conn, incident_id: str, rows: list[Any], stats: RebuildSta
     if not any(r["type"] == "incident.created" for r in upto):
         stats.kept += 1
         return
-    events = [
-        LoggedEvent(type=r["type"], ts=r["at"], actor=r["actor"], data=orjson.loads(r["data"]))
-        for r in upto
-    ]
-    record = fold_incident(incident_id, events)
-    await write_record(conn, record, close_event_id=str(upto[-1]["event_id"]))
+    await write_folded(conn, incident_id, upto, close_event_id=str(upto[-1]["event_id"]))
     stats.incidents += 1

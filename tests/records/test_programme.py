@@ -159,14 +159,22 @@ def test_fold_time_saved_and_the_property_team() -> None:
     assert i3.compound_id == "C1"
 
 
-async def test_archived_programme_figures(
-    store: Store, pool: asyncpg.Pool, clock: FakeClock
-) -> None:
-    merged = sorted(
+Logged = tuple[float, str, dict[str, Any], str]
+
+
+def _merged() -> list[Logged]:
+    """Every timeline's events, in time order, with their incident ids."""
+    return sorted(
         ((s, kind, data, iid) for iid, tl in _timelines().items() for s, kind, data in tl),
         key=lambda e: e[0],
     )
-    for s, kind, data, incident_id in merged:
+
+
+async def _archive(
+    store: Store, pool: asyncpg.Pool, clock: FakeClock, events: list[Logged]
+) -> Archiver:
+    """Log ``events`` through the store, then drain them through a real archiver."""
+    for s, kind, data, incident_id in events:
         # A referral's events are its referred incident's, as the desk writes them.
         tx = store.tx()
         tx.raw_event(kind, data, actor="t", ts=at(s), incident_id=incident_id)
@@ -175,6 +183,13 @@ async def test_archived_programme_figures(
     await archiver.consumer.ensure_group()
     while await archiver.consumer.step(block_ms=20):
         pass
+    return archiver
+
+
+async def test_archived_programme_figures(
+    store: Store, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    archiver = await _archive(store, pool, clock, _merged())
     assert archiver.stats.records == 5
 
     now = at(4300 + 86_400 + 60)  # i4's referral is a minute past due
@@ -264,20 +279,9 @@ async def test_rebuild_gives_records_archived_before_0003_their_figures(
     from dispatch.records.rebuild import rebuild
     from tests.records.test_restarts import invoke
 
-    merged = sorted(
-        ((s, kind, data, iid) for iid, tl in _timelines().items() for s, kind, data in tl),
-        key=lambda e: e[0],
-    )
     # i8's creating event was pruned: only its close is in the chain.
-    merged.append((8900, "incident.closed", {"incident": _incident(8)}, "i8"))
-    for s, kind, data, incident_id in merged:
-        tx = store.tx()
-        tx.raw_event(kind, data, actor="t", ts=at(s), incident_id=incident_id)
-        await store.commit(tx)
-    archiver = Archiver(store, pool, consumer="a", clock=clock, keep_s=0, batch=4, block_ms=20)
-    await archiver.consumer.ensure_group()
-    while await archiver.consumer.step(block_ms=20):
-        pass
+    pruned = (8900.0, "incident.closed", {"incident": _incident(8)}, "i8")
+    await _archive(store, pool, clock, [*_merged(), pruned])
     now = at(4300 + 86_400 + 60)
     archived = await figures(pool, KpiQuery(now=now))
     assert archived["property"]["incidents"] == 2 and archived["referrals"]["count"] == 2
