@@ -12,6 +12,7 @@ from dispatch.codec import parse_area
 from dispatch.constants import DEFAULT_NAMESPACE
 from dispatch.core.backlog import BacklogLimits
 from dispatch.core.dead import DeadLimits
+from dispatch.core.kpis import DEFAULT_TIMEZONE
 from dispatch.errors import ConfigError
 
 DEV_SECRET = "yishao-development-only-secret-change-me"
@@ -192,7 +193,7 @@ class Settings(BaseSettings):
     audit_retention_days: int | None = Field(None, ge=1)
     # The district's clock for the figures: hours of the day, weeks and months are counted in
     # this IANA zone (a command centre reports its own hours, not UTC's).
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
 
     @field_validator("timezone")
     @classmethod

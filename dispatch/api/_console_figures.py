@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import BaseModel, Field
 
+from dispatch.core.kpis import DEFAULT_TIMEZONE
 from dispatch.infra.store import Store
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+LOCAL_TZ = ZoneInfo(DEFAULT_TIMEZONE)
 _PAGE = 2000
 # Stream ids follow Redis's clock, event timestamps the service's: start reading a little early.
 _CLOCK_SLACK_MS = 120_000

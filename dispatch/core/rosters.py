@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from dispatch.core.kpis import DEFAULT_TIMEZONE
 from dispatch.errors import InvalidInputError
 from dispatch.models import Agency
 
@@ -205,7 +206,7 @@ def parse_roster_file(data: Any) -> tuple[list[RosterEntry], list[RotationRule]]
     return parsed.entries, parsed.rules
 
 
-def duty_day(now: datetime, *, tz: str = "Asia/Shanghai", change_hour: int = 8) -> date:
+def duty_day(now: datetime, *, tz: str = DEFAULT_TIMEZONE, change_hour: int = 8) -> date:
     """The duty day ``now`` falls in, when the shift changes at ``change_hour`` local time.
 
     At 07:59 Shanghai time on 30 November the night shift of 29 November is still on; at 08:00

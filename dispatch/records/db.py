@@ -14,6 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+# The zone upgrade() has migration 0004 store local hours, weeks and months in when none is
+# given (the service's default YISHAO_TIMEZONE); db.DEFAULT_TIMEZONE names it too.
+from dispatch.core.kpis import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE
 from dispatch.errors import StoreError
 
 if TYPE_CHECKING:
@@ -101,11 +104,6 @@ async def ensure_database(url: str) -> bool:
         quoted = '"' + name.replace('"', '""') + '"'
         await guarded("create database", conn.execute(f"CREATE DATABASE {quoted}"))
         return True
-
-
-# The zone migration 0004 stores local hours, weeks and months in when none is given (the
-# service's default YISHAO_TIMEZONE).
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 def alembic_config(url: str) -> object:

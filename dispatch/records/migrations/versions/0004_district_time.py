@@ -30,6 +30,8 @@ _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
 def _zone() -> str:
     config = op.get_context().config
     given = None if config is None else config.attributes.get("timezone")
+    # Its own literal, not db.DEFAULT_TIMEZONE: a migration stays as it was written (frozen),
+    # whatever the live default becomes.
     zone = str(given or "Asia/Shanghai")
     if not _ZONE_NAME.match(zone):
         raise ValueError(f"not an IANA time zone: {zone!r}")
