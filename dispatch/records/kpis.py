@@ -192,13 +192,31 @@ async def _trend(
 
 
 async def stored_timezone(pool: asyncpg.Pool) -> str | None:
-    """The zone migration 0004 stored local hours, weeks and months in."""
+    """The zone migration 0004 stored local hours, weeks and months in (read now)."""
 
     async def read() -> str | None:
         found = await pool.fetchval("SELECT value FROM record_settings WHERE key = 'timezone'")
         return None if found is None else str(found)
 
     return await guarded("kpi time zone", read())
+
+
+# The stored zone, read once per pool: it changes only by migrating (0004, db.upgrade's
+# timezone), which a service does not do under its running pool. Keyed on the pool itself,
+# not on its URL: a scratch database migrated anew under the same name, in another zone, comes
+# with a pool of its own and is read afresh. (asyncpg's pools take no weak references: closed
+# ones are let go at the next pool's read.)
+_STORED: dict[asyncpg.Pool, str | None] = {}
+
+
+async def cached_timezone(pool: asyncpg.Pool) -> str | None:
+    """:func:`stored_timezone` as ``pool`` first read it (a failed read is not kept)."""
+    if pool not in _STORED:
+        zone = await stored_timezone(pool)
+        for closed in [p for p in _STORED if p.is_closing()]:
+            del _STORED[closed]
+        _STORED[pool] = zone
+    return _STORED[pool]
 
 
 async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
@@ -222,7 +240,7 @@ async def figures(pool: asyncpg.Pool, q: KpiQuery) -> dict[str, Any]:
         f" {_PROGRAMME_SQL}"
         f" FROM incident_records WHERE {where}"
     )
-    stored = await stored_timezone(pool)
+    stored = await cached_timezone(pool)
     # Independent queries, each on a connection of its own (the pool has a few).
     (heads, overall, agencies, weeks, months, groups), referrals = await asyncio.gather(
         asyncio.gather(

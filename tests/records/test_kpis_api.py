@@ -259,3 +259,23 @@ async def test_hours_weeks_and_months_are_the_districts(pool: asyncpg.Pool) -> N
     assert "2026-06-01" in {w["period"] for w in local["trend"]["week"]}
     new_york = await figures(pool, KpiQuery(group_by="hour", timezone="America/New_York"))
     assert "19" in new_york["groups"]  # 23:30 UTC is 19:30 EDT
+
+
+async def test_the_stored_zone_is_read_once_a_pool(pool: asyncpg.Pool, database_url: str) -> None:
+    """figures() reads ``record_settings`` once per pool, not once per query; a pool of its own
+    (another database, or this one migrated again) reads it afresh."""
+    from dispatch.records import db
+    from dispatch.records.kpis import KpiQuery, cached_timezone, figures
+
+    await figures(pool, KpiQuery(group_by="hour", timezone="Asia/Shanghai"))
+    update = "UPDATE record_settings SET value = $1 WHERE key = 'timezone'"
+    try:
+        await pool.execute(update, "America/New_York")
+        assert await cached_timezone(pool) == "Asia/Shanghai"  # as the first figures read it
+        fresh = await db.open_pool(database_url)
+        try:
+            assert await cached_timezone(fresh) == "America/New_York"
+        finally:
+            await fresh.close()
+    finally:
+        await pool.execute(update, "Asia/Shanghai")
