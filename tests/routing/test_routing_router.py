@@ -211,6 +211,12 @@ def test_one_to_many_is_exact_whatever_the_label_table_size(
             assert to.distance_m[i] == pytest.approx(into_m, rel=1e-6, abs=1e-6)
             assert away.distance_m[i] == pytest.approx(out_m, rel=1e-6, abs=1e-6)
             assert router.route(point, here).duration_s == pytest.approx(into_s, rel=1e-9, abs=1e-9)
+    # A table that overflowed once is not retried at its first size again.
+    assert router.hierarchy is not None
+    if first_cap == 4:
+        assert router.hierarchy._cap > first_cap
+    if first_cap == 1 << 14:
+        assert router.hierarchy._cap == first_cap
 
 
 def test_concurrent_queries_match_sequential(shanghai: Router) -> None:
