@@ -11,11 +11,13 @@ from pathlib import Path
 import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 import numpy as np
 import pytest
+import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
+from scipy.sparse import csgraph  # type: ignore[import-untyped,unused-ignore]
 
 from routing import EMERGENCY, NORMAL, RoadGraph, Router
 from routing.graph import FORMAT_VERSION, RESTRICTION_KINDS, save
 from routing.router import hierarchy_path
-from routing.synthetic import synthetic_city
+from routing.synthetic import synthetic_city, tiled_region
 from routing.turns import TurnClass
 
 from .conftest import phantom_cost, turn_nx
@@ -290,3 +292,32 @@ def test_hierarchy_is_cached_beside_the_graph(tmp_path: Path) -> None:
     assert hierarchy_path(path, NORMAL).is_file()
     hierarchy_path(path, NORMAL).replace(sidecar)
     assert Router.from_file(path).route((30.0505, 119.9505), (30.058, 119.958)) == a
+
+
+def test_a_region_of_tiles_is_one_connected_network_routed_exactly(shanghai: Router) -> None:
+    # The benchmark's million-node region, at 2 x 2: copies of the real extract joined by trunk
+    # roads, restrictions copied, every node reachable, the hierarchy exact across tiles.
+    tile = shanghai.graph
+    region = tiled_region(tile, 2, links_per_side=4)
+    assert region.node_count == 4 * tile.node_count
+    assert region.turn_ban_from.shape[0] == 4 * tile.turn_ban_from.shape[0]
+    assert len(set(region.node_osmid.tolist())) == region.node_count
+    trunk = list(region.highway_names).index("trunk")
+    links = np.flatnonzero(region.edge_highway == trunk)
+    assert links.shape[0] == 2 * 4 * 4  # 4 neighbouring pairs, 4 two-way roads each
+    tile_of = np.repeat(np.arange(4), tile.node_count)
+    assert np.all(tile_of[region.edge_u[links]] != tile_of[region.edge_v[links]])
+    matrix = sp.csr_matrix(
+        (np.ones(region.edge_count), (region.edge_u, region.edge_v)), shape=(region.node_count,) * 2
+    )
+    assert csgraph.connected_components(matrix, connection="strong")[0] == 1
+    fast = Router(region)
+    plain = Router(region, use_hierarchy=False)
+    rng = np.random.default_rng(5)
+    points = _jittered(region, rng, 80)
+    for origin, destination in zip(points[::2], points[1::2], strict=True):
+        want = plain.route(origin, destination).duration_s
+        assert fast.route(origin, destination).duration_s == pytest.approx(want, rel=1e-9)
+    # Opposite corners: the route must leave its tile on trunk roads.
+    far = fast.route_nodes(0, region.node_count - 1)
+    assert {e.highway for e in far.edges} >= {"trunk"}
