@@ -847,16 +847,27 @@ class Router:
         if count == 0:
             return duration, distance, np.zeros(0)
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        projections = self._index.snap_many(pts[:, 0], pts[:, 1])
-        snap_dist = np.array([p.distance_m for p in projections], dtype=np.float64)
+        edge, twin, frac, snap_dist = self._index.snap_many_arrays(pts[:, 0], pts[:, 1])
+        on_graph = snap_dist <= self.max_snap_m
+        # Points on an edge the root also seeds need the careful path (driving on along the
+        # same edge, see _direct); the others' seeds are built for all of them at once.
+        shared = np.isin(edge, root.states) | ((twin >= 0) & np.isin(twin, root.states))
+        fast = np.flatnonzero(on_graph & ~shared)
+        e, f, t = edge[fast], frac[fast], twin[fast]
+        has = t >= 0
+        tw = t[has]
+        drive, road_m = self.edge_drive_s, self.graph.edge_length_m
+        if root_is_target:  # units' origin seeds: the rest of their edge, or of its twin
+            ahead, behind = 1.0 - f, f[has]
+        else:  # destinations' seeds: arriving skips the part of the edge beyond the point
+            ahead, behind = -(1.0 - f), -f[has]
+        states: list[IntArray] = [e, tw]
+        costs: list[FloatArray] = [ahead * drive[e], behind * drive[tw]]
+        lengths: list[FloatArray] = [ahead * road_m[e], behind * road_m[tw]]
+        groups: list[IntArray] = [fast, fast[has]]
         root_states = set(root.states.tolist())
-        states: list[IntArray] = []
-        costs: list[FloatArray] = []
-        lengths: list[FloatArray] = []
-        groups: list[IntArray] = []
-        for i, proj in enumerate(projections):
-            if not proj.distance_m <= self.max_snap_m:
-                continue
+        for i in np.flatnonzero(on_graph & shared).tolist():
+            proj = self._index.snap_many(pts[i : i + 1, 0], pts[i : i + 1, 1])[0]
             seeds = self._origin_seeds(proj) if root_is_target else self._destination_seeds(proj)
             pair = (seeds, root) if root_is_target else (root, seeds)
             direct = self._direct(*pair)
@@ -873,11 +884,14 @@ class Router:
             costs.append(seeds.cost)
             lengths.append(seeds.length)
             groups.append(np.full(seeds.states.shape[0], i, dtype=np.int64))
-        if states:
+        group = np.concatenate(groups)
+        if group.shape[0]:
+            order = np.argsort(group, kind="stable")  # the engine takes seeds grouped
             cost, length = self._engine.one_to_many(
                 root.states, root.cost, root.length,
-                np.concatenate(states), np.concatenate(costs), np.concatenate(lengths),
-                np.concatenate(groups), count, root_is_target=root_is_target,
+                np.concatenate(states)[order], np.concatenate(costs)[order],
+                np.concatenate(lengths)[order], group[order], count,
+                root_is_target=root_is_target,
             )  # fmt: skip
             better = cost < duration
             duration[better] = cost[better]

@@ -211,8 +211,32 @@ class SegmentIndex:
     def snap_many(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> list[Projection]:
         """:meth:`snap` without heading for many points, the tree queried once for all."""
         pts = self.project(lat, lon).reshape(-1, 2)
+        seg, t, dist = self._nearest_many(pts)
+        return [
+            self._projection(s, tt, d, int(self.seg_edge[s]), heading_used=False)
+            for s, tt, d in zip(seg.tolist(), t.tolist(), dist.tolist(), strict=True)
+        ]
+
+    def snap_many_arrays(
+        self, lat: npt.ArrayLike, lon: npt.ArrayLike
+    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+        """:meth:`snap_many` as arrays: ``(edge, twin, fraction, distance_m)`` per point.
+
+        The same projections, without a Python object per point (a ranking snaps 50 units).
+        """
+        pts = self.project(lat, lon).reshape(-1, 2)
+        seg, t, dist = self._nearest_many(pts)
+        edge = self.seg_edge[seg]
+        total = self.edge_polyline_m[edge]
+        along = self.seg_along0[seg] + t * np.sqrt(self.seg_len2[seg])
+        safe = np.where(total > 0, total, 1.0)
+        fraction: FloatArray = np.where(total > 0, np.clip(along / safe, 0.0, 1.0), 0.0)
+        return edge, self.twin[edge], fraction, dist
+
+    def _nearest_many(self, pts: FloatArray) -> tuple[IntArray, FloatArray, FloatArray]:
+        """Nearest segment, its parameter and distance for each point (ties as in snap)."""
         if pts.shape[0] == 0:
-            return []
+            return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
         k = min(_K, self.sample_count)
         dist_s, idx = self._tree.query(pts, k=k)
         idx = np.asarray(idx).reshape(pts.shape[0], -1)
@@ -228,17 +252,16 @@ class SegmentIndex:
         tied = rounded == rounded.min(axis=1, keepdims=True)
         best = np.argmin(np.where(tied, segs, np.iinfo(np.int64).max), axis=1)
         rows = np.arange(pts.shape[0])
-        best_d = dist[rows, best]
-        unsure = dist_s.max(axis=1) <= best_d + SAMPLE_SPACING_M / 2
-        out: list[Projection] = []
-        for i in range(pts.shape[0]):
-            if unsure[i] and k < self.sample_count:
+        out_seg: IntArray = segs[rows, best].astype(np.int64)
+        out_t: FloatArray = t[rows, best]
+        out_d: FloatArray = dist[rows, best]
+        if k < self.sample_count:
+            # A sample as far as the best segment's distance (plus half a spacing) leaves room
+            # for a nearer segment the k samples missed: check those points exactly.
+            for i in np.flatnonzero(dist_s.max(axis=1) <= out_d + SAMPLE_SPACING_M / 2).tolist():
                 cs, cd, ct = self.candidates(pts[i])
-                seg, tt, d = int(cs[0]), float(ct[0]), float(cd[0])
-            else:
-                seg, tt, d = int(segs[i, best[i]]), float(t[i, best[i]]), float(best_d[i])
-            out.append(self._projection(seg, tt, d, int(self.seg_edge[seg]), heading_used=False))
-        return out
+                out_seg[i], out_t[i], out_d[i] = int(cs[0]), float(ct[0]), float(cd[0])
+        return out_seg, out_t, out_d
 
     def cut(self, edge: int, start: float, end: float) -> tuple[FloatArray, FloatArray]:
         """``(lons, lats)`` of the part of ``edge`` between two fractions, ends included."""
