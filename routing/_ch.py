@@ -986,3 +986,113 @@ def dijkstra(
             length[x] = np.inf
             pred[x] = -1
     return dist, length, pred
+
+
+@_jit
+def one_to_many_sweep(
+    root: Any,
+    root_cost: Any,
+    root_len: Any,
+    r_off: Any,
+    r_nb: Any,
+    r_wt: Any,
+    r_ln: Any,
+    r_arc: Any,
+    o_off: Any,
+    o_nb: Any,
+    o_wt: Any,
+    o_ln: Any,
+    o_arc: Any,
+    rank: Any,
+    others: Any,
+    other_cost: Any,
+    other_len: Any,
+    other_group: Any,
+    groups: int,
+    cap: int,
+) -> tuple[Any, Any, bool]:
+    """:func:`one_to_many` by a restricted sweep (RPHAST, Delling et al. 2011).
+
+    The root's upward search gives, at each state it reaches, the cost between that state and
+    the root over the hierarchy's other direction. The other points' upward search spaces are
+    then *selected* (a plain traversal, each state once however many points reach it: nearby
+    units share most of theirs) and swept from the highest rank down, each state taking the
+    cheaper of its root label and the best of its upward arcs into already swept states. One
+    pass over the union replaces a Dijkstra per point.
+
+    Returns:
+        ``(cost[groups], length[groups], ok)``; inf where no path; ``ok`` False when a table
+        (``cap`` slots, kept under half full) is too small.
+    """
+    cost = np.full(groups, np.inf)
+    length = np.full(groups, np.inf)
+    rk = np.full(cap, -1, dtype=np.int64)
+    rd = np.empty(cap, dtype=np.float64)
+    rl = np.empty(cap, dtype=np.float64)
+    rp = np.empty(cap, dtype=np.int64)
+    ra = np.empty(cap, dtype=np.int64)
+    if _upward(root, root_cost, root_len, r_off, r_nb, r_wt, r_ln, r_arc, o_off, o_nb, o_wt,
+               rk, rd, rl, rp, ra, np.inf) < 0:  # fmt: skip
+        return cost, length, False
+    # Selection: the union of the points' upward search spaces, each state numbered once.
+    sk = np.full(cap, -1, dtype=np.int64)
+    sv = np.empty(cap, dtype=np.int64)
+    members = np.empty(cap // 2 + 1, dtype=np.int64)
+    count = 0
+    for i in range(others.shape[0]):
+        s = others[i]
+        h = _slot(sk, s)
+        if sk[h] == -1:
+            if 2 * (count + 1) > cap:
+                return cost, length, False
+            sk[h] = s
+            sv[h] = count
+            members[count] = s
+            count += 1
+    head = 0
+    while head < count:
+        x = members[head]
+        head += 1
+        for k in range(o_off[x], o_off[x + 1]):
+            y = o_nb[k]
+            h = _slot(sk, y)
+            if sk[h] == -1:
+                if 2 * (count + 1) > cap:
+                    return cost, length, False
+                sk[h] = y
+                sv[h] = count
+                members[count] = y
+                count += 1
+    # Sweep from the top: every upward arc leads to a state already swept.
+    keyrank = np.empty(count, dtype=np.int64)
+    for i in range(count):
+        keyrank[i] = -rank[members[i]]
+    order = np.argsort(keyrank)
+    best = np.empty(count, dtype=np.float64)
+    best_len = np.empty(count, dtype=np.float64)
+    for j in range(count):
+        i = order[j]
+        x = members[i]
+        hr = _lookup(rk, x)
+        if hr >= 0:
+            d = rd[hr]
+            dl = rl[hr]
+        else:
+            d = np.inf
+            dl = np.inf
+        for k in range(o_off[x], o_off[x + 1]):
+            m = sv[_slot(sk, o_nb[k])]
+            c = o_wt[k] + best[m]
+            if c < d:
+                d = c
+                dl = o_ln[k] + best_len[m]
+        best[i] = d
+        best_len[i] = dl
+    for i in range(others.shape[0]):
+        m = sv[_slot(sk, others[i])]
+        c = other_cost[i] + best[m]
+        g = other_group[i]
+        if c < cost[g]:
+            cost[g] = c
+            length[g] = other_len[i] + best_len[m]
+    return cost, length, True

@@ -89,6 +89,7 @@ class ContractionHierarchy:
         # The label table size queries start with: grows (never shrinks) when one overflows.
         # Threads may race on it; the worst a race costs is one retry.
         self._cap = _FIRST_CAP
+        self._cap_many = _FIRST_CAP  # the same for one-to-many sweeps (bigger tables)
 
     # ------------------------------------------------------------------------- building
 
@@ -240,14 +241,15 @@ class ContractionHierarchy:
         """
         a = self._a
         r, o = ("b", "f") if root_is_target else ("f", "b")
-        cap = self._cap
+        cap = self._cap_many
         while True:
-            cost, length, ok = _ch.one_to_many(
+            cost, length, ok = _ch.one_to_many_sweep(
                 np.asarray(root, dtype=np.int64),
                 np.asarray(root_cost, dtype=np.float64),
                 np.asarray(root_len, dtype=np.float64),
                 a[f"{r}_off"], a[f"{r}_nb"], a[f"{r}_wt"], a[f"{r}_ln"], a[f"{r}_arc"],
                 a[f"{o}_off"], a[f"{o}_nb"], a[f"{o}_wt"], a[f"{o}_ln"], a[f"{o}_arc"],
+                a["rank"],
                 np.asarray(others, dtype=np.int64),
                 np.asarray(other_cost, dtype=np.float64),
                 np.asarray(other_len, dtype=np.float64),
@@ -258,7 +260,7 @@ class ContractionHierarchy:
             if ok or cap >= _MAX_CAP:
                 return np.asarray(cost, dtype=np.float64), np.asarray(length, dtype=np.float64)
             cap *= 4
-            self._cap = max(self._cap, cap)
+            self._cap_many = max(self._cap_many, cap)
 
 
 def dijkstra(
