@@ -789,138 +789,6 @@ def _unpack(first: int, arcs: Any, a_c1: Any, a_c2: Any, a_dst: Any) -> Any:
 
 
 @_jit
-def one_to_many(
-    root: Any,
-    root_cost: Any,
-    root_len: Any,
-    r_off: Any,
-    r_nb: Any,
-    r_wt: Any,
-    r_ln: Any,
-    r_arc: Any,
-    o_off: Any,
-    o_nb: Any,
-    o_wt: Any,
-    o_ln: Any,
-    o_arc: Any,
-    others: Any,
-    other_cost: Any,
-    other_len: Any,
-    other_group: Any,
-    groups: int,
-    cap: int,
-) -> tuple[Any, Any, bool]:
-    """Cost and length between one root and many other points, one upward search each.
-
-    The root's search (graph ``r_*``) is complete and kept; each group of seeds in ``others``
-    (graph ``o_*``, seeds sorted by group) then searches upward until its queue passes the
-    best meeting found (the bucket idea for a single root). For ``travel_times_to`` the root
-    is the destination and ``r_*`` the backward graph.
-
-    Returns:
-        ``(cost[groups], length[groups], ok)``; inf where no path.
-    """
-    cost = np.full(groups, np.inf)
-    length = np.full(groups, np.inf)
-    rk = np.full(cap, -1, dtype=np.int64)
-    rd = np.empty(cap, dtype=np.float64)
-    rl = np.empty(cap, dtype=np.float64)
-    rp = np.empty(cap, dtype=np.int64)
-    ra = np.empty(cap, dtype=np.int64)
-    if _upward(root, root_cost, root_len, r_off, r_nb, r_wt, r_ln, r_arc, o_off, o_nb, o_wt,
-               rk, rd, rl, rp, ra, np.inf) < 0:  # fmt: skip
-        return cost, length, False
-    root_min = np.inf
-    for h in range(cap):
-        if rk[h] != -1 and rd[h] < root_min:
-            root_min = rd[h]
-    if not np.isfinite(root_min):
-        return cost, length, True
-    ok_k = np.full(cap, -1, dtype=np.int64)
-    ok_d = np.empty(cap, dtype=np.float64)
-    ok_l = np.empty(cap, dtype=np.float64)
-    hk = np.empty(4 * cap, dtype=np.float64)
-    hv = np.empty(4 * cap, dtype=np.int32)
-    hsize = np.zeros(1, dtype=np.int64)
-    touched = np.empty(cap, dtype=np.int64)
-    i = 0
-    nseed = others.shape[0]
-    while i < nseed:
-        g = other_group[i]
-        j = i
-        while j < nseed and other_group[j] == g:
-            j += 1
-        # One group's search, inline so the scratch tables are reused (reset via touched).
-        used = 0
-        hsize[0] = 0
-        best = np.inf
-        best_len = np.inf
-        failed = False
-        for s_i in range(i, j):
-            s = others[s_i]
-            h = _slot(ok_k, s)
-            if ok_k[h] == -1:
-                ok_k[h] = s
-                touched[used] = h
-                used += 1
-                ok_d[h] = other_cost[s_i]
-                ok_l[h] = other_len[s_i]
-                _heap_push(hk, hv, hsize, other_cost[s_i], s)
-            elif other_cost[s_i] < ok_d[h]:
-                ok_d[h] = other_cost[s_i]
-                ok_l[h] = other_len[s_i]
-                _heap_push(hk, hv, hsize, other_cost[s_i], s)
-        while hsize[0] > 0:
-            d, x = _heap_pop(hk, hv, hsize)
-            if d + root_min >= best:
-                break
-            hx = _slot(ok_k, x)
-            if d > ok_d[hx]:
-                continue
-            hr = _lookup(rk, x)
-            if hr >= 0 and d + rd[hr] < best:
-                best = d + rd[hr]
-                best_len = ok_l[hx] + rl[hr]
-            stalled = False
-            for k in range(r_off[x], r_off[x + 1]):
-                hy = _lookup(ok_k, r_nb[k])
-                if hy >= 0 and ok_d[hy] + r_wt[k] < d:
-                    stalled = True
-                    break
-            if stalled:
-                continue
-            lx = ok_l[hx]
-            for k in range(o_off[x], o_off[x + 1]):
-                y = o_nb[k]
-                nd = d + o_wt[k]
-                hy = _slot(ok_k, y)
-                if ok_k[hy] == -1:
-                    if 2 * (used + 1) > cap:
-                        failed = True
-                        break
-                    ok_k[hy] = y
-                    touched[used] = hy
-                    used += 1
-                elif nd >= ok_d[hy]:
-                    continue
-                ok_d[hy] = nd
-                ok_l[hy] = lx + o_ln[k]
-                if not _heap_push(hk, hv, hsize, nd, y):
-                    failed = True
-                    break
-            if failed:
-                break
-        for t in range(used):
-            ok_k[touched[t]] = -1
-        if failed:
-            return cost, length, False
-        cost[g] = best
-        length[g] = best_len
-        i = j
-    return cost, length, True
-
-
-@_jit
 def dijkstra(
     off: Any,
     to: Any,
@@ -1003,7 +871,6 @@ def one_to_many_sweep(
     o_wt: Any,
     o_ln: Any,
     o_arc: Any,
-    rank: Any,
     others: Any,
     other_cost: Any,
     other_len: Any,
@@ -1011,7 +878,9 @@ def one_to_many_sweep(
     groups: int,
     cap: int,
 ) -> tuple[Any, Any, bool]:
-    """:func:`one_to_many` by a restricted sweep (RPHAST, Delling et al. 2011).
+    """Cost and length between one root and many other points, by a restricted sweep.
+
+    RPHAST (Delling, Goldberg, Werneck 2011), for one root and seeds sorted by group.
 
     The root's upward search gives, at each state it reaches, the cost between that state and
     the root over the hierarchy's other direction. The other points' upward search spaces are
@@ -1063,11 +932,9 @@ def one_to_many_sweep(
                 sv[h] = count
                 members[count] = y
                 count += 1
-    # Sweep from the top: every upward arc leads to a state already swept.
-    keyrank = np.empty(count, dtype=np.int64)
-    for i in range(count):
-        keyrank[i] = -rank[members[i]]
-    order = np.argsort(keyrank)
+    # Sweep from the top (states are numbered by rank): every upward arc leads to a state
+    # already swept.
+    order = np.argsort(-members[:count])
     best = np.empty(count, dtype=np.float64)
     best_len = np.empty(count, dtype=np.float64)
     for j in range(count):

@@ -28,7 +28,7 @@ from .errors import GraphFormatError
 from .graph import FloatArray, IntArray
 from .turns import TurnGraph
 
-HIERARCHY_FORMAT_VERSION = 1
+HIERARCHY_FORMAT_VERSION = 2
 # Label tables start this big (slots; a table is kept under half full) and grow fourfold on
 # overflow; each hierarchy remembers the size its queries last needed. Start small: tables are
 # allocated per query, and one past malloc's mmap threshold (128 kB) costs page faults that
@@ -37,7 +37,7 @@ _FIRST_CAP = 1 << 11
 _MAX_CAP = 1 << 26
 _ARRAYS = (
     "f_off", "f_nb", "f_wt", "f_ln", "f_arc", "b_off", "b_nb", "b_wt", "b_ln", "b_arc",
-    "a_c1", "a_c2", "a_src", "a_dst", "rank",
+    "a_c1", "a_c2", "a_src", "a_dst", "rank", "inv",
 )  # fmt: skip
 
 
@@ -114,9 +114,16 @@ class ContractionHierarchy:
         )
         if np.any(rank < 0):
             raise RuntimeError("contraction left states unranked")
+        # States are renumbered by rank (internal id = rank): an upward search then climbs
+        # into one compact block of the arrays, the hierarchy's top, instead of jumping about
+        # millions of states (memory latency, not arithmetic, is what a query pays for at that
+        # scale). ``rank`` maps a turn-graph state to its internal id, ``inv`` back.
+        a_src = rank[a_src].astype(np.int32)
+        a_dst = rank[a_dst].astype(np.int32)
+        inv = np.argsort(rank).astype(np.int32)
         arc_ids = np.flatnonzero(alive).astype(np.int64)
         u, v = a_src[arc_ids].astype(np.int64), a_dst[arc_ids].astype(np.int64)
-        up = rank[u] < rank[v]
+        up = u < v
         n = turns.state_count
         # Upward graph at the lower end; the downward one stored at its lower (head) end too,
         # so a backward search from a target climbs it.
@@ -128,7 +135,7 @@ class ContractionHierarchy:
             "b_off": b[0], "b_nb": b[1], "b_wt": b[2], "b_ln": b[3], "b_arc": b[4],
             "a_c1": c1.astype(np.int32), "a_c2": c2.astype(np.int32),
             "a_src": a_src.astype(np.int32), "a_dst": a_dst.astype(np.int32),
-            "rank": rank.astype(np.int32),
+            "rank": rank.astype(np.int32), "inv": inv,
         }  # fmt: skip
         meta = {
             "format_version": HIERARCHY_FORMAT_VERSION,
@@ -196,8 +203,9 @@ class ContractionHierarchy:
             The answer; cost ``inf`` and no states when no path exists.
         """
         a = self._a
-        s = np.asarray(src, dtype=np.int64)
-        t = np.asarray(dst, dtype=np.int64)
+        rank = a["rank"]
+        s = rank[np.asarray(src, dtype=np.int64)].astype(np.int64)
+        t = rank[np.asarray(dst, dtype=np.int64)].astype(np.int64)
         sc, sl = np.asarray(src_cost, np.float64), np.asarray(src_len, np.float64)
         tc, tl = np.asarray(dst_cost, np.float64), np.asarray(dst_len, np.float64)
         cap = self._cap
@@ -209,7 +217,8 @@ class ContractionHierarchy:
                 a["a_c1"], a["a_c2"], a["a_src"], a["a_dst"], cap,
             )  # fmt: skip
             if ok or cap >= _MAX_CAP:
-                return PathAnswer(float(cost), float(length), np.asarray(states, dtype=np.int64))
+                path = a["inv"][np.asarray(states, dtype=np.int64)].astype(np.int64)
+                return PathAnswer(float(cost), float(length), path)
             cap *= 4
             self._cap = max(self._cap, cap)
 
@@ -240,17 +249,17 @@ class ContractionHierarchy:
             ``(cost[groups], length[groups])``, ``inf`` where no path.
         """
         a = self._a
+        rank = a["rank"]
         r, o = ("b", "f") if root_is_target else ("f", "b")
         cap = self._cap_many
         while True:
             cost, length, ok = _ch.one_to_many_sweep(
-                np.asarray(root, dtype=np.int64),
+                rank[np.asarray(root, dtype=np.int64)].astype(np.int64),
                 np.asarray(root_cost, dtype=np.float64),
                 np.asarray(root_len, dtype=np.float64),
                 a[f"{r}_off"], a[f"{r}_nb"], a[f"{r}_wt"], a[f"{r}_ln"], a[f"{r}_arc"],
                 a[f"{o}_off"], a[f"{o}_nb"], a[f"{o}_wt"], a[f"{o}_ln"], a[f"{o}_arc"],
-                a["rank"],
-                np.asarray(others, dtype=np.int64),
+                rank[np.asarray(others, dtype=np.int64)].astype(np.int64),
                 np.asarray(other_cost, dtype=np.float64),
                 np.asarray(other_len, dtype=np.float64),
                 np.asarray(other_group, dtype=np.int64),
