@@ -52,6 +52,8 @@ CHECK_PAIRS = 20
 
 
 def _timed(fn: Callable[[int], object], runs: int) -> tuple[np.ndarray, list[object]]:
+    for i in range(min(3, runs)):  # warm-up: first calls pay for caches and compilation
+        fn(i)
     out: list[object] = []
     times = np.empty(runs)
     for i in range(runs):
@@ -103,6 +105,29 @@ def bench(
     )
     _row(table, name, f"yishao route ({engine}, turns, phantoms)", _stats(ours))
     _row(table, name, f"yishao travel_times_to 50 ({engine})", _stats(ours_tt))
+    edges = np.array([len(r.edges) for r in routes])  # type: ignore[attr-defined]
+    print(f"   routes: median {np.median(edges):.0f} edges, max {edges.max()}")
+    ch = router.hierarchy
+    if ch is not None:
+        # The search alone (cost, unpacked states; no snapping, no Route object) between
+        # random turn states: what grows with the graph. A Route's objects grow with its
+        # length (a few microseconds an edge in pydantic).
+        states = rng.integers(0, ch.state_count, (pairs, 2))
+        zero = [0.0]
+        engine_ms, _ = _timed(
+            lambda i: ch.route([int(states[i, 0])], zero, zero, [int(states[i, 1])], zero, zero),
+            pairs,
+        )
+        _row(table, name, "yishao route, the CH search alone", _stats(engine_ms))
+    # A district's fleet: 50 units within about 5 km of the incident (a ranking's usual case;
+    # the row above draws units anywhere on the graph).
+    lat, lon = g.node_lat, g.node_lon
+    local: list[list[tuple[float, float]]] = []
+    for d in dests:
+        near = np.flatnonzero((np.abs(lat - d[0]) < 0.045) & (np.abs(lon - d[1]) < 0.05))
+        local.append([(float(lat[n]), float(lon[n])) for n in rng.choice(near, UNITS)])
+    local_tt, _ = _timed(lambda i: router.travel_times_to(dests[i], local[i]), pairs)
+    _row(table, name, f"yishao travel_times_to 50 within ~5 km ({engine})", _stats(local_tt))
 
     # Our answers against our own plain Dijkstra over the same turn graph (first pairs).
     if router.hierarchy is not None:
