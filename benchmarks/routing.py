@@ -29,6 +29,7 @@ measurement ``test_load_is_fast`` used to make in the test suite).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib.util
 import math
@@ -295,10 +296,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--big-pairs", type=int, default=20, help="queries on the big grid")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--skip-grid", action="store_true")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="keep the graphs and their hierarchies here, and reuse them on the next run "
+        "(the build times printed are then those of the first run: see each cache's meta)",
+    )
     args = parser.parse_args(argv)
     table: list[tuple[str, ...]] = []
 
-    with tempfile.TemporaryDirectory(prefix="yishao-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.cache_dir is not None:
+            args.cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.cache_dir)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="yishao-bench-"))
         folder = shared_osm_dir()
         shanghai = folder / "shanghai_center.osm" if folder else None
         shanghai_graph: RoadGraph | None = None
@@ -347,7 +360,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         for label, make, use_ch, pairs in sizes:
             t0 = time.perf_counter()
             city = make()
-            path = save(city, Path(tmp) / f"{label.split()[0].lower()}{city.node_count}.npz")
+            path = Path(tmp) / f"{label.split()[0].lower()}{city.node_count}.npz"
+            if not path.exists():  # a kept one (--cache-dir) comes with its hierarchy
+                save(city, path)
             print(f"\n{label}: generate+save {time.perf_counter() - t0:.1f} s")
             del city
             router = _router_with_stats(path, label, use_hierarchy=use_ch)
