@@ -594,23 +594,29 @@ def _upward(
     length: Any,
     pred: Any,
     pred_arc: Any,
+    touched: Any,
+    hk: Any,
+    hv: Any,
     stop_at: float,
 ) -> int:
     """One upward search (all of it, or until its queue passes ``stop_at``) into the tables.
 
-    ``s_*`` is the opposite direction's graph, for stall-on-demand. Returns the number of
-    labels, or -1 if the table filled up.
+    ``s_*`` is the opposite direction's graph, for stall-on-demand. ``keys`` must come empty
+    (all -1); the slots it fills are listed in ``touched`` (see :func:`_clear`). ``hk``/``hv``
+    are the queue's room. Returns the number of labels, or ``-1 - labels`` if the table or the
+    queue filled up.
     """
     cap = keys.shape[0]
-    hk = np.empty(4 * cap, dtype=np.float64)
-    hv = np.empty(4 * cap, dtype=np.int32)
     hsize = np.zeros(1, dtype=np.int64)
     used = 0
     for i in range(seeds.shape[0]):
         s = seeds[i]
         h = _slot(keys, s)
         if keys[h] == -1:
+            if 2 * (used + 1) > cap:
+                return -1 - used
             keys[h] = s
+            touched[used] = h
             used += 1
             dist[h] = seed_cost[i]
             length[h] = seed_len[i]
@@ -644,8 +650,9 @@ def _upward(
             hy = _slot(keys, y)
             if keys[hy] == -1:
                 if 2 * (used + 1) > cap:
-                    return -1
+                    return -1 - used
                 keys[hy] = y
+                touched[used] = hy
                 used += 1
             elif nd >= dist[hy]:
                 continue
@@ -654,8 +661,17 @@ def _upward(
             pred[hy] = x
             pred_arc[hy] = arc[k]
             if not _heap_push(hk, hv, hsize, nd, y):
-                return -1
+                return -1 - used
     return used
+
+
+@_jit
+def _clear(keys: Any, touched: Any, used: int) -> None:
+    """Empty the table slots a search filled (``used`` as it returned it), for the next one."""
+    if used < 0:
+        used = -1 - used
+    for i in range(used):
+        keys[touched[i]] = -1
 
 
 @_jit
@@ -680,40 +696,51 @@ def point_to_point(
     a_c2: Any,
     a_src: Any,
     a_dst: Any,
-    cap: int,
+    fk: Any,
+    fd: Any,
+    fl: Any,
+    fp: Any,
+    fa: Any,
+    ft: Any,
+    bk: Any,
+    bd: Any,
+    bl: Any,
+    bp: Any,
+    ba: Any,
+    bt: Any,
+    hk: Any,
+    hv: Any,
 ) -> tuple[float, float, Any, bool]:
     """Cheapest path from any seed in ``src`` to any in ``dst`` (seed costs added at each end).
 
     Returns:
         ``(cost, length, states, ok)``: the states of the path in order (first a source seed,
         last a target seed); cost ``inf`` and no states when there is no path; ``ok`` False
-        when the label tables were too small (retry with a bigger ``cap``).
+        when the label tables were too small (retry with bigger ones).
+
+    The tables (``f*`` forward, ``b*`` backward: keys, cost, length, predecessor, its arc,
+    the slots filled) and the queue's room (``hk``/``hv``) are the caller's scratch, reused
+    from query to query: keys come empty and are left empty.
     """
-    fk = np.full(cap, -1, dtype=np.int64)
-    fd = np.empty(cap, dtype=np.float64)
-    fl = np.empty(cap, dtype=np.float64)
-    fp = np.empty(cap, dtype=np.int64)
-    fa = np.empty(cap, dtype=np.int64)
-    bk = np.full(cap, -1, dtype=np.int64)
-    bd = np.empty(cap, dtype=np.float64)
-    bl = np.empty(cap, dtype=np.float64)
-    bp = np.empty(cap, dtype=np.int64)
-    ba = np.empty(cap, dtype=np.int64)
     empty = np.zeros(0, dtype=np.int64)
     # Upward search spaces are small: search both completely, then meet.
-    if _upward(src, src_cost, src_len, f_off, f_nb, f_wt, f_ln, f_arc, b_off, b_nb, b_wt,
-               fk, fd, fl, fp, fa, np.inf) < 0:  # fmt: skip
+    nf = _upward(src, src_cost, src_len, f_off, f_nb, f_wt, f_ln, f_arc, b_off, b_nb, b_wt,
+                 fk, fd, fl, fp, fa, ft, hk, hv, np.inf)  # fmt: skip
+    if nf < 0:
+        _clear(fk, ft, nf)
         return np.inf, np.inf, empty, False
-    if _upward(dst, dst_cost, dst_len, b_off, b_nb, b_wt, b_ln, b_arc, f_off, f_nb, f_wt,
-               bk, bd, bl, bp, ba, np.inf) < 0:  # fmt: skip
+    nb_ = _upward(dst, dst_cost, dst_len, b_off, b_nb, b_wt, b_ln, b_arc, f_off, f_nb, f_wt,
+                  bk, bd, bl, bp, ba, bt, hk, hv, np.inf)  # fmt: skip
+    if nb_ < 0:
+        _clear(fk, ft, nf)
+        _clear(bk, bt, nb_)
         return np.inf, np.inf, empty, False
     best = np.inf
     best_len = np.inf
     meet = -1
-    for h in range(cap):
+    for i in range(nf):
+        h = ft[i]
         x = fk[h]
-        if x == -1:
-            continue
         hb = _lookup(bk, x)
         if hb >= 0:
             c = fd[h] + bd[hb]
@@ -722,6 +749,8 @@ def point_to_point(
                 best_len = fl[h] + bl[hb]
                 meet = x
     if meet < 0:
+        _clear(fk, ft, nf)
+        _clear(bk, bt, nb_)
         return np.inf, np.inf, empty, True
     # Arcs from the source seed up to meet (reversed while walking), then down to the target.
     chain = np.empty(64, dtype=np.int64)
@@ -752,6 +781,8 @@ def point_to_point(
         chain[nchain] = ba[h]
         nchain += 1
         x = bp[h]
+    _clear(fk, ft, nf)
+    _clear(bk, bt, nb_)
     states = _unpack(first, chain[:nchain], a_c1, a_c2, a_dst)
     return best, best_len, states, True
 
@@ -857,7 +888,7 @@ def dijkstra(
 
 
 @_jit
-def one_to_many_sweep(
+def one_to_many(
     root: Any,
     root_cost: Any,
     root_len: Any,
@@ -876,46 +907,93 @@ def one_to_many_sweep(
     other_len: Any,
     other_group: Any,
     groups: int,
-    cap: int,
+    rk: Any,
+    rd: Any,
+    rl: Any,
+    rp: Any,
+    ra: Any,
+    rt: Any,
+    sk: Any,
+    sv: Any,
+    st: Any,
+    members: Any,
+    best: Any,
+    best_len: Any,
+    hk: Any,
+    hv: Any,
 ) -> tuple[Any, Any, bool]:
     """Cost and length between one root and many other points, by a restricted sweep.
 
-    RPHAST (Delling, Goldberg, Werneck 2011), for one root and seeds sorted by group.
-
-    The root's upward search gives, at each state it reaches, the cost between that state and
-    the root over the hierarchy's other direction. The other points' upward search spaces are
-    then *selected* (a plain traversal, each state once however many points reach it: nearby
-    units share most of theirs) and swept from the highest rank down, each state taking the
-    cheaper of its root label and the best of its upward arcs into already swept states. One
-    pass over the union replaces a Dijkstra per point.
+    RPHAST (Delling, Goldberg, Werneck 2011): the root's upward search gives, at each state it
+    reaches, the cost between that state and the root over the hierarchy's other direction.
+    The other points' upward search spaces are then selected (each state once however many
+    points reach it: nearby units share most of theirs) and swept from the highest rank down,
+    each state taking the cheaper of its root label and the best of its upward arcs into
+    states already swept. One pass over the union replaces a Dijkstra per point.
 
     Returns:
         ``(cost[groups], length[groups], ok)``; inf where no path; ``ok`` False when a table
-        (``cap`` slots, kept under half full) is too small.
+        (kept under half full) is too small.
+
+    Scratch as in :func:`point_to_point`: the root's table (``r*``), the union's (``sk`` keys,
+    ``sv`` position, ``st`` slots filled; ``members``, ``best``, ``best_len`` by position, half
+    the table's size at least) and the queue's room, reused from query to query.
     """
     cost = np.full(groups, np.inf)
     length = np.full(groups, np.inf)
-    rk = np.full(cap, -1, dtype=np.int64)
-    rd = np.empty(cap, dtype=np.float64)
-    rl = np.empty(cap, dtype=np.float64)
-    rp = np.empty(cap, dtype=np.int64)
-    ra = np.empty(cap, dtype=np.int64)
-    if _upward(root, root_cost, root_len, r_off, r_nb, r_wt, r_ln, r_arc, o_off, o_nb, o_wt,
-               rk, rd, rl, rp, ra, np.inf) < 0:  # fmt: skip
+    cap = sk.shape[0]
+    nr = _upward(root, root_cost, root_len, r_off, r_nb, r_wt, r_ln, r_arc, o_off, o_nb, o_wt,
+                 rk, rd, rl, rp, ra, rt, hk, hv, np.inf)  # fmt: skip
+    if nr < 0:
+        _clear(rk, rt, nr)
         return cost, length, False
-    # Selection: the union of the points' upward search spaces, each state numbered once.
-    sk = np.full(cap, -1, dtype=np.int64)
-    sv = np.empty(cap, dtype=np.int64)
-    members = np.empty(cap // 2 + 1, dtype=np.int64)
+    ok = _sweep(rk, rd, rl, o_off, o_nb, o_wt, o_ln, others, other_cost, other_len, other_group,
+                cost, length, sk, sv, st, members, best, best_len, cap)  # fmt: skip
+    _clear(rk, rt, nr)
+    return cost, length, ok
+
+
+@_jit
+def _sweep(
+    rk: Any,
+    rd: Any,
+    rl: Any,
+    o_off: Any,
+    o_nb: Any,
+    o_wt: Any,
+    o_ln: Any,
+    others: Any,
+    other_cost: Any,
+    other_len: Any,
+    other_group: Any,
+    cost: Any,
+    length: Any,
+    sk: Any,
+    sv: Any,
+    st: Any,
+    members: Any,
+    best: Any,
+    best_len: Any,
+    cap: int,
+) -> bool:
+    """:func:`one_to_many`'s selection and sweep; leaves ``sk`` empty.
+
+    Selection: the union of the points' upward search spaces, a plain traversal numbering
+    each state once. Sweep: the union in rank order from the top (states are numbered by
+    rank, so this also walks the arrays in memory order; a memoised depth-first search that
+    needs no sort was measured slower for its scattered reads).
+    """
     count = 0
     for i in range(others.shape[0]):
         s = others[i]
         h = _slot(sk, s)
         if sk[h] == -1:
             if 2 * (count + 1) > cap:
-                return cost, length, False
+                _clear(sk, st, count)
+                return False
             sk[h] = s
             sv[h] = count
+            st[count] = h
             members[count] = s
             count += 1
     head = 0
@@ -927,16 +1005,15 @@ def one_to_many_sweep(
             h = _slot(sk, y)
             if sk[h] == -1:
                 if 2 * (count + 1) > cap:
-                    return cost, length, False
+                    _clear(sk, st, count)
+                    return False
                 sk[h] = y
                 sv[h] = count
+                st[count] = h
                 members[count] = y
                 count += 1
-    # Sweep from the top (states are numbered by rank): every upward arc leads to a state
-    # already swept.
+    # Every upward arc leads to a state already swept.
     order = np.argsort(-members[:count])
-    best = np.empty(count, dtype=np.float64)
-    best_len = np.empty(count, dtype=np.float64)
     for j in range(count):
         i = order[j]
         x = members[i]
@@ -962,4 +1039,5 @@ def one_to_many_sweep(
         if c < cost[g]:
             cost[g] = c
             length[g] = other_len[i] + best_len[m]
-    return cost, length, True
+    _clear(sk, st, count)
+    return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import zipfile
 from collections.abc import Mapping
@@ -64,6 +65,27 @@ def _csr(
     )
 
 
+class _Scratch:
+    """Two label tables (keys empty between queries) and a queue's room, for one thread."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.keys = np.full(cap, -1, dtype=np.int64)
+        self.dist = np.empty(cap, dtype=np.float64)
+        self.length = np.empty(cap, dtype=np.float64)
+        self.pred = np.empty(cap, dtype=np.int64)
+        self.pred_arc = np.empty(cap, dtype=np.int64)
+        self.touched = np.empty(cap, dtype=np.int64)
+        self.keys2 = np.full(cap, -1, dtype=np.int64)
+        self.dist2 = np.empty(cap, dtype=np.float64)
+        self.length2 = np.empty(cap, dtype=np.float64)
+        self.pred2 = np.empty(cap, dtype=np.int64)
+        self.pred_arc2 = np.empty(cap, dtype=np.int64)
+        self.touched2 = np.empty(cap, dtype=np.int64)
+        self.hk = np.empty(4 * cap, dtype=np.float64)
+        self.hv = np.empty(4 * cap, dtype=np.int32)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class PathAnswer:
     """One point-to-point answer: cost (seconds), length (metres), states in travel order."""
@@ -90,6 +112,16 @@ class ContractionHierarchy:
         # Threads may race on it; the worst a race costs is one retry.
         self._cap = _FIRST_CAP
         self._cap_many = _FIRST_CAP  # the same for one-to-many sweeps (bigger tables)
+        self._local = threading.local()
+
+    def _scratch(self, kind: str, cap: int) -> _Scratch:
+        """This thread's tables for ``kind`` of query, ``cap`` slots (made once, then reused:
+        allocating and faulting in megabytes per query cost more than the search)."""
+        held: dict[str, _Scratch] = self._local.__dict__.setdefault("scratch", {})
+        got = held.get(kind)
+        if got is None or got.cap != cap:
+            got = held[kind] = _Scratch(cap)
+        return got
 
     # ------------------------------------------------------------------------- building
 
@@ -210,11 +242,14 @@ class ContractionHierarchy:
         tc, tl = np.asarray(dst_cost, np.float64), np.asarray(dst_len, np.float64)
         cap = self._cap
         while True:
+            w = self._scratch("route", cap)
             cost, length, states, ok = _ch.point_to_point(
                 s, sc, sl, t, tc, tl,
                 a["f_off"], a["f_nb"], a["f_wt"], a["f_ln"], a["f_arc"],
                 a["b_off"], a["b_nb"], a["b_wt"], a["b_ln"], a["b_arc"],
-                a["a_c1"], a["a_c2"], a["a_src"], a["a_dst"], cap,
+                a["a_c1"], a["a_c2"], a["a_src"], a["a_dst"],
+                w.keys, w.dist, w.length, w.pred, w.pred_arc, w.touched,
+                w.keys2, w.dist2, w.length2, w.pred2, w.pred_arc2, w.touched2, w.hk, w.hv,
             )  # fmt: skip
             if ok or cap >= _MAX_CAP:
                 path = a["inv"][np.asarray(states, dtype=np.int64)].astype(np.int64)
@@ -253,7 +288,8 @@ class ContractionHierarchy:
         r, o = ("b", "f") if root_is_target else ("f", "b")
         cap = self._cap_many
         while True:
-            cost, length, ok = _ch.one_to_many_sweep(
+            w = self._scratch("many", cap)
+            cost, length, ok = _ch.one_to_many(
                 rank[np.asarray(root, dtype=np.int64)].astype(np.int64),
                 np.asarray(root_cost, dtype=np.float64),
                 np.asarray(root_len, dtype=np.float64),
@@ -264,7 +300,8 @@ class ContractionHierarchy:
                 np.asarray(other_len, dtype=np.float64),
                 np.asarray(other_group, dtype=np.int64),
                 groups,
-                cap,
+                w.keys, w.dist, w.length, w.pred, w.pred_arc, w.touched,
+                w.keys2, w.pred2, w.touched2, w.pred_arc2, w.dist2, w.length2, w.hk, w.hv,
             )  # fmt: skip
             if ok or cap >= _MAX_CAP:
                 return np.asarray(cost, dtype=np.float64), np.asarray(length, dtype=np.float64)
