@@ -919,6 +919,8 @@ def one_to_many(
     members: Any,
     best: Any,
     best_len: Any,
+    arc_at: Any,
+    arc_to: Any,
     hk: Any,
     hv: Any,
 ) -> tuple[Any, Any, bool]:
@@ -936,8 +938,9 @@ def one_to_many(
         (kept under half full) is too small.
 
     Scratch as in :func:`point_to_point`: the root's table (``r*``), the union's (``sk`` keys,
-    ``sv`` position, ``st`` slots filled; ``members``, ``best``, ``best_len`` by position, half
-    the table's size at least) and the queue's room, reused from query to query.
+    ``sv`` position, ``st`` slots filled; ``members``, ``best``, ``best_len``, ``arc_at`` by
+    position, half the table's size at least; ``arc_to``, room for the union's arcs) and the
+    queue's room, reused from query to query.
     """
     cost = np.full(groups, np.inf)
     length = np.full(groups, np.inf)
@@ -948,7 +951,8 @@ def one_to_many(
         _clear(rk, rt, nr)
         return cost, length, False
     ok = _sweep(rk, rd, rl, o_off, o_nb, o_wt, o_ln, others, other_cost, other_len, other_group,
-                cost, length, sk, sv, st, members, best, best_len, cap)  # fmt: skip
+                cost, length, sk, sv, st, members, best, best_len, arc_at, arc_to,
+                cap)  # fmt: skip
     _clear(rk, rt, nr)
     return cost, length, ok
 
@@ -974,14 +978,18 @@ def _sweep(
     members: Any,
     best: Any,
     best_len: Any,
+    arc_at: Any,
+    arc_to: Any,
     cap: int,
 ) -> bool:
     """:func:`one_to_many`'s selection and sweep; leaves ``sk`` empty.
 
     Selection: the union of the points' upward search spaces, a plain traversal numbering
-    each state once. Sweep: the union in rank order from the top (states are numbered by
-    rank, so this also walks the arrays in memory order; a memoised depth-first search that
-    needs no sort was measured slower for its scattered reads).
+    each state once and noting, arc by arc, the number of the state it leads to (``arc_at``:
+    where a member's arcs start in ``arc_to``), so the sweep needs no table lookups. Sweep:
+    the union in rank order from the top (states are numbered by rank, so this also walks
+    the arrays in memory order; a memoised depth-first search that needs no sort was measured
+    slower for its scattered reads).
     """
     count = 0
     for i in range(others.shape[0]):
@@ -997,11 +1005,18 @@ def _sweep(
             members[count] = s
             count += 1
     head = 0
+    used = 0
+    room = arc_to.shape[0]
     while head < count:
         x = members[head]
-        head += 1
-        for k in range(o_off[x], o_off[x + 1]):
-            y = o_nb[k]
+        lo = o_off[x]
+        deg = o_off[x + 1] - lo
+        if used + deg > room:
+            _clear(sk, st, count)
+            return False
+        arc_at[head] = used
+        for j in range(deg):
+            y = o_nb[lo + j]
             h = _slot(sk, y)
             if sk[h] == -1:
                 if 2 * (count + 1) > cap:
@@ -1012,6 +1027,9 @@ def _sweep(
                 st[count] = h
                 members[count] = y
                 count += 1
+            arc_to[used + j] = sv[h]
+        used += deg
+        head += 1
     # Every upward arc leads to a state already swept.
     order = np.argsort(-members[:count])
     for j in range(count):
@@ -1024,12 +1042,14 @@ def _sweep(
         else:
             d = np.inf
             dl = np.inf
-        for k in range(o_off[x], o_off[x + 1]):
-            m = sv[_slot(sk, o_nb[k])]
-            c = o_wt[k] + best[m]
+        lo = o_off[x]
+        at = arc_at[i]
+        for k in range(o_off[x + 1] - lo):
+            m = arc_to[at + k]
+            c = o_wt[lo + k] + best[m]
             if c < d:
                 d = c
-                dl = o_ln[k] + best_len[m]
+                dl = o_ln[lo + k] + best_len[m]
         best[i] = d
         best_len[i] = dl
     for i in range(others.shape[0]):

@@ -84,6 +84,9 @@ class _Scratch:
         self.touched2 = np.empty(cap, dtype=np.int64)
         self.hk = np.empty(4 * cap, dtype=np.float64)
         self.hv = np.empty(4 * cap, dtype=np.int32)
+        # One-to-many only: where each selected state's arcs start, and where each leads.
+        self.arc_at = np.empty(cap, dtype=np.int64)
+        self.arc_to = np.empty(8 * cap, dtype=np.int32)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -301,7 +304,8 @@ class ContractionHierarchy:
                 np.asarray(other_group, dtype=np.int64),
                 groups,
                 w.keys, w.dist, w.length, w.pred, w.pred_arc, w.touched,
-                w.keys2, w.pred2, w.touched2, w.pred_arc2, w.dist2, w.length2, w.hk, w.hv,
+                w.keys2, w.pred2, w.touched2, w.pred_arc2, w.dist2, w.length2, w.arc_at,
+                w.arc_to, w.hk, w.hv,
             )  # fmt: skip
             if ok or cap >= _MAX_CAP:
                 return np.asarray(cost, dtype=np.float64), np.asarray(length, dtype=np.float64)
