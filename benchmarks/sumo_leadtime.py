@@ -78,9 +78,23 @@ def worst_path_s(program: ctl.Program, targets: frozenset[int]) -> float:
     return best
 
 
+TRAIL: dict[str, list[str]] = {}  # request id -> what happened to it at its light, in order
+
+
 def watch() -> list[Seen]:
     seen: list[Seen] = []
     receive = ctl.LightController.receive
+    data_to_send = ctl.LightController.data_to_send
+
+    def reports(self: ctl.LightController) -> list[ctl.Report]:
+        out = data_to_send(self)
+        for rep in out:
+            TRAIL.setdefault(rep.request_id, []).append(
+                f"{rep.at_s:.0f} {rep.status} {rep.kind.value if rep.kind else rep.reason}"
+            )
+        return out
+
+    ctl.LightController.data_to_send = reports  # type: ignore[method-assign]
 
     def watched(self: ctl.LightController, message: ctl.Grant | ctl.Cancel, now_s: float) -> None:
         if isinstance(message, ctl.Grant):
@@ -93,6 +107,12 @@ def watch() -> list[Seen]:
             for rep in self._outbox[before:]:
                 if rep.request_id == message.request_id and rep.status == "rejected":
                     answer = rep.reason.split(" ")[0] + " " + rep.reason.split(" ")[1]
+            TRAIL.setdefault(message.request_id, []).append(
+                f"{now_s:.0f} grant {'new' if first else 'retimed'} "
+                f"eta+{message.eta_s - now_s:.0f} "
+                f"window {message.green_from_s - now_s:.0f}..{message.green_to_s - now_s:.0f} "
+                f"need {need:.0f}: {answer}"
+            )
             seen.append(
                 Seen(
                     message.request_id,
@@ -105,6 +125,7 @@ def watch() -> list[Seen]:
                 )
             )
         else:
+            TRAIL.setdefault(message.request_id, []).append(f"{now_s:.0f} cancel")
             receive(self, message, now_s)
 
     ctl.LightController.receive = watched  # type: ignore[method-assign]
@@ -191,6 +212,16 @@ def main() -> None:
     print(f"                                  worst {q([x.worst_s for x in first_lead.values()])}")
     short = sum(1 for x in first_lead.values() if x.lead_s < x.worst_s)
     print(f"  lead < worst: {short} of {len(first_lead)}")
+    worst_ids = Counter(s.request_id for s in rejected).most_common(3)
+    for rid, n in worst_ids:
+        trail = TRAIL.get(rid, [])
+        # The story up to the first at-once rejection, and a little after.
+        k = next(
+            (i for i, x in enumerate(trail) if x.endswith(("earliest safe", "conflicts at"))), 0
+        )
+        print(f"\n{rid}: {n} at-once rejections; events {len(trail)}")
+        for line in trail[max(0, k - 12) : k + 4]:
+            print("   ", line)
 
 
 if __name__ == "__main__":
