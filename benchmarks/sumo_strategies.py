@@ -7,7 +7,7 @@ whole network's delay change, all against the baseline of the same run.
 
     .venv/bin/python benchmarks/sumo_strategies.py [--demand low] [--seed 11] [--window-s 900]
         [--vehicles 8]
-        [--variants default,legacy,nolate,noqueue,atdepart,comp05,noext,nocut,ext10,retime25]
+        [--variants default,legacy,nolate,noqueue,nostall,atdepart,comp05,noext,ext10,retime25]
 
 Needs the 'sumo' extra and the shared Shanghai extract (../shared/data/osm).
 """
@@ -47,10 +47,12 @@ VARIANTS: dict[str, ControllerConfig] = {
     "nocut": ControllerConfig(min_green_s=999, pedestrian_green_s=999),
     "ext10": ControllerConfig(max_extension_s=10),
     "lead5": ControllerConfig(max_lead_s=5),
-    # Before issue 13's lead-time work: rejected when not in time by the ETA, never queued.
+    # Before issue 13's lead-time work: rejected when not in time by the ETA, never queued,
+    # held for a vehicle that stands.
     "nolate": ControllerConfig(late_green_s=0),
     "noqueue": ControllerConfig(queue_conflicts=False),
-    "legacy": ControllerConfig(late_green_s=0, queue_conflicts=False),
+    "nostall": ControllerConfig(stall_s=0),
+    "legacy": ControllerConfig(late_green_s=0, queue_conflicts=False, stall_s=0),
 }
 # Variants of the drill itself: "legacy" also plans at departure, not at the assignment.
 DRILL_VARIANTS: dict[str, dict[str, object]] = {
