@@ -29,9 +29,9 @@ rather than rejected, when it can). A grant whose window passed is reported ``se
 movement was green at the ETA or for at least half the window, else ``rejected``.
 
 **A vehicle that stands** (its re-timed grants show it no nearer for ``stall_s``: stuck in
-traffic or at an earlier light) is not held green for, nor given an early green unless vehicles
-queue on its approach (it may stand in that queue); it blocks no other grant and is not
-rejected for lateness (which would be said again at every fix) until it moves again.
+traffic or at an earlier light) is neither held green for nor given an early green; it blocks no
+other grant and is not rejected for lateness (which would be said again at every fix) until it
+moves again.
 
 **Compensation.** Green a phase lost to an early cut, and the extra red an extension gave the
 other greens, is owed to those phases and paid back once no grant is pending, at most
@@ -128,10 +128,9 @@ class ControllerConfig(BaseModel):
         default=8.0,
         ge=0,
         description="a vehicle whose re-timed grants show it no nearer for this long (stuck in "
-        "traffic, or at a light before this one) is stalled: no green is held for it, nor "
-        "brought forward unless vehicles queue on its approach (it may be in that queue), it "
-        "blocks no other grant and is not rejected for lateness, until its grants show it "
-        "coming again (or stop coming: its ETA holds); 0: off",
+        "traffic, or at a light before this one) is stalled: no green is held or brought "
+        "forward for it, it blocks no other grant and is not rejected for lateness, until its "
+        "grants show it coming again (or stop coming: its ETA holds); 0: off",
     )
     served_share: float = Field(
         default=0.5,
@@ -676,11 +675,10 @@ class LightController:
             g = held.grant
             if g.green_to_s <= now_s:
                 continue
-            stalled = held.stalled(now_s, self.cfg.stall_s)
-            if stalled and (run.index in held.targets or not queues.get(rid, 0.0)):
-                # It stands while its green shows, or with no queue on its approach: it is held
-                # up elsewhere. Standing in a queue here, its green still comes early (to move
-                # the queue), but is never held past its plan.
+            if held.stalled(now_s, self.cfg.stall_s):
+                # Not for a vehicle that stands. Measured in SUMO (moderate, seed 11): still
+                # bringing its green forward when vehicles queue on its approach gave the same
+                # vehicle time (-9.9%) for more cross delay (+16.4% against +11.8%).
                 continue
             want = g.green_from_s - self._lead(held, queues)
             if run.index in held.targets:
