@@ -396,11 +396,12 @@ class LightController:
         ]
         start, blocker = self._place(grant, targets, winners)
         if start is None:
-            assert blocker is not None
-            self._reject_new(
-                grant, now_s, f"conflicts at {tls} with {blocker.grant.request_id} "
-                f"(importance {blocker.grant.importance})", ReasonKind.CONFLICT,
-            )  # fmt: skip
+            who = (
+                f"{blocker.grant.request_id} (importance {blocker.grant.importance})"
+                if blocker is not None
+                else "grants of higher priority"
+            )
+            self._reject_new(grant, now_s, f"conflicts at {tls} with {who}", ReasonKind.CONFLICT)
             return
         serving_now = self.run.index in targets and self._is_green(self.run.index)
         if not serving_now:
@@ -478,7 +479,7 @@ class LightController:
                 start >= grant.green_to_s - _EPS
             ):
                 return None, hit
-        return None, None  # pragma: no cover (each pass moves past one window)
+        return None, None  # not reached: each pass moves the start past one more window
 
     def observe(
         self,
