@@ -7,7 +7,7 @@ whole network's delay change, all against the baseline of the same run.
 
     .venv/bin/python benchmarks/sumo_strategies.py [--demand low] [--seed 11] [--window-s 900]
         [--vehicles 8]
-        [--variants default,legacy,nolate,noqueue,nostall,atdepart,comp05,noext,ext10,retime25]
+        [--variants default,legacy,nolate,queue,nostall,atdepart,comp05,noext,ext10,retime25]
 
 Needs the 'sumo' extra and the shared Shanghai extract (../shared/data/osm).
 """
@@ -50,7 +50,7 @@ VARIANTS: dict[str, ControllerConfig] = {
     # Before issue 13's lead-time work: rejected when not in time by the ETA, never queued,
     # held for a vehicle that stands.
     "nolate": ControllerConfig(late_green_s=0),
-    "noqueue": ControllerConfig(queue_conflicts=False),
+    "queue": ControllerConfig(queue_conflicts=True),
     "nostall": ControllerConfig(stall_s=0),
     "legacy": ControllerConfig(late_green_s=0, queue_conflicts=False, stall_s=0),
 }

@@ -220,6 +220,7 @@ def test_a_green_a_little_after_the_eta_is_given_as_early_as_safe() -> None:
 
 def test_a_conflicting_grant_of_lower_priority_queues_behind_the_higher_one() -> None:
     light, ctrl = new(start_s=1)
+    ctrl.cfg = CFG.model_copy(update={"queue_conflicts": True})
     # "high" wants the NS left turn 40-46; "low" wants EW through 42-70, due at 50: it starts
     # after high's window and the left turn's clearance (46 + 5 = 51 s), within late_green_s
     # of its ETA, instead of being rejected.
@@ -243,9 +244,9 @@ def test_a_conflicting_grant_of_lower_priority_queues_behind_the_higher_one() ->
         ("high", "served"),
         ("low", "served"),
     ]
-    # Not queued when told not to: rejected at once, as before.
+    # Not queued by default: rejected at once, as before.
     _, strict = new(start_s=1)
-    strict.cfg = CFG.model_copy(update={"queue_conflicts": False})
+    assert not CFG.queue_conflicts
     strict.receive(grant("high", (2,), 40, 46, eta=42, importance=12), 1)
     strict.receive(grant("low", (3, 4), 42, 70, eta=50, importance=5), 1)
     assert [r.kind for r in strict.data_to_send()] == [ReasonKind.CONFLICT]
