@@ -6,7 +6,8 @@ line per variant with the emergency travel change, the cross delay at the served
 whole network's delay change, all against the baseline of the same run.
 
     .venv/bin/python benchmarks/sumo_strategies.py [--demand low] [--seed 11] [--window-s 900]
-        [--vehicles 8] [--variants default,comp05,noext,nocut,ext10,retime25,retime1,retime4]
+        [--vehicles 8]
+        [--variants default,legacy,nolate,queue,nostall,atdepart,comp05,noext,ext10,retime25]
 
 Needs the 'sumo' extra and the shared Shanghai extract (../shared/data/osm).
 """
@@ -46,6 +47,17 @@ VARIANTS: dict[str, ControllerConfig] = {
     "nocut": ControllerConfig(min_green_s=999, pedestrian_green_s=999),
     "ext10": ControllerConfig(max_extension_s=10),
     "lead5": ControllerConfig(max_lead_s=5),
+    # Before issue 13's lead-time work: rejected when not in time by the ETA, never queued,
+    # held for a vehicle that stands.
+    "nolate": ControllerConfig(late_green_s=0),
+    "queue": ControllerConfig(queue_conflicts=True),
+    "nostall": ControllerConfig(stall_s=0),
+    "legacy": ControllerConfig(late_green_s=0, queue_conflicts=False, stall_s=0),
+}
+# Variants of the drill itself: "legacy" also plans at departure, not at the assignment.
+DRILL_VARIANTS: dict[str, dict[str, object]] = {
+    "legacy": {"plan_at_dispatch": False},
+    "atdepart": {"plan_at_dispatch": False},
 }
 # Variants of the plan's messages (the controllers' defaults).
 GW_VARIANTS: dict[str, GreenWaveConfig] = {
@@ -91,8 +103,11 @@ def main() -> None:
         for name in args.variants.split(","):
             if name in GW_VARIANTS:
                 vcfg = cfg.model_copy(update={"greenwave": GW_VARIANTS[name]})
-            else:
+            elif name in VARIANTS:
                 vcfg = cfg.model_copy(update={"controller": VARIANTS[name]})
+            else:
+                vcfg = cfg
+            vcfg = vcfg.model_copy(update=DRILL_VARIANTS.get(name, {}))
             arm = run_arm(
                 net, trips, bg, types, Strategy.LIVE, vcfg, seed=args.seed, end_s=end_s, work=work
             )
@@ -106,6 +121,7 @@ def main() -> None:
                 f"{f.cross_delay_added_pct_worst!s:>13} {f.network_delay_added_pct!s:>9} "
                 f"{f.lights_touched:>7} {arm.wall_s:>7.1f} {f.requests_sent:>9}"
             )
+            print(f"           served {f.served}, rejected {f.rejected}: {f.rejected_by_reason}")
         print(f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -12,8 +12,11 @@ What is decided, and by whom:
   with care (see :func:`ev_types_file`: what SUMO's bluelight device grants, without the device,
   which crashes SUMO 1.28). That is the baseline, not a car that waits through every red.
 * **The green wave** is the service's: the plan (:func:`routing.greenwave.plan_green_wave`),
-  re-timed from the vehicle's SUMO position every ``replan_every_s`` as its terminal would
-  report it (:func:`routing.greenwave.replan_from_position`, the messages worth sending by
+  sent when the batch drill's service sent it (at the assignment, the crew's turnout before the
+  vehicle leaves: ``SumoDrillConfig.plan_at_dispatch``; before, at SUMO's departure, which left
+  the first lights of a route too little time for a safe early green), re-timed from the
+  vehicle's SUMO position every ``replan_every_s`` as its terminal would report it
+  (:func:`routing.greenwave.replan_from_position`, the messages worth sending by
   :func:`routing.greenwave.outgoing`), decided per intersection by the service's arbiter
   (:class:`routing.arbiter.Arbiter`) and executed at SUMO's lights by the signal gateway's core
   and light controllers (:class:`simulators.sumo.gateway.GatewayCore`,
@@ -116,6 +119,11 @@ class SumoDrillConfig(BaseModel):
         default=5.56, gt=0, description="most an emergency vehicle drives through a red (20 km/h)"
     )
     speed_factor: float = Field(default=1.2, gt=0, description="emergency vehicles' speed factor")
+    plan_at_dispatch: bool = Field(
+        default=True,
+        description="send the plan when the service did (at the assignment, the crew's turnout "
+        "before departure) rather than when SUMO's vehicle departs",
+    )
     controller: ControllerConfig = ControllerConfig()
     greenwave: GreenWaveConfig = GreenWaveConfig()
 
@@ -130,6 +138,7 @@ class EmergencyTrip:
     route: Route
     edges: tuple[str, ...]
     depart_s: float  # SUMO seconds
+    plan_s: float | None = None  # when the service sent its plan (SUMO s); None: at departure
 
 
 @dataclass(slots=True)
@@ -362,6 +371,11 @@ def protected_trips(
                 route=d.route,
                 edges=tuple(edges),
                 depart_s=round(d.depart_s - offset),
+                plan_s=(
+                    round(min(d.gw_start_s, d.depart_s) - offset)
+                    if d.gw_start_s is not None
+                    else None
+                ),
             )
         )
     whistles = len(engine.whistles)
@@ -509,31 +523,54 @@ def run_arm(
         desk = _Desk(core, time)
         commanded: set[str] = set()
         teleports = 0
+
+        def send_plan(ev: _Ev, depart_s: float, now: float) -> None:
+            update = plan_green_wave(
+                ev.trip.route,
+                departure=time.at(depart_s),
+                requester=ev.trip.requester,
+                config=cfg.greenwave,
+            )
+            ev.plan = update.plan
+            messages, ev.sent_eta = outgoing(
+                update.requests,
+                ev.sent_eta,
+                retime_s=cfg.greenwave.retime_s,
+                retime_share=cfg.greenwave.retime_share,
+            )
+            desk.submit(messages, now)
+            ev.last_replan_s = now
+
+        early = sorted(
+            (
+                ev
+                for ev in evs.values()
+                if ev.trip.plan_s is not None and ev.trip.plan_s < ev.trip.depart_s
+            ),
+            key=lambda ev: -(ev.trip.plan_s or 0.0),
+        )
+        if strategy is Strategy.BLUELIGHT or not cfg.plan_at_dispatch:
+            early = []
         while True:
             conn.simulationStep()
             now = float(conn.simulation.getTime())
             teleports += int(conn.simulation.getStartingTeleportNumber())
+            while early and early[-1].trip.plan_s is not None and early[-1].trip.plan_s <= now:
+                # The service planned at the assignment, for the departure after turnout.
+                pre = early.pop()
+                if pre.plan is None and pre.departed_s is None:
+                    send_plan(pre, pre.trip.depart_s, now)
             for vid in conn.simulation.getDepartedIDList():
                 ev = evs.get(vid)
                 if ev is None:
                     continue
                 ev.departed_s = now
-                if strategy is not Strategy.BLUELIGHT:
-                    update = plan_green_wave(
-                        ev.trip.route,
-                        departure=time.at(now),
-                        requester=ev.trip.requester,
-                        config=cfg.greenwave,
-                    )
-                    ev.plan = update.plan
-                    messages, ev.sent_eta = outgoing(
-                        update.requests,
-                        ev.sent_eta,
-                        retime_s=cfg.greenwave.retime_s,
-                        retime_share=cfg.greenwave.retime_share,
-                    )
-                    desk.submit(messages, now)
-                    ev.last_replan_s = now
+                if strategy is Strategy.BLUELIGHT:
+                    continue
+                if ev.plan is None:
+                    send_plan(ev, now, now)
+                elif strategy is Strategy.LIVE:
+                    ev.last_replan_s = -math.inf  # re-timed from where SUMO put it, at once
             for vid in conn.simulation.getArrivedIDList():
                 ev = evs.get(vid)
                 if ev is None:
@@ -616,7 +653,11 @@ def run_arm(
         )
         result.rejected = sum(1 for r in core.reports if r.status == "rejected")
         result.rejected_by_reason = dict(
-            Counter(_reason_kind(r.reason) for r in core.reports if r.status == "rejected")
+            Counter(
+                r.kind.value if r.kind is not None else "other"
+                for r in core.reports
+                if r.status == "rejected"
+            )
         )
         result.grants = core.granted
         result.requests_sent = desk.sent
@@ -704,25 +745,6 @@ def compare(strategy: Strategy, seed: int, arm: ArmResult, base: ArmResult) -> S
         teleports=arm.teleports,
         teleports_without=base.teleports,
     )
-
-
-# The controllers' rejection reasons (simulators/sumo/controller.py), by their opening words.
-_REASON_KINDS = (
-    ("no phase", "no phase serves the movement"),
-    ("window already over", "window over on arrival"),
-    ("conflicts", "conflicting grant of higher importance"),
-    ("bumped", "bumped by a grant of higher importance"),
-    ("earliest safe green", "no safe green by the ETA"),
-    ("max extension", "extension cap reached"),
-    ("movement green", "green missed the ETA"),
-)
-
-
-def _reason_kind(reason: str) -> str:
-    for start, kind in _REASON_KINDS:
-        if reason.startswith(start):
-            return kind
-    return "other"
 
 
 def _spread(values: Sequence[float | None]) -> dict[str, float | None]:

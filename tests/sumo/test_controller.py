@@ -20,6 +20,7 @@ from simulators.sumo.controller import (
     LightController,
     PhaseKind,
     Program,
+    ReasonKind,
     SetPhaseDuration,
     phase_kind,
 )
@@ -145,6 +146,7 @@ def test_extension_stops_at_the_cap_and_rejects_what_it_cannot_serve() -> None:
     assert light.runs[0] == (0, 30.0 + CFG.max_extension_s)
     (rep,) = ctrl.data_to_send()
     assert rep.status == "rejected" and "max extension" in rep.reason
+    assert rep.kind is ReasonKind.EXTENSION_CAP
 
 
 def test_a_grant_that_needs_a_cut_below_minimum_green_is_rejected() -> None:
@@ -153,6 +155,7 @@ def test_a_grant_that_needs_a_cut_below_minimum_green_is_rejected() -> None:
     ctrl.receive(grant("r1", (3, 4), 8, 20, eta=9), 1)
     (rep,) = ctrl.data_to_send()
     assert rep.status == "rejected" and "earliest safe green" in rep.reason
+    assert rep.kind is ReasonKind.NO_SAFE_GREEN
     drive(light, ctrl, 121)
     assert [length for _, length in light.runs[:12]] == [p[1] for p in PHASES]  # untouched
 
@@ -187,9 +190,66 @@ def test_the_more_important_of_two_conflicting_grants_wins() -> None:
     ctrl.receive(grant("high", (0, 1), 62, 72, importance=12), 1)
     reps = ctrl.data_to_send()
     assert [(r.request_id, r.status) for r in reps] == [("low", "rejected")]
+    assert reps[0].kind is ReasonKind.BUMPED  # it could not start after "high" in its window
     assert set(ctrl.held) == {"high"}
     ctrl.receive(grant("lower", (3, 4), 65, 75, importance=3), 1)
-    assert [(r.request_id, r.status) for r in ctrl.data_to_send()] == [("lower", "rejected")]
+    (rep,) = ctrl.data_to_send()
+    assert (rep.request_id, rep.status, rep.kind) == ("lower", "rejected", ReasonKind.CONFLICT)
+
+
+def test_a_green_a_little_after_the_eta_is_given_as_early_as_safe() -> None:
+    light, ctrl = new(start_s=1)
+    # EW through: earliest safe green at 30 s (NS min 10, clearance, NS left min 10, clearance);
+    # the vehicle is due at 27 s, its window runs to 40 s: within late_green_s, so served late.
+    assert CFG.late_green_s >= 3
+    ctrl.receive(grant("r1", (3, 4), 24, 40, eta=27), 1)
+    assert ctrl.data_to_send() == [] and set(ctrl.held) == {"r1"}
+    seen: list[tuple[float, bool]] = []
+    drive(light, ctrl, 60, seen, (3, 4))
+    # As early as the minimum greens and full clearances allow (the stand-in shows a phase
+    # from the step after its start).
+    assert min(t for t, on in seen if on) <= 31
+    assert [length for _, length in light.runs[:6]] == [10.0, 3.0, 2.0, 10.0, 3.0, 2.0]
+    assert [r.status for r in ctrl.data_to_send()] == ["served"]  # green half the window
+    # Without the allowance it is rejected at once, as before.
+    _, strict = new(start_s=1)
+    strict.cfg = CFG.model_copy(update={"late_green_s": 0.0})
+    strict.receive(grant("r1", (3, 4), 24, 40, eta=27), 1)
+    assert [r.kind for r in strict.data_to_send()] == [ReasonKind.NO_SAFE_GREEN]
+
+
+def test_a_conflicting_grant_of_lower_priority_queues_behind_the_higher_one() -> None:
+    light, ctrl = new(start_s=1)
+    ctrl.cfg = CFG.model_copy(update={"queue_conflicts": True})
+    # "high" wants the NS left turn 40-46; "low" wants EW through 42-70, due at 50: it starts
+    # after high's window and the left turn's clearance (46 + 5 = 51 s), within late_green_s
+    # of its ETA, instead of being rejected.
+    ctrl.receive(grant("high", (2,), 40, 46, eta=42, importance=12), 1)
+    ctrl.receive(grant("low", (3, 4), 42, 70, eta=50, importance=5), 1)
+    assert ctrl.data_to_send() == [] and set(ctrl.held) == {"high", "low"}
+    assert ctrl.held["low"].grant.green_from_s == 51.0
+    left: list[tuple[float, bool]] = []
+    ew: list[tuple[float, bool]] = []
+    while light.t < 100:
+        for cmd in ctrl.observe(light.t, light.index, light.t - light.start):
+            light.apply(cmd)
+        left.append((light.t, light.shows((2,))))
+        ew.append((light.t, light.shows((3, 4))))
+        light.step()
+    assert all(on for t, on in left if 40 <= t < 46)
+    assert all(on for t, on in ew if 52 <= t < 70)
+    assert not any(a and b for (_, a), (_, b) in zip(left, ew, strict=True))
+    assert [p for p, _ in light.runs[:7]] == [0, 1, 2, 3, 4, 5, 6]  # nothing skipped
+    assert sorted((r.request_id, r.status) for r in ctrl.data_to_send()) == [
+        ("high", "served"),
+        ("low", "served"),
+    ]
+    # Not queued by default: rejected at once, as before.
+    _, strict = new(start_s=1)
+    assert not CFG.queue_conflicts
+    strict.receive(grant("high", (2,), 40, 46, eta=42, importance=12), 1)
+    strict.receive(grant("low", (3, 4), 42, 70, eta=50, importance=5), 1)
+    assert [r.kind for r in strict.data_to_send()] == [ReasonKind.CONFLICT]
 
 
 @settings(max_examples=60, deadline=None)
@@ -232,3 +292,27 @@ def test_invariants_under_random_grants(
             extra_allowed = CFG.max_extension_s + CFG.compensation_share * spec.duration_s
             assert run_s <= spec.duration_s + extra_allowed + 1e-9
     assert ctrl.out_of_order == 0
+
+
+def test_no_green_is_held_for_a_vehicle_that_stands() -> None:
+    def standing(stall_s: float) -> tuple[Light, list[ReasonKind | None]]:
+        light, ctrl = new(start_s=20)
+        ctrl.cfg = CFG.model_copy(update={"stall_s": stall_s})
+        kinds: list[ReasonKind | None] = []
+        while light.t < 90:
+            t = light.t
+            if t % 2 == 0:  # the vehicle stands 10 s of driving from the light: every fix says so
+                ctrl.receive(grant("r1", (0, 1), t + 8, t + 20, eta=t + 10), t)
+            for cmd in ctrl.observe(t, light.index, t - light.start):
+                light.apply(cmd)
+            kinds += [r.kind for r in ctrl.data_to_send()]
+            light.step()
+        return light, kinds
+
+    light, kinds = standing(0.0)  # off: NS held to the cap for nothing, then rejected each fix
+    assert light.runs[0] == (0, 30.0 + CFG.max_extension_s)
+    assert kinds[0] is ReasonKind.EXTENSION_CAP and len(kinds) > 5
+    assert set(kinds[1:]) == {ReasonKind.NO_SAFE_GREEN}
+    light, kinds = standing(8.0)  # on: the program resumes once it stands 8 s; nothing sent
+    assert light.runs[0] == (0, 30.0)
+    assert kinds == []
