@@ -86,7 +86,14 @@ def _row(table: list[tuple[str, ...]], *cells: str) -> None:
 
 
 def bench(
-    name: str, router: Router, pairs: int, seed: int, nx_runs: int, table: list[tuple[str, ...]]
+    name: str,
+    router: Router,
+    pairs: int,
+    seed: int,
+    nx_runs: int,
+    table: list[tuple[str, ...]],
+    *,
+    others: bool = True,
 ) -> None:
     g = router.graph
     t = router.turns
@@ -149,6 +156,8 @@ def bench(
             assert np.allclose(tts[i].duration_s, want_tt, rtol=1e-9, atol=1e-9)  # type: ignore[attr-defined]
         print(f"   checked: {min(CHECK_PAIRS, pairs)} routes and rankings equal plain Dijkstra")
 
+    if not others:
+        return
     weights = router.edge_time_s
     if g.node_count <= 200_000:
         t0 = time.perf_counter()
@@ -306,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--skip-grid", action="store_true")
     parser.add_argument(
+        "--ours-only", action="store_true", help="skip networkx and the other libraries"
+    )
+    parser.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
@@ -334,7 +346,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(
                 f"Shanghai: load from cache, CH included {(time.perf_counter() - t0) * 1000:.0f} ms"
             )
-            bench("Shanghai centre", router, args.pairs, args.seed, args.nx_pairs, table)
+            bench(
+                "Shanghai centre", router, args.pairs, args.seed, args.nx_pairs, table,
+                others=not args.ours_only,
+            )  # fmt: skip
             shanghai_graph = router.graph
         else:
             print("Shanghai extract absent (../shared/data/osm): skipped")
@@ -375,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"\n{label}: generate+save {time.perf_counter() - t0:.1f} s")
             del city
             router = _router_with_stats(path, label, use_hierarchy=use_ch)
-            bench(label, router, pairs, args.seed, args.nx_pairs, table)
+            bench(label, router, pairs, args.seed, args.nx_pairs, table, others=not args.ours_only)
             del router
             gc.collect()
 
