@@ -65,28 +65,36 @@ def _csr(
     )
 
 
-class _Scratch:
-    """Two label tables (keys empty between queries) and a queue's room, for one thread."""
+class _Table:
+    """One search's labels: open-addressing keys (empty between queries), cost, length,
+    predecessor state and arc per slot, and the slots the search filled."""
 
     def __init__(self, cap: int) -> None:
-        self.cap = cap
         self.keys = np.full(cap, -1, dtype=np.int64)
         self.dist = np.empty(cap, dtype=np.float64)
         self.length = np.empty(cap, dtype=np.float64)
         self.pred = np.empty(cap, dtype=np.int64)
         self.pred_arc = np.empty(cap, dtype=np.int64)
         self.touched = np.empty(cap, dtype=np.int64)
-        self.keys2 = np.full(cap, -1, dtype=np.int64)
-        self.dist2 = np.empty(cap, dtype=np.float64)
-        self.length2 = np.empty(cap, dtype=np.float64)
-        self.pred2 = np.empty(cap, dtype=np.int64)
-        self.pred_arc2 = np.empty(cap, dtype=np.int64)
-        self.touched2 = np.empty(cap, dtype=np.int64)
+
+    def arrays(self) -> tuple[IntArray, FloatArray, FloatArray, IntArray, IntArray, IntArray]:
+        """The kernels' argument order: keys, dist, length, pred, pred_arc, touched."""
+        return self.keys, self.dist, self.length, self.pred, self.pred_arc, self.touched
+
+
+class _Scratch:
+    """Two label tables and a queue's room, for one thread; a one-to-many scratch also has
+    room for the sweep's arcs."""
+
+    def __init__(self, cap: int, *, sweep: bool) -> None:
+        self.cap = cap
+        self.a = _Table(cap)
+        self.b = _Table(cap)
         self.hk = np.empty(4 * cap, dtype=np.float64)
         self.hv = np.empty(4 * cap, dtype=np.int32)
-        # One-to-many only: where each selected state's arcs start, and where each leads.
-        self.arc_at = np.empty(cap, dtype=np.int64)
-        self.arc_to = np.empty(8 * cap, dtype=np.int32)
+        # Where each selected state's arcs start, and where each leads.
+        self.arc_at = np.empty(cap if sweep else 0, dtype=np.int64)
+        self.arc_to = np.empty(8 * cap if sweep else 0, dtype=np.int32)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -123,7 +131,7 @@ class ContractionHierarchy:
         held: dict[str, _Scratch] = self._local.__dict__.setdefault("scratch", {})
         got = held.get(kind)
         if got is None or got.cap != cap:
-            got = held[kind] = _Scratch(cap)
+            got = held[kind] = _Scratch(cap, sweep=kind == "many")
         return got
 
     # ------------------------------------------------------------------------- building
@@ -251,8 +259,7 @@ class ContractionHierarchy:
                 a["f_off"], a["f_nb"], a["f_wt"], a["f_ln"], a["f_arc"],
                 a["b_off"], a["b_nb"], a["b_wt"], a["b_ln"], a["b_arc"],
                 a["a_c1"], a["a_c2"], a["a_src"], a["a_dst"],
-                w.keys, w.dist, w.length, w.pred, w.pred_arc, w.touched,
-                w.keys2, w.dist2, w.length2, w.pred2, w.pred_arc2, w.touched2, w.hk, w.hv,
+                *w.a.arrays(), *w.b.arrays(), w.hk, w.hv,
             )  # fmt: skip
             if ok or cap >= _MAX_CAP:
                 path = a["inv"][np.asarray(states, dtype=np.int64)].astype(np.int64)
@@ -303,9 +310,11 @@ class ContractionHierarchy:
                 np.asarray(other_len, dtype=np.float64),
                 np.asarray(other_group, dtype=np.int64),
                 groups,
-                w.keys, w.dist, w.length, w.pred, w.pred_arc, w.touched,
-                w.keys2, w.pred2, w.touched2, w.pred_arc2, w.dist2, w.length2, w.arc_at,
-                w.arc_to, w.hk, w.hv,
+                *w.a.arrays(),
+                # The union's table: keys, number (in pred), slots filled, states by number
+                # (in pred_arc), cost and length by number.
+                w.b.keys, w.b.pred, w.b.touched, w.b.pred_arc, w.b.dist, w.b.length,
+                w.arc_at, w.arc_to, w.hk, w.hv,
             )  # fmt: skip
             if ok or cap >= _MAX_CAP:
                 return np.asarray(cost, dtype=np.float64), np.asarray(length, dtype=np.float64)
