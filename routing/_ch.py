@@ -1018,6 +1018,8 @@ def _sweep(
         for j in range(deg):
             y = o_nb[lo + j]
             h = _slot(sk, y)
+            # Numbering written out as for the seeds above: as a helper (even inlined) it made
+            # this inner loop 1.5 to 2 times slower (1M-node region, 50 units: 24 -> 35 ms).
             if sk[h] == -1:
                 if 2 * (count + 1) > cap:
                     _clear(sk, st, count)
