@@ -61,6 +61,7 @@ from routing.arbiter import Arbiter, ArbiterConfig, IntersectionState, SignalSta
 from routing.greenwave import (
     GreenWaveConfig,
     GreenWavePlan,
+    PlanUpdate,
     Requester,
     SignalRequest,
     cancel_requests,
@@ -524,13 +525,8 @@ def run_arm(
         commanded: set[str] = set()
         teleports = 0
 
-        def send_plan(ev: _Ev, depart_s: float, now: float) -> None:
-            update = plan_green_wave(
-                ev.trip.route,
-                departure=time.at(depart_s),
-                requester=ev.trip.requester,
-                config=cfg.greenwave,
-            )
+        def send(ev: _Ev, update: PlanUpdate, now: float) -> None:
+            """Keep a plan (new or replanned) and send the lights what changed."""
             ev.plan = update.plan
             messages, ev.sent_eta = outgoing(
                 update.requests,
@@ -540,6 +536,15 @@ def run_arm(
             )
             desk.submit(messages, now)
             ev.last_replan_s = now
+
+        def send_plan(ev: _Ev, depart_s: float, now: float) -> None:
+            plan = plan_green_wave(
+                ev.trip.route,
+                departure=time.at(depart_s),
+                requester=ev.trip.requester,
+                config=cfg.greenwave,
+            )
+            send(ev, plan, now)
 
         early = sorted(
             (
@@ -592,15 +597,7 @@ def run_arm(
                     update = replan_from_position(
                         ev.plan, position=(lat, lon), now=time.at(now), config=cfg.greenwave
                     )
-                    ev.plan = update.plan
-                    messages, ev.sent_eta = outgoing(
-                        update.requests,
-                        ev.sent_eta,
-                        retime_s=cfg.greenwave.retime_s,
-                        retime_share=cfg.greenwave.retime_share,
-                    )
-                    desk.submit(messages, now)
-                    ev.last_replan_s = now
+                    send(ev, update, now)
             if lights.controllers:
                 for cmd in lights.step():
                     commanded.add(cmd.tls_id)
