@@ -24,29 +24,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import _common  # noqa: F401  (puts the repository root first on sys.path)
-from sumo_strategies import DRILL_VARIANTS, GW_VARIANTS, SHANGHAI, VARIANTS
+from sumo_strategies import add_run_args, base_config, prepared, with_variant
 
-from routing import Router, default_cache_dir
-from simulators.scenarios import load_scenario
 from simulators.sumo import controller as ctl
-from simulators.sumo._traci import libsumo_run, sumo_argv
-from simulators.sumo.drill import (
-    Demand,
-    Strategy,
-    SumoDrillConfig,
-    background_routes,
-    ev_types_file,
-    lane_km,
-    protected_trips,
-    run_arm,
-)
-from simulators.sumo.network import build_network
+from simulators.sumo.drill import Strategy, run_arm
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,35 +128,13 @@ def q(xs: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--demand", default="moderate", choices=[d.value for d in Demand])
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--window-s", type=float, default=1800.0)
-    ap.add_argument("--vehicles", type=int, default=24)
+    add_run_args(ap, demand="moderate", window_s=1800.0, vehicles=24)
     ap.add_argument("--variant", default="default")
-    ap.add_argument("--scenario", default="mixed-day")
     args = ap.parse_args()
-    osm = (SHANGHAI / "shanghai_center.osm").resolve()
-    router = Router.from_file(osm)
-    net = build_network(osm, default_cache_dir().parent / "sumo" / osm.stem, graph=router.graph)
-    cfg = SumoDrillConfig(
-        demand=Demand(args.demand), window_s=args.window_s, max_vehicles=args.vehicles
-    )
-    if args.variant in GW_VARIANTS:
-        cfg = cfg.model_copy(update={"greenwave": GW_VARIANTS[args.variant]})
-    elif args.variant in VARIANTS:
-        cfg = cfg.model_copy(update={"controller": VARIANTS[args.variant]})
-    cfg = cfg.model_copy(update=DRILL_VARIANTS.get(args.variant, {}))
-    trips, _, _ = protected_trips(router, net, load_scenario(args.scenario), args.seed, cfg)
-    end_s = cfg.warmup_s + cfg.window_s + cfg.tail_s
+    cfg = with_variant(base_config(args), args.variant)
     seen = watch()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        with libsumo_run(sumo_argv(net.net_file)) as conn:
-            km = lane_km(conn)
-        bg = background_routes(
-            net, work, demand=cfg.demand, seed=args.seed, end_s=end_s, lane_km_total=km
-        )
-        types = ev_types_file(work, cfg)
+    with prepared(args, cfg) as run:
+        net, trips, bg, types, end_s, work = run
         arm = run_arm(
             net, trips, bg, types, Strategy.LIVE, cfg, seed=args.seed, end_s=end_s, work=work
         )

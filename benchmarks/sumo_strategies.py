@@ -15,9 +15,12 @@ Needs the 'sumo' extra and the shared Shanghai extract (../shared/data/osm).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import _common  # noqa: F401  (puts the repository root first on sys.path)
 
@@ -28,6 +31,7 @@ from simulators.sumo._traci import libsumo_run, sumo_argv
 from simulators.sumo.controller import ControllerConfig
 from simulators.sumo.drill import (
     Demand,
+    EmergencyTrip,
     Strategy,
     SumoDrillConfig,
     background_routes,
@@ -37,7 +41,7 @@ from simulators.sumo.drill import (
     protected_trips,
     run_arm,
 )
-from simulators.sumo.network import build_network
+from simulators.sumo.network import SumoNetwork, build_network
 
 VARIANTS: dict[str, ControllerConfig] = {
     "default": ControllerConfig(),
@@ -68,21 +72,51 @@ GW_VARIANTS: dict[str, GreenWaveConfig] = {
 SHANGHAI = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "osm"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--demand", default="low", choices=[d.value for d in Demand])
+def add_run_args(
+    ap: argparse.ArgumentParser, *, demand: str, window_s: float, vehicles: int
+) -> None:
+    """The options every SUMO benchmark takes (the defaults differ per benchmark)."""
+    ap.add_argument("--demand", default=demand, choices=[d.value for d in Demand])
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--window-s", type=float, default=900.0)
-    ap.add_argument("--vehicles", type=int, default=8)
-    ap.add_argument("--variants", default="default,comp05,noext,nocut,ext10")
+    ap.add_argument("--window-s", type=float, default=window_s)
+    ap.add_argument("--vehicles", type=int, default=vehicles)
     ap.add_argument("--scenario", default="mixed-day")
-    args = ap.parse_args()
+
+
+def base_config(args: argparse.Namespace) -> SumoDrillConfig:
+    """The drill's configuration the options ask for."""
+    return SumoDrillConfig(
+        demand=Demand(args.demand), window_s=args.window_s, max_vehicles=args.vehicles
+    )
+
+
+def with_variant(cfg: SumoDrillConfig, name: str) -> SumoDrillConfig:
+    """``cfg`` with the plan, controller and drill variant called ``name`` (if any)."""
+    if name in GW_VARIANTS:
+        cfg = cfg.model_copy(update={"greenwave": GW_VARIANTS[name]})
+    elif name in VARIANTS:
+        cfg = cfg.model_copy(update={"controller": VARIANTS[name]})
+    return cfg.model_copy(update=DRILL_VARIANTS.get(name, {}))
+
+
+class Setup(NamedTuple):
+    """What the arms of one run share: network, protected trips, background traffic."""
+
+    net: SumoNetwork
+    trips: list[EmergencyTrip]
+    background: Path
+    types: Path
+    end_s: float
+    work: Path
+
+
+@contextlib.contextmanager
+def prepared(args: argparse.Namespace, cfg: SumoDrillConfig) -> Iterator[Setup]:
+    """The Shanghai network, the trips ``cfg`` protects and the background demand, in a
+    scratch folder that lives as long as the context."""
     osm = (SHANGHAI / "shanghai_center.osm").resolve()
     router = Router.from_file(osm)
     net = build_network(osm, default_cache_dir().parent / "sumo" / osm.stem, graph=router.graph)
-    cfg = SumoDrillConfig(
-        demand=Demand(args.demand), window_s=args.window_s, max_vehicles=args.vehicles
-    )
     trips, _, _ = protected_trips(router, net, load_scenario(args.scenario), args.seed, cfg)
     end_s = cfg.warmup_s + cfg.window_s + cfg.tail_s
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +126,17 @@ def main() -> None:
         bg = background_routes(
             net, work, demand=cfg.demand, seed=args.seed, end_s=end_s, lane_km_total=km
         )
-        types = ev_types_file(work, cfg)
+        yield Setup(net, trips, bg, ev_types_file(work, cfg), end_s, work)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_args(ap, demand="low", window_s=900.0, vehicles=8)
+    ap.add_argument("--variants", default="default,comp05,noext,nocut,ext10")
+    args = ap.parse_args()
+    cfg = base_config(args)
+    with prepared(args, cfg) as run:
+        net, trips, bg, types, end_s, work = run
         started = time.perf_counter()
         base = run_arm(
             net, trips, bg, types, Strategy.BLUELIGHT, cfg, seed=args.seed, end_s=end_s, work=work
@@ -101,13 +145,7 @@ def main() -> None:
               f"baseline {base.wall_s:.1f} s")  # fmt: skip
         print("variant      travel%  cross%  cross-worst%  network%  lights  wall_s  messages")
         for name in args.variants.split(","):
-            if name in GW_VARIANTS:
-                vcfg = cfg.model_copy(update={"greenwave": GW_VARIANTS[name]})
-            elif name in VARIANTS:
-                vcfg = cfg.model_copy(update={"controller": VARIANTS[name]})
-            else:
-                vcfg = cfg
-            vcfg = vcfg.model_copy(update=DRILL_VARIANTS.get(name, {}))
+            vcfg = with_variant(cfg, name)
             arm = run_arm(
                 net, trips, bg, types, Strategy.LIVE, vcfg, seed=args.seed, end_s=end_s, work=work
             )
