@@ -83,18 +83,30 @@ class _Table:
 
 
 class _Scratch:
-    """Two label tables and a queue's room, for one thread; a one-to-many scratch also has
-    room for the sweep's arcs."""
+    """Two label tables and a queue's room, for one thread's point-to-point queries."""
 
-    def __init__(self, cap: int, *, sweep: bool) -> None:
+    def __init__(self, cap: int) -> None:
         self.cap = cap
         self.a = _Table(cap)
         self.b = _Table(cap)
         self.hk = np.empty(4 * cap, dtype=np.float64)
         self.hv = np.empty(4 * cap, dtype=np.int32)
-        # Where each selected state's arcs start, and where each leads.
-        self.arc_at = np.empty(cap if sweep else 0, dtype=np.int64)
-        self.arc_to = np.empty(8 * cap if sweep else 0, dtype=np.int32)
+
+
+class _SweepScratch:
+    """One thread's room for one-to-many queries: the root's label table and queue (``cap``
+    slots), and the sweep's arrays over every state (17 bytes a state: 38 MB on the 1M-node
+    region, made once per thread)."""
+
+    def __init__(self, cap: int, states: int) -> None:
+        self.cap = cap
+        self.root = _Table(cap)
+        self.hk = np.empty(4 * cap, dtype=np.float64)
+        self.hv = np.empty(4 * cap, dtype=np.int32)
+        self.mark = np.zeros(states, dtype=np.bool_)
+        self.members = np.empty(states, dtype=np.int32)
+        self.best = np.empty(states, dtype=np.float64)
+        self.best_len = np.empty(states, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -112,7 +124,8 @@ class ContractionHierarchy:
     Seeds: a query starts from one or more states each with a starting cost and length (the
     part of the first edge still to drive), and ends at states each with an end offset (the
     part of the last edge not driven, usually negative). That is how a route starts and ends
-    part-way along an edge. Thread-safe: queries allocate their own labels and release the GIL.
+    part-way along an edge. Thread-safe: each thread keeps its own labels, and queries release
+    the GIL.
     """
 
     def __init__(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
@@ -122,16 +135,26 @@ class ContractionHierarchy:
         # The label table size queries start with: grows (never shrinks) when one overflows.
         # Threads may race on it; the worst a race costs is one retry.
         self._cap = _FIRST_CAP
-        self._cap_many = _FIRST_CAP  # the same for one-to-many sweeps (bigger tables)
+        self._cap_many = _FIRST_CAP  # the same for the root of one-to-many sweeps
         self._local = threading.local()
 
-    def _scratch(self, kind: str, cap: int) -> _Scratch:
-        """This thread's tables for ``kind`` of query, ``cap`` slots (made once, then reused:
-        allocating and faulting in megabytes per query cost more than the search)."""
-        held: dict[str, _Scratch] = self._local.__dict__.setdefault("scratch", {})
-        got = held.get(kind)
+    def _scratch(self, cap: int) -> _Scratch:
+        """This thread's tables for point-to-point queries, ``cap`` slots (made once, then
+        reused: allocating and faulting in megabytes per query cost more than the search)."""
+        got: _Scratch | None = getattr(self._local, "route", None)
         if got is None or got.cap != cap:
-            got = held[kind] = _Scratch(cap, sweep=kind == "many")
+            got = self._local.route = _Scratch(cap)
+        return got
+
+    def _sweep_scratch(self, cap: int) -> _SweepScratch:
+        """This thread's room for one-to-many queries (see :class:`_SweepScratch`)."""
+        got: _SweepScratch | None = getattr(self._local, "many", None)
+        if got is None:
+            got = self._local.many = _SweepScratch(cap, self.state_count)
+        elif got.cap != cap:  # only the root's table and queue depend on the size
+            got.cap, got.root = cap, _Table(cap)
+            got.hk = np.empty(4 * cap, dtype=np.float64)
+            got.hv = np.empty(4 * cap, dtype=np.int32)
         return got
 
     # ------------------------------------------------------------------------- building
@@ -253,7 +276,7 @@ class ContractionHierarchy:
         tc, tl = np.asarray(dst_cost, np.float64), np.asarray(dst_len, np.float64)
         cap = self._cap
         while True:
-            w = self._scratch("route", cap)
+            w = self._scratch(cap)
             cost, length, states, ok = _ch.point_to_point(
                 s, sc, sl, t, tc, tl,
                 a["f_off"], a["f_nb"], a["f_wt"], a["f_ln"], a["f_arc"],
@@ -298,7 +321,7 @@ class ContractionHierarchy:
         r, o = ("b", "f") if root_is_target else ("f", "b")
         cap = self._cap_many
         while True:
-            w = self._scratch("many", cap)
+            w = self._sweep_scratch(cap)
             cost, length, ok = _ch.one_to_many(
                 rank[np.asarray(root, dtype=np.int64)].astype(np.int64),
                 np.asarray(root_cost, dtype=np.float64),
@@ -310,11 +333,7 @@ class ContractionHierarchy:
                 np.asarray(other_len, dtype=np.float64),
                 np.asarray(other_group, dtype=np.int64),
                 groups,
-                *w.a.arrays(),
-                # The union's table: keys, number (in pred), slots filled, states by number
-                # (in pred_arc), cost and length by number.
-                w.b.keys, w.b.pred, w.b.touched, w.b.pred_arc, w.b.dist, w.b.length,
-                w.arc_at, w.arc_to, w.hk, w.hv,
+                *w.root.arrays(), w.mark, w.members, w.best, w.best_len, w.hk, w.hv,
             )  # fmt: skip
             if ok or cap >= _MAX_CAP:
                 return np.asarray(cost, dtype=np.float64), np.asarray(length, dtype=np.float64)

@@ -795,9 +795,10 @@ class Router:
     def travel_times_to(self, destination: LatLon, origins: Sequence[LatLon]) -> TravelTimes:
         """Travel time (and distance) from every origin to one destination, in one search.
 
-        One upward search from the destination, then one short upward search per origin that
-        stops as soon as it cannot improve (so 50 units cost a few routes' worth). Origins and
-        the destination are snapped onto road segments, partial edges counted.
+        With a hierarchy: one upward search from the destination, then one sweep over the
+        union of the origins' upward search spaces (RPHAST, see
+        :meth:`ContractionHierarchy.one_to_many`), so 50 units cost a few routes' worth.
+        Origins and the destination are snapped onto road segments, partial edges counted.
 
         Args:
             destination: ``(lat, lon)`` of the incident.
