@@ -364,6 +364,17 @@ class Router:
             raise OffGraphError(lat, lon, proj.distance_m, self.max_snap_m)
         return self._snap_info(lat, lon, proj, heading_deg), proj
 
+    def _snap_points(self, points: Sequence[LatLon]) -> list[tuple[Snap, Projection]]:
+        """:meth:`_snap_point` without heading for several points, the index queried once."""
+        lats = [float(p[0]) for p in points]
+        lons = [float(p[1]) for p in points]
+        out = []
+        for lat, lon, proj in zip(lats, lons, self._index.snap_many(lats, lons), strict=True):
+            if not proj.distance_m <= self.max_snap_m:
+                raise OffGraphError(lat, lon, proj.distance_m, self.max_snap_m)
+            out.append((self._snap_info(lat, lon, proj, None), proj))
+        return out
+
     def _snap_info(
         self, lat: float, lon: float, proj: Projection, heading_deg: float | None
     ) -> Snap:
@@ -566,8 +577,11 @@ class Router:
             OffGraphError: either point is farther than ``max_snap_m`` from any road.
             NoRouteError: no permitted way between them (only with unusual restrictions).
         """
-        start, p_origin = self._snap_point(origin, origin_heading_deg)
-        end, p_dest = self._snap_point(destination)
+        if origin_heading_deg is None:  # both points in one query of the index
+            (start, p_origin), (end, p_dest) = self._snap_points((origin, destination))
+        else:
+            start, p_origin = self._snap_point(origin, origin_heading_deg)
+            end, p_dest = self._snap_point(destination)
         o_seeds = self._origin_seeds(p_origin)
         d_seeds = self._destination_seeds(p_dest)
         return self._route_seeds(o_seeds, d_seeds, start, end, start_at_node=False)

@@ -168,18 +168,19 @@ class SegmentIndex:
 
     def snap(self, lat: float, lon: float, *, heading_deg: float | None = None) -> Projection:
         """Project a point onto the nearest segment (in the heading's direction, if given)."""
+        if heading_deg is None:  # the vectorised path: the same answer in half the time
+            return self.snap_many([lat], [lon])[0]
         p = self.project(lat, lon)
-        extra = HEADING_SEARCH_M if heading_deg is not None else 0.0
-        segs, dist, t = self.candidates(p, extra_m=extra)
-        if heading_deg is not None:
-            for seg, d, tt in zip(segs.tolist(), dist.tolist(), t.tolist(), strict=True):
-                edge = int(self.seg_edge[seg])
-                along = _angle_diff(float(self.seg_bearing[seg]), heading_deg)
-                if along <= HEADING_TOLERANCE_DEG:
-                    return self._projection(seg, tt, d, edge, heading_used=True)
-                twin = int(self.twin[edge])
-                if twin >= 0 and 180.0 - along <= HEADING_TOLERANCE_DEG:
-                    return self._projection(seg, tt, d, twin, heading_used=True)
+        segs, dist, t = self.candidates(p, extra_m=HEADING_SEARCH_M)
+        for seg, d, tt in zip(segs.tolist(), dist.tolist(), t.tolist(), strict=True):
+            edge = int(self.seg_edge[seg])
+            along = _angle_diff(float(self.seg_bearing[seg]), heading_deg)
+            if along <= HEADING_TOLERANCE_DEG:
+                return self._projection(seg, tt, d, edge, heading_used=True)
+            twin = int(self.twin[edge])
+            if twin >= 0 and 180.0 - along <= HEADING_TOLERANCE_DEG:
+                return self._projection(seg, tt, d, twin, heading_used=True)
+        # No road within reach runs the vehicle's way: the nearest one, heading not honoured.
         seg0 = int(segs[0])
         return self._projection(
             seg0, float(t[0]), float(dist[0]), int(self.seg_edge[seg0]), heading_used=False

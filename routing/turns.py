@@ -18,7 +18,9 @@ that are not junctions (a road's bend, a mid-block signal) cost nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numba  # type: ignore[import-untyped,unused-ignore]
 import numpy as np
 import numpy.typing as npt
 
@@ -51,7 +53,6 @@ class TurnGraph:
         arc_turn_s: ``float64[A]`` the turn-cost part (restriction waiver included).
         arc_length_m: ``float64[A]`` the target edge's length.
         arc_class: ``int8[A]`` :class:`TurnClass` code.
-        arc_key: ``int64[A]`` ``source * state_count + target``, ascending (for lookups).
         banned: number of turns a restriction removed.
         waived: number of restricted turns the profile allowed at a cost.
     """
@@ -65,7 +66,6 @@ class TurnGraph:
     arc_class: npt.NDArray[np.int8]
     banned: int
     waived: int
-    arc_key: IntArray
 
     @property
     def arc_count(self) -> int:
@@ -81,17 +81,24 @@ class TurnGraph:
 
     def find_arcs(self, sources: npt.ArrayLike, targets: npt.ArrayLike) -> IntArray:
         """Arc index of each turn ``sources[i] -> targets[i]``, -1 where it is not permitted."""
-        src = np.asarray(sources, dtype=np.int64)
-        dst = np.asarray(targets, dtype=np.int64)
-        # Arcs are sorted by (source, target): bisect each state's slice, all at once.
-        lo = self.arc_offsets[src]
-        hi = self.arc_offsets[src + 1]
-        keys = self.arc_key
-        want = src * self.state_count + dst
-        pos = np.searchsorted(keys, want)
-        found = (pos < hi) & (pos >= lo) & (keys[np.minimum(pos, keys.shape[0] - 1)] == want)
-        out: IntArray = np.where(found, pos, -1)
+        src = np.ascontiguousarray(sources, dtype=np.int64)
+        dst = np.ascontiguousarray(targets, dtype=np.int64)
+        out: IntArray = _find_arcs(self.arc_offsets, self.arc_to, src, dst)
         return out
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc,unused-ignore]
+def _find_arcs(offsets: Any, arc_to: Any, src: Any, dst: Any) -> Any:
+    # A state has a handful of turns: scanning its slice beats bisecting the whole arc list
+    # (a route's 500 lookups: 0.27 -> 0.01 ms on the 1M-node region, where the bisection's
+    # reads miss the cache).
+    out = np.full(src.shape[0], -1, dtype=np.int64)
+    for i in range(src.shape[0]):
+        for k in range(offsets[src[i]], offsets[src[i] + 1]):
+            if arc_to[k] == dst[i]:
+                out[i] = k
+                break
+    return out
 
 
 def edge_end_bearings(graph: RoadGraph) -> tuple[FloatArray, FloatArray]:
@@ -181,5 +188,4 @@ def build_turn_graph(graph: RoadGraph, profile: SpeedProfile, edge_time_s: Float
         arc_class=cls,
         banned=banned,
         waived=waived,
-        arc_key=src.astype(np.int64) * e + dst.astype(np.int64),
     )
