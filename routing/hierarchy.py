@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import threading
 import time
 import zipfile
@@ -94,9 +95,9 @@ class _Scratch:
 
 
 class _SweepScratch:
-    """One thread's room for one-to-many queries: the root's label table and queue (``cap``
-    slots), and the sweep's arrays over every state (17 bytes a state: 38 MB on the 1M-node
-    region, made once per thread)."""
+    """Room for one one-to-many query: the root's label table and queue (``cap`` slots), and
+    the sweep's arrays over every state (21 bytes a state: 47 MB on the 1M-node region, made
+    once and pooled)."""
 
     def __init__(self, cap: int, states: int) -> None:
         self.cap = cap
@@ -137,21 +138,28 @@ class ContractionHierarchy:
         self._cap = _FIRST_CAP
         self._cap_many = _FIRST_CAP  # the same for the root of one-to-many sweeps
         self._local = threading.local()
+        self._sweeps: queue.SimpleQueue[_SweepScratch] = queue.SimpleQueue()
 
-    def _scratch(self, cap: int) -> _Scratch:
+    def _take_scratch(self, cap: int) -> _Scratch:
         """This thread's tables for point-to-point queries, ``cap`` slots (made once, then
-        reused: allocating and faulting in megabytes per query cost more than the search)."""
+        reused: allocating and faulting in megabytes per query cost more than the search).
+        Taken for one query and put back by it (``self._local.route = w``): one that raised
+        leaves its tables dirty, and they are dropped."""
         got: _Scratch | None = getattr(self._local, "route", None)
+        self._local.route = None
         if got is None or got.cap != cap:
-            got = self._local.route = _Scratch(cap)
+            got = _Scratch(cap)
         return got
 
-    def _sweep_scratch(self, cap: int) -> _SweepScratch:
-        """This thread's room for one-to-many queries (see :class:`_SweepScratch`)."""
-        got: _SweepScratch | None = getattr(self._local, "many", None)
-        if got is None:
-            got = self._local.many = _SweepScratch(cap, self.state_count)
-        elif got.cap != cap:  # only the root's table and queue depend on the size
+    def _borrow_sweep(self, cap: int) -> _SweepScratch:
+        """Room for one one-to-many query (see :class:`_SweepScratch`): taken from a shared
+        pool rather than kept per thread, so the memory follows how many sweeps run at once,
+        not how many threads have ever run one. The query puts it back (``self._sweeps.put``)."""
+        try:
+            got = self._sweeps.get_nowait()
+        except queue.Empty:
+            return _SweepScratch(cap, self.state_count)
+        if got.cap != cap:  # only the root's table and queue depend on the size
             got.cap, got.root = cap, _Table(cap)
             got.hk = np.empty(4 * cap, dtype=np.float64)
             got.hv = np.empty(4 * cap, dtype=np.int32)
@@ -276,7 +284,7 @@ class ContractionHierarchy:
         tc, tl = np.asarray(dst_cost, np.float64), np.asarray(dst_len, np.float64)
         cap = self._cap
         while True:
-            w = self._scratch(cap)
+            w = self._take_scratch(cap)
             cost, length, states, ok = _ch.point_to_point(
                 s, sc, sl, t, tc, tl,
                 a["f_off"], a["f_nb"], a["f_wt"], a["f_ln"], a["f_arc"],
@@ -284,6 +292,7 @@ class ContractionHierarchy:
                 a["a_c1"], a["a_c2"], a["a_src"], a["a_dst"],
                 *w.a.arrays(), *w.b.arrays(), w.hk, w.hv,
             )  # fmt: skip
+            self._local.route = w
             if ok or cap >= _MAX_CAP:
                 path = a["inv"][np.asarray(states, dtype=np.int64)].astype(np.int64)
                 return PathAnswer(float(cost), float(length), path)
@@ -321,7 +330,8 @@ class ContractionHierarchy:
         r, o = ("b", "f") if root_is_target else ("f", "b")
         cap = self._cap_many
         while True:
-            w = self._sweep_scratch(cap)
+            w = self._borrow_sweep(cap)
+            # A query that raised leaves its arrays dirty: the scratch is then dropped.
             cost, length, ok = _ch.one_to_many(
                 rank[np.asarray(root, dtype=np.int64)].astype(np.int64),
                 np.asarray(root_cost, dtype=np.float64),
@@ -335,6 +345,7 @@ class ContractionHierarchy:
                 groups,
                 *w.root.arrays(), w.mark, w.members, w.best, w.best_len, w.hk, w.hv,
             )  # fmt: skip
+            self._sweeps.put(w)
             if ok or cap >= _MAX_CAP:
                 return np.asarray(cost, dtype=np.float64), np.asarray(length, dtype=np.float64)
             cap *= 4

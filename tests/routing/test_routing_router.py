@@ -227,6 +227,27 @@ def test_concurrent_queries_match_sequential(shanghai: Router) -> None:
     assert got == expected
 
 
+def test_concurrent_rankings_match_sequential(shanghai: Router) -> None:
+    """One-to-many sweeps share a pool of scratch arrays over all states: rankings run from
+    several threads at once give the sequential answers, and the pool holds no more scratch
+    than ran at once."""
+    g = shanghai.graph
+    rng = np.random.default_rng(5)
+    points = [
+        (float(g.node_lat[n]), float(g.node_lon[n])) for n in rng.integers(0, g.node_count, 240)
+    ]
+    queries = [(points[i], points[40 + 10 * i : 50 + 10 * i]) for i in range(20)]
+    expected = [shanghai.travel_times_to(d, units).duration_s.tolist() for d, units in queries]
+    hierarchy = shanghai.hierarchy
+    assert hierarchy is not None
+    before = hierarchy._sweeps.qsize()  # sequential queries reuse one
+    assert before >= 1
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda q: shanghai.travel_times_to(*q).duration_s.tolist(), queries))
+    assert got == expected
+    assert hierarchy._sweeps.qsize() <= max(before, 4)
+
+
 def test_route_to_same_point_is_empty(shanghai: Router) -> None:
     g = shanghai.graph
     point = (float(g.node_lat[10]), float(g.node_lon[10]))
