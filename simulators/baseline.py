@@ -14,7 +14,7 @@ from dispatch.core.assign import LegKind
 from routing import Route
 
 from .signals import FlowFactor, SignalController, SignalTiming, SignalView
-from .vehicles import VehicleSim
+from .vehicles import Bluelight, VehicleSim
 
 
 def drive_without(
@@ -28,6 +28,7 @@ def drive_without(
     signal_nodes: Collection[int],
     signal_delay_s: float,
     max_drive_s: float,
+    bluelight: Bluelight | None = None,
 ) -> VehicleSim:
     """Drive a route again on fixed-time signals, no requests.
 
@@ -37,6 +38,7 @@ def drive_without(
         flow_factor: share of peak traffic at a drill second (the same as the drive met).
         signal_nodes, signal_delay_s: as :class:`VehicleSim` takes them.
         max_drive_s: a drive longer than this is cut off (arrived at the cut).
+        bluelight: how the vehicle crosses a red (as the drive did; ``None``: it waits).
 
     Returns:
         The finished vehicle (``arrived_s``, ``passed``).
@@ -49,6 +51,7 @@ def drive_without(
         signal_delay_s=signal_delay_s,
         signal_nodes=signal_nodes,
         emit_positions=False,
+        bluelight=bluelight,
     )
     controllers: dict[int, SignalController] = {}
 

@@ -131,6 +131,14 @@ def drill(
             "--osm", help="SUMO: the OSM extract of --graph (default: --graph when it is one)."
         ),
     ] = None,
+    bluelight: Annotated[
+        bool,
+        typer.Option(
+            "--bluelight",
+            help="Batch: emergency vehicles cross a red under lights and siren (slow to 20 "
+            "km/h, look 2 s, pass; as SUMO's do) instead of waiting for green, in both arms.",
+        ),
+    ] = False,
     pivots: Annotated[
         Path | None,
         typer.Option(
@@ -220,7 +228,16 @@ def drill(
         return
     if batch or engine == "batch":
         plan = _load_plan(err, pivots) if pivots is not None else None
-        _batch(err, spec, graph=graph, seed=seed, out=out, as_json=as_json, pivots=plan)
+        _batch(
+            err,
+            spec,
+            graph=graph,
+            seed=seed,
+            out=out,
+            as_json=as_json,
+            pivots=plan,
+            bluelight=bluelight,
+        )
         return
     if not url or not token_secret:
         err.print(
@@ -361,11 +378,14 @@ def _batch(
     out: Path | None,
     as_json: bool,
     pivots: Plan | None = None,
+    bluelight: bool = False,
 ) -> None:
     from routing import RoutingError
 
     from .batch import run_batch, run_with_pivots
+    from .config import DrillConfig
     from .html import render_html, signal_names
+    from .vehicles import Bluelight
 
     started = time.perf_counter()
     try:
@@ -374,10 +394,13 @@ def _batch(
         raise _fail(err, exc, 1) from exc
     with _progress_bar(err, f"drill {spec.name}", transient=as_json) as progress:
         try:
+            config = DrillConfig(bluelight=Bluelight() if bluelight else None)
             if pivots is None:
-                report = run_batch(router, spec, seed, progress=progress)
+                report = run_batch(router, spec, seed, progress=progress, config=config)
             else:
-                report = run_with_pivots(router, spec, seed, pivots, progress=progress)
+                report = run_with_pivots(
+                    router, spec, seed, pivots, progress=progress, config=config
+                )
         except ValueError as exc:  # ScenarioError: a place the map cannot resolve
             raise _fail(err, exc, 1) from exc
     elapsed = time.perf_counter() - started

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from dispatch.models import Agency
 from routing.greenwave import GreenWaveConfig
 
+from .vehicles import Bluelight
+
 
 class DrillConfig(BaseModel):
     """Tuning of a drill's model (defaults are the documented model).
@@ -56,6 +58,12 @@ class DrillConfig(BaseModel):
         description="with pivot posts: at most this share of the police units is posted at once",
     )
     max_drive_s: float = Field(default=4 * 3600.0, gt=0, description="a drive longer is cut off")
+    bluelight: Bluelight | None = Field(
+        default=None,
+        description="how emergency vehicles cross a red, with and without the green wave "
+        "(None: they wait for green, as the drill always has; benchmarks/sumo_vs_model.py "
+        "compares both with SUMO)",
+    )
     drain_h: float = Field(default=6.0, ge=0, description="run on after the last call")
     greenwave: GreenWaveConfig = Field(
         default_factory=GreenWaveConfig, description="the service's windows, holds, re-timing"

@@ -130,6 +130,7 @@ def _report(
             signal_nodes=engine.signal_nodes,
             signal_delay_s=router.profile.signal_delay_s,
             max_drive_s=cfg.max_drive_s,
+            bluelight=cfg.bluelight,
         )
         for d in engine.drives
     }

@@ -389,6 +389,7 @@ class Engine:
             signal_delay_s=self.router.profile.signal_delay_s,
             signal_nodes=self.signal_nodes,
             emit_positions=False,  # on_tick reads status changes and signals passed only
+            bluelight=self.cfg.bluelight,
         )
         drive = Drive(
             drive_id=len(self.drives),

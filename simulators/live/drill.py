@@ -477,6 +477,7 @@ class _Drill:
                 flow_factor=self._flow_factor,
                 signal_delay_s=self.router.profile.signal_delay_s,
                 max_drive_s=self.cfg.model.max_drive_s,
+                bluelight=self.cfg.model.bluelight,
             )
             self._say(0.97, "uploading the report")
             await self._upload(report)

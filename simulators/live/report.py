@@ -34,7 +34,7 @@ from ..report import (
 )
 from ..scenarios import Scenario
 from ..signals import FlowFactor, SignalTiming
-from ..vehicles import VehicleSim
+from ..vehicles import Bluelight, VehicleSim
 from .field import RequestNote, SignalField
 from .units import LegLog
 
@@ -192,6 +192,7 @@ def build_report(
     flow_factor: FlowFactor,
     signal_delay_s: float,
     max_drive_s: float,
+    bluelight: Bluelight | None = None,
 ) -> LiveDrillReport:
     """The report of a live run (legs still driving when the drill ended are left out)."""
     done = [leg for leg in legs if leg.arrived_s is not None]
@@ -208,6 +209,7 @@ def build_report(
             signal_nodes=nodes,
             signal_delay_s=signal_delay_s,
             max_drive_s=max_drive_s,
+            bluelight=bluelight,
         )
         for k, leg in enumerate(done)
     }

@@ -161,6 +161,7 @@ class UnitSim:
             kind=kind,
             signal_delay_s=self.signal_delay_s,
             signal_nodes=self.signal_nodes,
+            bluelight=self.cfg.bluelight,
         )
 
     def _start(self, kind: LegKind, route: Route, *, dispatched_s: float, depart_s: float) -> None:

@@ -70,6 +70,7 @@ from routing.greenwave import (
     replan_from_position,
 )
 
+from ..config import DrillConfig
 from ..scenarios import Scenario
 from ._home import sumo_env, sumo_home
 from ._traci import TraciLights, libsumo_run, sumo_argv
@@ -327,17 +328,18 @@ def protected_trips(
     scenario: Scenario,
     seed: int,
     cfg: SumoDrillConfig,
+    drill: DrillConfig | None = None,
 ) -> tuple[list[EmergencyTrip], dict[str, float], dict[str, int]]:
-    """The batch drill's protected drives in its busiest window, as SUMO trips.
+    """The batch drill's protected drives in its busiest window, as SUMO trips (``drill``:
+    the batch model's tuning, its defaults if None).
 
     Returns:
         The trips (SUMO seconds), the window (scenario seconds), and what the batch drill said
         (``responses``, ``whistles``, ``escalations``, ``skipped`` drives SUMO cannot drive).
     """
     from ..batch.engine import Engine
-    from ..config import DrillConfig
 
-    engine = Engine(router, scenario, seed, DrillConfig(), None, None)
+    engine = Engine(router, scenario, seed, drill or DrillConfig(), None, None)
     engine.run()
     drives = sorted(
         (d for d in engine.drives if d.gw_start_s is not None and d.requester is not None),

@@ -212,6 +212,18 @@ def test_cli_batch_json_and_live_error(small_city: Router, tmp_path: Path) -> No
         assert key in data["summary"]
     assert isinstance(data["responses"], list) and data["responses"]
     assert out.read_text().startswith("<!doctype html>")
+    # Under lights and siren a red is crossed slowly instead of waited out: the drives without
+    # the green wave get no slower, and the green wave's gain no larger.
+    blue = runner.invoke(
+        app,
+        ["drill", "--scenario", str(scenario), "--graph", str(graph), "--seed", "2", "--batch",
+         "--json", "--bluelight"],
+    )  # fmt: skip
+    assert blue.exit_code == 0, blue.output
+    b, s = json.loads(blue.stdout)["summary"], data["summary"]
+    assert b["mean_arrival_s_without"] < s["mean_arrival_s_without"]
+    gain = 1 - s["mean_arrival_s_with"] / s["mean_arrival_s_without"]
+    assert 1 - b["mean_arrival_s_with"] / b["mean_arrival_s_without"] < gain
     live = runner.invoke(app, ["drill", "--scenario", "mixed-day"])
     assert live.exit_code == 2
     assert "live mode needs --url of a running service" in live.output

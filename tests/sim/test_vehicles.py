@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from routing import Route, Router
 from routing.greenwave import ApproachLabel
 from simulators.signals import (
@@ -13,6 +15,7 @@ from simulators.signals import (
     other_axis,
 )
 from simulators.vehicles import (
+    Bluelight,
     PositionReport,
     SignalLookup,
     SignalPassed,
@@ -78,6 +81,41 @@ def test_stops_at_red_without_grant(small_city: Router) -> None:
     assert stopped and stopped[0].intersection_id == route.signals[0].node_id
     assert stopped[0].departed_s >= until + 2.0  # start-up lost time once green
     assert red.arrived_s is not None and red.arrived_s > green.arrived_s + 30.0
+
+
+def test_bluelight_crosses_red_slowly_without_waiting_for_green(small_city: Router) -> None:
+    """Under lights and siren a red costs the crawl, the look and the queue threaded past,
+    not the wait for green; and the vehicle does not count as stopped."""
+    route = _route_with_signal(small_city)
+    axes = _axes(small_city, route)
+    first = route.signals[0].node_id
+
+    def red_first(iid: int, at: float) -> SignalView:  # red, four cars queued; green on
+        if iid != first:
+            return _fixed(axes[iid])
+        return SignalView(1, at, other_axis(axes[iid]), 4.0, 4.0, 2.0, 2.0)
+
+    waits = _vehicle(small_city, route)
+    _drive(waits, red_first)  # red there for ever: the car-like vehicle never arrives
+    assert not waits.done
+    bl = Bluelight(crawl_kph=20.0, yield_s=2.0, queue_pass_s=1.0)
+    crosses = VehicleSim(
+        unit_id="A-1", route=route, depart_s=0.0,
+        signal_delay_s=small_city.profile.signal_delay_s,
+        signal_nodes=set(small_city.graph.node_osmid[small_city.graph.node_signal].tolist()),
+        bluelight=bl,
+    )  # fmt: skip
+    _drive(crosses, red_first)
+    free = _vehicle(small_city, route)
+    _drive(free, lambda iid, at: _fixed(axes[iid]))
+    assert crosses.done and free.done
+    assert crosses.arrived_s is not None and free.arrived_s is not None
+    at_red = crosses.passed[0]
+    assert at_red.intersection_id == first and not at_red.stopped and not at_red.green_on_arrival
+    assert at_red.wait_s == 2.0 + 4 * 1.0  # the look, and four queued cars threaded past
+    assert at_red.lost_s > at_red.wait_s  # slowing to the crawl and back costs time too
+    assert crosses.arrived_s - free.arrived_s == pytest.approx(at_red.lost_s, abs=1.0)
+    assert all(p.wait_s == 0.0 for p in crosses.passed[1:])  # green everywhere else
 
 
 def test_grant_turns_red_into_green(small_city: Router) -> None:
