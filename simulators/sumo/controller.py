@@ -765,11 +765,16 @@ class LightController:
         )
 
     @property
-    def idle(self) -> bool:
-        """Nothing held, nothing owed, the program's own timing: no need to observe it."""
+    def on_program(self) -> bool:
+        """The light runs its program's own timing and owes no green (grants may be held, for
+        windows its program serves or that are still to come)."""
         return (
-            not self.held
-            and not any(d >= 1.0 for d in self.debt)
+            not any(d >= 1.0 for d in self.debt)
             and self.run.end_s is None
             and abs(self.run.planned_s - self.program.phases[self.run.index].duration_s) < _EPS
         )
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held, nothing owed, the program's own timing: no need to observe it."""
+        return not self.held and self.on_program

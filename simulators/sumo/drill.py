@@ -33,8 +33,10 @@ strategy differs. The measures:
 * emergency travel time (requested departure to arrival, from TraCI);
 * cross traffic at the served intersections: vehicle-seconds halted on the lanes entering a
   served light other than the emergency vehicle's approach, over its *disturbed cycles* (from
-  the first command priority gave that light until it runs its own program again, plus one
-  cycle for the queue to clear), in the priority arm and over the same seconds in the baseline;
+  a command priority gave that light until it runs its own program again, owing no green, plus
+  one cycle for the queue to clear; a grant merely held, for a window still to come, does not
+  disturb it: :func:`disturbed`), in the priority arm and over the same seconds in the
+  baseline;
 * the whole network: background vehicles' ``timeLoss`` from SUMO's tripinfo (unfinished trips
   included).
 """
@@ -73,11 +75,12 @@ from routing.greenwave import (
 from ..scenarios import Scenario
 from ._home import sumo_env, sumo_home
 from ._traci import TraciLights, libsumo_run, sumo_argv
-from .controller import ControllerConfig
+from .controller import ControllerConfig, LightController
 from .gateway import GatewayCore, SimTime
 from .network import SumoNetwork
 
 Progress = Callable[[str], None]
+StepProbe = Callable[[Any, float, TraciLights, GatewayCore], None]
 EV_TYPE = "yishao_emergency"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # service time of SUMO second 0 (any fixed instant)
 
@@ -448,6 +451,16 @@ class _Desk:
                 )
 
 
+def disturbed(ctrl: LightController) -> bool:
+    """Priority has the light off its program: a phase's end commanded, or green owed.
+
+    A grant merely held (its window still to come, or one the program's own green serves) does
+    not disturb the light: the cross traffic's cost is measured while the light runs off its
+    program (and one cycle after), not for as long as a far or standing vehicle's grant waits.
+    """
+    return not ctrl.on_program
+
+
 def _tripinfo_loss(path: Path) -> tuple[int, float]:
     """Background vehicles and their summed timeLoss (finished and unfinished trips)."""
     count, loss = 0, 0.0
@@ -472,12 +485,15 @@ def run_arm(
     end_s: float,
     work: Path,
     measure: ArmResult | None = None,
+    on_step: StepProbe | None = None,
 ) -> ArmResult:
     """One SUMO run of the trips under ``strategy``.
 
     Args:
         measure: a priority arm of the same seed whose disturbed cycles and cross lanes this
             run measures too (the baseline's side of the cross-traffic figure).
+        on_step: called after every step's own work with ``(conn, now_s, lights, core)``, to
+            watch the run (a diagnosis; it must not command SUMO).
     """
     import time as _time
 
@@ -620,7 +636,7 @@ def run_arm(
                         n = int(conn.lane.getLastStepHaltingNumber(lane))
                         if n:
                             series.append((now, n))
-                    busy = tls_id in commanded and not ctrl.idle
+                    busy = tls_id in commanded and disturbed(ctrl)
                     if busy and tls_id not in open_span:
                         open_span[tls_id] = now
                     elif not busy and tls_id in open_span:
@@ -633,6 +649,8 @@ def run_arm(
                     halted[tls_id] += sum(
                         int(conn.lane.getLastStepHaltingNumber(lane)) for lane in lanes
                     )
+            if on_step is not None:
+                on_step(conn, now, lights, core)
             done = all(ev.arrived_s is not None for ev in evs.values())
             if now >= end_s or (
                 done
