@@ -64,6 +64,7 @@ VARIANTS: dict[str, ControllerConfig] = {
     # Issue 13, cross street: compensation not held back by far or standing vehicles' grants;
     # a shorter extension cap.
     "paysoon": ControllerConfig(pay_horizon_cycles=1.0),
+    "paysoonrel": ControllerConfig(pay_horizon_cycles=1.0),
     "payext10": ControllerConfig(pay_horizon_cycles=1.0, max_extension_s=10),
     "payext20": ControllerConfig(pay_horizon_cycles=1.0, max_extension_s=20),
 }
@@ -71,6 +72,8 @@ VARIANTS: dict[str, ControllerConfig] = {
 DRILL_VARIANTS: dict[str, dict[str, object]] = {
     "legacy": {"plan_at_dispatch": False},
     "atdepart": {"plan_at_dispatch": False},
+    "release": {"release_at_stop_line": True},  # holds end at the stop line (issue 13)
+    "paysoonrel": {"release_at_stop_line": True},
 }
 # Variants of the plan's messages (the controllers' defaults).
 GW_VARIANTS: dict[str, GreenWaveConfig] = {

@@ -128,6 +128,11 @@ class SumoDrillConfig(BaseModel):
         description="send the plan when the service did (at the assignment, the crew's turnout "
         "before departure) rather than when SUMO's vehicle departs",
     )
+    release_at_stop_line: bool = Field(
+        default=False,
+        description="a light's hold for a vehicle ends the step it crosses the light's stop "
+        "line (the gateway's detector: GatewayCore.passed), not at the service's cancel",
+    )
     controller: ControllerConfig = ControllerConfig()
     greenwave: GreenWaveConfig = GreenWaveConfig()
 
@@ -150,6 +155,8 @@ class _Ev:
     trip: EmergencyTrip
     plan: GreenWavePlan | None = None
     sent_eta: dict[str, float] = field(default_factory=dict)
+    request_ids: set[str] = field(default_factory=set)  # every request sent for it
+    next_tls: str = ""  # the light whose stop line is ahead of it (SUMO), "" none
     departed_s: float | None = None
     arrived_s: float | None = None
     last_replan_s: float = -math.inf
@@ -550,6 +557,7 @@ def run_arm(
                 retime_s=cfg.greenwave.retime_s,
                 retime_share=cfg.greenwave.retime_share,
             )
+            ev.request_ids.update(m.request_id for m in messages)
             desk.submit(messages, now)
             ev.last_replan_s = now
 
@@ -614,6 +622,15 @@ def run_arm(
                         ev.plan, position=(lat, lon), now=time.at(now), config=cfg.greenwave
                     )
                     send(ev, update, now)
+            if cfg.release_at_stop_line and strategy is not Strategy.BLUELIGHT:
+                for vid, ev in evs.items():
+                    if ev.departed_s is None or ev.arrived_s is not None:
+                        continue
+                    ahead = conn.vehicle.getNextTLS(vid)
+                    first = str(ahead[0][0]) if ahead else ""
+                    if ev.next_tls and first != ev.next_tls:
+                        core.passed(ev.next_tls, sorted(ev.request_ids), now)
+                    ev.next_tls = first
             if lights.controllers:
                 for cmd in lights.step():
                     commanded.add(cmd.tls_id)
