@@ -306,14 +306,14 @@ def report(
     mech_n: dict[str, int] = defaultdict(int)
     mech_s: dict[str, float] = defaultdict(float)
     for tls_id, spans in arm.disturbed.items():
-        cross = arm.cross_lanes.get(tls_id, [])
+        measured = arm.cross_lanes.get(tls_id, [])
         for lo, hi, ext, cut, rids in episodes(live, tls_id, spans):
             what = MECHANISM[(ext, cut)]
             won = any(outcome.get(r) == "served" for r in rids)
             key = f"{what:16} {'served' if won else 'none served'}"
             one = [(lo, hi)]
-            mech_w[key] += sum(live.total(tls_id, lane, one) for lane in cross)
-            mech_b[key] += sum(base.total(tls_id, lane, one) for lane in cross)
+            mech_w[key] += sum(live.total(tls_id, lane, one) for lane in measured)
+            mech_b[key] += sum(base.total(tls_id, lane, one) for lane in measured)
             mech_n[key] += 1
             mech_s[key] += hi - lo
     print("\nby mechanism (spans by what the controller did in them): spans, span-s, with / "
@@ -346,18 +346,18 @@ def report(
     for _d, tls_id, *_ in rows[:2]:
         seen = live.state.get(tls_id, {})
         n_ext = sum(1 for s in seen.values() if s[0])
-        rids = set().union(*(set(s[2]) for s in seen.values())) if seen else set()
+        rids = set().union(*(set(s[2]) for s in seen.values()))
         cuts = len({s[3] for s in seen.values() if s[1]})
-        won = sum(1 for r in rids if outcome.get(r) == "served")
+        n_won = sum(1 for r in rids if outcome.get(r) == "served")
         phases = live.greens.get(tls_id, [])
-        print(f"  {tls_id}: {n_ext} s extended, {cuts} cuts, {len(rids)} requests ({won} "
+        print(f"  {tls_id}: {n_ext} s extended, {cuts} cuts, {len(rids)} requests ({n_won} "
               f"served), {len(live.passes.get(tls_id, []))} passages; {len(phases)} phases, "
               f"{len(phases[0]) if phases else 0} links")  # fmt: skip
     # -- the vehicle itself --------------------------------------------------------------------
     near_w = near_b = 0
     outside = inside = 0
     for tls_id, spans in arm.disturbed.items():
-        cross = arm.cross_lanes.get(tls_id, [])
+        measured = arm.cross_lanes.get(tls_id, [])
         for probe, is_base in ((live, False), (base, True)):
             for _vid, t in probe.passes.get(tls_id, []):
                 if not any(lo <= t < hi for lo, hi in spans):
@@ -367,7 +367,7 @@ def report(
                 if is_base:
                     inside += 1
                 win = [(t - 10.0, t + 10.0)]
-                n = sum(probe.total(tls_id, lane, win) for lane in cross)
+                n = sum(probe.total(tls_id, lane, win) for lane in measured)
                 if is_base:
                     near_b += n
                 else:
