@@ -3,10 +3,12 @@
 Runs the SUMO drill's arms (``simulators.sumo.drill``) for one seed and demand: the bluelight
 baseline once, then the ``live`` strategy with each controller variant below, and prints one
 line per variant with the emergency travel change, the cross delay at the served lights and the
-whole network's delay change, all against the baseline of the same run.
+whole network's delay change, all against the baseline of the same run. With ``--seeds`` it
+does so per seed and then summarizes each variant over them (one seed's figures move by more
+than most variants do: a changed light changes the whole run's traffic).
 
     .venv/bin/python benchmarks/sumo_strategies.py [--demand low] [--seed 11] [--window-s 900]
-        [--vehicles 8]
+        [--vehicles 8] [--seeds 11,12,13]
         [--variants default,legacy,nolate,queue,nostall,atdepart,comp05,noext,ext10,retime25]
 
 Needs the 'sumo' extra and the shared Shanghai extract (../shared/data/osm).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ from simulators.sumo.drill import (
     Demand,
     EmergencyTrip,
     Strategy,
+    StrategyFigures,
     SumoDrillConfig,
     background_routes,
     compare,
@@ -57,11 +61,19 @@ VARIANTS: dict[str, ControllerConfig] = {
     "queue": ControllerConfig(queue_conflicts=True),
     "nostall": ControllerConfig(stall_s=0),
     "legacy": ControllerConfig(late_green_s=0, queue_conflicts=False, stall_s=0),
+    # Issue 13, cross street: compensation not held back by far or standing vehicles' grants;
+    # a shorter extension cap.
+    "paysoon": ControllerConfig(pay_horizon_cycles=1.0),
+    "paysoonrel": ControllerConfig(pay_horizon_cycles=1.0),
+    "payext10": ControllerConfig(pay_horizon_cycles=1.0, max_extension_s=10),
+    "payext20": ControllerConfig(pay_horizon_cycles=1.0, max_extension_s=20),
 }
 # Variants of the drill itself: "legacy" also plans at departure, not at the assignment.
 DRILL_VARIANTS: dict[str, dict[str, object]] = {
     "legacy": {"plan_at_dispatch": False},
     "atdepart": {"plan_at_dispatch": False},
+    "release": {"release_at_stop_line": True},  # holds end at the stop line (issue 13)
+    "paysoonrel": {"release_at_stop_line": True},
 }
 # Variants of the plan's messages (the controllers' defaults).
 GW_VARIANTS: dict[str, GreenWaveConfig] = {
@@ -129,22 +141,31 @@ def prepared(args: argparse.Namespace, cfg: SumoDrillConfig) -> Iterator[Setup]:
         yield Setup(net, trips, bg, ev_types_file(work, cfg), end_s, work)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_args(ap, demand="low", window_s=900.0, vehicles=8)
-    ap.add_argument("--variants", default="default,comp05,noext,nocut,ext10")
-    args = ap.parse_args()
+class Row(NamedTuple):
+    """One variant on one seed, against that seed's baseline."""
+
+    variant: str
+    seed: int
+    figures: StrategyFigures
+    cross_with: float  # veh-s halted on the cross lanes over the spans, priority arm
+    cross_without: float  # the same lanes and seconds in the baseline
+    lost: int  # vehicles that arrived in the baseline and not with priority
+    found: int  # and the other way round
+
+
+def run_seed(args: argparse.Namespace, variants: list[str]) -> list[Row]:
+    """The baseline of ``args.seed``, then each variant against it; one line per variant."""
     cfg = base_config(args)
+    rows: list[Row] = []
     with prepared(args, cfg) as run:
         net, trips, bg, types, end_s, work = run
-        started = time.perf_counter()
         base = run_arm(
             net, trips, bg, types, Strategy.BLUELIGHT, cfg, seed=args.seed, end_s=end_s, work=work
         )
-        print(f"{len(trips)} emergency vehicles, {base.background_vehicles} background, "
-              f"baseline {base.wall_s:.1f} s")  # fmt: skip
+        print(f"seed {args.seed}: {len(trips)} emergency vehicles, {base.background_vehicles} "
+              f"background, baseline {base.wall_s:.1f} s")  # fmt: skip
         print("variant      travel%  cross%  cross-worst%  network%  lights  wall_s  messages")
-        for name in args.variants.split(","):
+        for name in variants:
             vcfg = with_variant(cfg, name)
             arm = run_arm(
                 net, trips, bg, types, Strategy.LIVE, vcfg, seed=args.seed, end_s=end_s, work=work
@@ -154,13 +175,75 @@ def main() -> None:
                 work=work, measure=arm,
             )  # fmt: skip
             f = compare(Strategy.LIVE, args.seed, arm, again)
+            came = {t.vehicle_id for t in arm.trips if t.travel_s is not None}
+            came_base = {t.vehicle_id for t in again.trips if t.travel_s is not None}
             print(
                 f"{name:10} {f.travel_change_pct!s:>8} {f.cross_delay_added_pct!s:>7} "
                 f"{f.cross_delay_added_pct_worst!s:>13} {f.network_delay_added_pct!s:>9} "
                 f"{f.lights_touched:>7} {arm.wall_s:>7.1f} {f.requests_sent:>9}"
             )
-            print(f"           served {f.served}, rejected {f.rejected}: {f.rejected_by_reason}")
-        print(f"total {time.perf_counter() - started:.0f} s")
+            print(f"           served {f.served}, rejected {f.rejected}: {f.rejected_by_reason}; "
+                  f"arrived {len(came)} with, {len(came_base)} without")  # fmt: skip
+            rows.append(
+                Row(
+                    name,
+                    args.seed,
+                    f,
+                    sum(arm.cross_halt_veh_s.values()),
+                    sum(again.cross_halt_veh_s.values()),
+                    len(came_base - came),
+                    len(came - came_base),
+                )
+            )
+    return rows
+
+
+def summarize(rows: list[Row], variants: list[str]) -> None:
+    """Per variant over the seeds: mean and range of each figure, cross delay pooled too."""
+    print("\nover seeds " + ",".join(str(s) for s in sorted({r.seed for r in rows})) + ":")
+    # The cross delay's % is over each variant's own disturbed spans (a variant that returns
+    # to its program sooner has fewer seconds under it): the veh-s it adds compare across them.
+    print("variant    travel% mean [min, max]   cross% mean [min, max] pooled  added veh-s/seed  "
+          "network% mean [min, max]   served rejected lost")  # fmt: skip
+    for name in variants:
+        mine = [r for r in rows if r.variant == name]
+
+        def spread(values: list[float | None]) -> str:
+            got = [v for v in values if v is not None]
+            if not got:
+                return "-"
+            return f"{statistics.fmean(got):+6.1f} [{min(got):+6.1f}, {max(got):+6.1f}]"
+
+        w = sum(r.cross_with for r in mine)
+        b = sum(r.cross_without for r in mine)
+        pooled = f"{100 * (w - b) / b:+6.1f}" if b > 0 else "-"
+        print(
+            f"{name:10} {spread([r.figures.travel_change_pct for r in mine])}   "
+            f"{spread([r.figures.cross_delay_added_pct for r in mine])} {pooled}  "
+            f"{(w - b) / max(len(mine), 1):+16.0f}  "
+            f"{spread([r.figures.network_delay_added_pct for r in mine])}   "
+            f"{sum(r.figures.served for r in mine):6} {sum(r.figures.rejected for r in mine):8} "
+            f"{sum(r.lost for r in mine):4}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_args(ap, demand="low", window_s=900.0, vehicles=8)
+    ap.add_argument("--variants", default="default,comp05,noext,nocut,ext10")
+    ap.add_argument(
+        "--seeds", default="", help="comma-separated seeds (instead of --seed), then a summary"
+    )
+    args = ap.parse_args()
+    variants = args.variants.split(",")
+    seeds = [int(x) for x in args.seeds.split(",") if x] or [args.seed]
+    started = time.perf_counter()
+    rows: list[Row] = []
+    for seed in seeds:
+        rows += run_seed(argparse.Namespace(**{**vars(args), "seed": seed}), variants)
+    if len(seeds) > 1:
+        summarize(rows, variants)
+    print(f"total {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ moves again.
 **Compensation.** Green a phase lost to an early cut, and the extra red an extension gave the
 other greens, is owed to those phases and paid back once no grant is pending, at most
 ``compensation_share`` of a phase's own green per cycle, until the light runs its program again.
+With ``pay_horizon_cycles`` a grant is pending for that only when its green may start within
+that many cycles and its vehicle is not standing.
 """
 
 from __future__ import annotations
@@ -111,6 +113,13 @@ class ControllerConfig(BaseModel):
     )
     max_debt_cycles: float = Field(
         default=2.0, ge=0, description="debt per phase is capped at this many of its greens"
+    )
+    pay_horizon_cycles: float = Field(
+        default=math.inf,
+        ge=0,
+        description="compensation waits only for grants whose green may start within this many "
+        "of the light's cycles, and not for a vehicle that stands; inf: for any grant held "
+        "(a far or standing vehicle's grant then keeps the cross street owed for minutes)",
     )
     late_green_s: float = Field(
         default=5.0,
@@ -626,7 +635,7 @@ class LightController:
             self.out_of_order += 1
         spec = self.program.phases[index]
         planned = spec.duration_s
-        pending = any(h.grant.green_to_s > now_s for h in self.held.values())
+        pending = any(self._defers_pay(h, now_s) for h in self.held.values())
         if spec.kind is PhaseKind.GREEN and not pending and self.debt[index] > 0.0:
             pay = min(self.debt[index], self.cfg.compensation_share * spec.duration_s)
             pay = float(math.floor(pay))  # whole seconds: SUMO runs on whole steps here
@@ -634,6 +643,18 @@ class LightController:
                 planned += pay
                 self.debt[index] -= pay
         self.run = _Run(index, start_s, planned)
+
+    def _defers_pay(self, held: _Held, now_s: float) -> bool:
+        """Compensation waits for this grant (its green may be needed before a paid phase ends)."""
+        g = held.grant
+        if g.green_to_s <= now_s:
+            return False
+        horizon = self.cfg.pay_horizon_cycles
+        if math.isinf(horizon):
+            return True
+        if held.stalled(now_s, self.cfg.stall_s):
+            return False
+        return g.green_from_s - self.cfg.max_lead_s <= now_s + horizon * self.program.cycle_s
 
     def _account(self, now_s: float, dt: float) -> None:
         index = self.run.index
@@ -765,11 +786,16 @@ class LightController:
         )
 
     @property
-    def idle(self) -> bool:
-        """Nothing held, nothing owed, the program's own timing: no need to observe it."""
+    def on_program(self) -> bool:
+        """The light runs its program's own timing and owes no green (grants may be held, for
+        windows its program serves or that are still to come)."""
         return (
-            not self.held
-            and not any(d >= 1.0 for d in self.debt)
+            not any(d >= 1.0 for d in self.debt)
             and self.run.end_s is None
             and abs(self.run.planned_s - self.program.phases[self.run.index].duration_s) < _EPS
         )
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held, nothing owed, the program's own timing: no need to observe it."""
+        return not self.held and self.on_program

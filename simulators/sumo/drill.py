@@ -33,8 +33,10 @@ strategy differs. The measures:
 * emergency travel time (requested departure to arrival, from TraCI);
 * cross traffic at the served intersections: vehicle-seconds halted on the lanes entering a
   served light other than the emergency vehicle's approach, over its *disturbed cycles* (from
-  the first command priority gave that light until it runs its own program again, plus one
-  cycle for the queue to clear), in the priority arm and over the same seconds in the baseline;
+  a command priority gave that light until it runs its own program again, owing no green, plus
+  one cycle for the queue to clear; a grant merely held, for a window still to come, does not
+  disturb it: :func:`disturbed`), in the priority arm and over the same seconds in the
+  baseline;
 * the whole network: background vehicles' ``timeLoss`` from SUMO's tripinfo (unfinished trips
   included).
 """
@@ -74,11 +76,12 @@ from ..config import DrillConfig
 from ..scenarios import Scenario
 from ._home import sumo_env, sumo_home
 from ._traci import TraciLights, libsumo_run, sumo_argv
-from .controller import ControllerConfig
+from .controller import ControllerConfig, LightController
 from .gateway import GatewayCore, SimTime
 from .network import SumoNetwork
 
 Progress = Callable[[str], None]
+StepProbe = Callable[[Any, float, TraciLights, GatewayCore], None]
 EV_TYPE = "yishao_emergency"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # service time of SUMO second 0 (any fixed instant)
 
@@ -126,6 +129,11 @@ class SumoDrillConfig(BaseModel):
         description="send the plan when the service did (at the assignment, the crew's turnout "
         "before departure) rather than when SUMO's vehicle departs",
     )
+    release_at_stop_line: bool = Field(
+        default=False,
+        description="a light's hold for a vehicle ends the step it crosses the light's stop "
+        "line (the gateway's detector: GatewayCore.passed), not at the service's cancel",
+    )
     controller: ControllerConfig = ControllerConfig()
     greenwave: GreenWaveConfig = GreenWaveConfig()
 
@@ -148,6 +156,8 @@ class _Ev:
     trip: EmergencyTrip
     plan: GreenWavePlan | None = None
     sent_eta: dict[str, float] = field(default_factory=dict)
+    request_ids: set[str] = field(default_factory=set)  # every request sent for it
+    next_tls: str = ""  # the light whose stop line is ahead of it (SUMO), "" none
     departed_s: float | None = None
     arrived_s: float | None = None
     last_replan_s: float = -math.inf
@@ -450,6 +460,16 @@ class _Desk:
                 )
 
 
+def disturbed(ctrl: LightController) -> bool:
+    """Priority has the light off its program: a phase's end commanded, or green owed.
+
+    A grant merely held (its window still to come, or one the program's own green serves) does
+    not disturb the light: the cross traffic's cost is measured while the light runs off its
+    program (and one cycle after), not for as long as a far or standing vehicle's grant waits.
+    """
+    return not ctrl.on_program
+
+
 def _tripinfo_loss(path: Path) -> tuple[int, float]:
     """Background vehicles and their summed timeLoss (finished and unfinished trips)."""
     count, loss = 0, 0.0
@@ -474,12 +494,15 @@ def run_arm(
     end_s: float,
     work: Path,
     measure: ArmResult | None = None,
+    on_step: StepProbe | None = None,
 ) -> ArmResult:
     """One SUMO run of the trips under ``strategy``.
 
     Args:
         measure: a priority arm of the same seed whose disturbed cycles and cross lanes this
             run measures too (the baseline's side of the cross-traffic figure).
+        on_step: called after every step's own work with ``(conn, now_s, lights, core)``, to
+            watch the run (a diagnosis; it must not command SUMO).
     """
     import time as _time
 
@@ -536,6 +559,7 @@ def run_arm(
                 retime_s=cfg.greenwave.retime_s,
                 retime_share=cfg.greenwave.retime_share,
             )
+            ev.request_ids.update(m.request_id for m in messages)
             desk.submit(messages, now)
             ev.last_replan_s = now
 
@@ -600,6 +624,15 @@ def run_arm(
                         ev.plan, position=(lat, lon), now=time.at(now), config=cfg.greenwave
                     )
                     send(ev, update, now)
+            if cfg.release_at_stop_line and strategy is not Strategy.BLUELIGHT:
+                for vid, ev in evs.items():
+                    if ev.departed_s is None or ev.arrived_s is not None:
+                        continue
+                    ahead = conn.vehicle.getNextTLS(vid)
+                    first = str(ahead[0][0]) if ahead else ""
+                    if ev.next_tls and first != ev.next_tls:
+                        core.passed(ev.next_tls, sorted(ev.request_ids), now)
+                    ev.next_tls = first
             if lights.controllers:
                 for cmd in lights.step():
                     commanded.add(cmd.tls_id)
@@ -622,7 +655,7 @@ def run_arm(
                         n = int(conn.lane.getLastStepHaltingNumber(lane))
                         if n:
                             series.append((now, n))
-                    busy = tls_id in commanded and not ctrl.idle
+                    busy = tls_id in commanded and disturbed(ctrl)
                     if busy and tls_id not in open_span:
                         open_span[tls_id] = now
                     elif not busy and tls_id in open_span:
@@ -635,6 +668,8 @@ def run_arm(
                     halted[tls_id] += sum(
                         int(conn.lane.getLastStepHaltingNumber(lane)) for lane in lanes
                     )
+            if on_step is not None:
+                on_step(conn, now, lights, core)
             done = all(ev.arrived_s is not None for ev in evs.values())
             if now >= end_s or (
                 done

@@ -156,6 +156,7 @@ class GatewayCore:
         self.granted = 0
         self.ignored = 0
         self.reports: list[Report] = []  # every report, for a drill's accounting
+        self.released: set[str] = set()  # requests whose vehicle crossed the stop line
         self._outbox: list[Message] = []
 
     def on_event(self, message: Message, now_s: float) -> None:
@@ -179,8 +180,33 @@ class GatewayCore:
             held = self.held.pop(rid)
             self.controller_for(held.tls_id).receive(Cancel(request_id=rid), now_s)
 
+    def passed(
+        self, tls_id: str, request_ids: Iterable[str], now_s: float, *, within_s: float = 30.0
+    ) -> int:
+        """The vehicle of ``request_ids`` crossed a stop line of ``tls_id`` (the light's own
+        detector saw it): its holds there end now, not when the service's cancel comes (the
+        vehicle's next fix, once it is past the signal node); a re-timed grant that comes
+        before that cancel is not held again. Only grants whose ETA is within ``within_s`` of
+        now are released (this passage, not a later one of a route that comes back).
+
+        Returns:
+            How many holds were released.
+        """
+        n = 0
+        for rid in request_ids:
+            held = self.held.get(rid)
+            if held is None or held.tls_id != tls_id or abs(held.grant.eta_s - now_s) > within_s:
+                continue
+            del self.held[rid]
+            self.released.add(rid)
+            self.controller_for(tls_id).receive(Cancel(request_id=rid), now_s)
+            n += 1
+        return n
+
     def _grant(self, request: SignalRequest, data: Mapping[str, Any], now_s: float) -> None:
         rid, iid = request.request_id, request.intersection_id
+        if rid in self.released:
+            return  # its vehicle is past the light: the service's cancel is on its way
         sig = self.signals.get(iid)
         if sig is None or sig.status is MapStatus.UNMAPPED:
             why = sig.reason if sig is not None else "not a signal of the SUMO network's graph"

@@ -8,6 +8,7 @@ cases against the real simulator.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -316,3 +317,22 @@ def test_no_green_is_held_for_a_vehicle_that_stands() -> None:
     light, kinds = standing(8.0)  # on: the program resumes once it stands 8 s; nothing sent
     assert light.runs[0] == (0, 30.0)
     assert kinds == []
+
+
+def test_compensation_waits_only_for_grants_due_within_the_horizon() -> None:
+    def owed_after(horizon: float) -> tuple[float, list[tuple[int, float]]]:
+        light, ctrl = new(start_s=5)
+        ctrl.cfg = CFG.model_copy(update={"pay_horizon_cycles": horizon})
+        ctrl.receive(grant("r1", (0, 1), 25, 40), 5)  # NS held 10 s past its end at 30
+        ctrl.receive(grant("r2", (3, 4), 600, 610), 5)  # another vehicle, minutes away
+        drive(light, ctrl, 300)
+        return max(ctrl.debt), light.runs
+
+    owed, runs = owed_after(math.inf)  # any grant held defers the pay-back
+    assert runs[0] == (0, 40.0) and owed >= 5.0  # EW through is owed 10 * 40 / 70 s
+    assert all(length == PHASES[p][1] for p, length in runs[1:])
+    owed, runs = owed_after(1.0)  # r2 is more than a cycle away: the 10 s are paid back now
+    assert runs[0] == (0, 40.0) and owed < 1.0  # whole seconds are paid; fractions forgotten
+    paid = sum(length - PHASES[p][1] for p, length in runs[1:] if length > PHASES[p][1])
+    assert 8.0 <= paid <= 10.0
+    assert all(length >= PHASES[p][1] for p, length in runs[1:])  # nothing cut to pay it

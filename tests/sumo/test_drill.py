@@ -20,11 +20,13 @@ from simulators.sumo.drill import (
     SumoDrillConfig,
     background_routes,
     compare,
+    disturbed,
     ev_types_file,
     lane_km,
     run_arm,
 )
 from simulators.sumo.network import SumoNetwork
+from tests.sumo.test_controller import drive, grant, new
 from tests.sumo.test_gateway import a_route
 
 CFG = SumoDrillConfig(demand=Demand.HIGH, window_s=120, warmup_s=60, tail_s=240)
@@ -103,3 +105,21 @@ def test_the_same_seed_gives_the_same_figures(
     assert one == two
     assert one.vehicles == 2
     assert one.mean_travel_s_with is not None and one.mean_travel_s_without is not None
+
+
+def test_a_light_holding_a_grant_for_later_is_not_disturbed_until_priority_moves_it() -> None:
+    # The cross street's cost is measured while the light runs off its program: a grant held
+    # for a window its program serves anyway (EW through, 55..95) leaves it undisturbed, however
+    # long the grant waits; an extension disturbs it until the green it owes is paid back.
+    light, ctrl = new(start_s=1)
+    ctrl.receive(grant("r1", (3, 4), 70, 80), 1)
+    for t in range(1, 80):  # until the window is over (reported served)
+        drive(light, ctrl, t)
+        assert not ctrl.idle and not disturbed(ctrl), t
+    drive(light, ctrl, 90)
+    assert [r.status for r in ctrl.data_to_send()] == ["served"]
+    ctrl.receive(grant("r2", (3, 4), 90, 105), 90)  # past the green's planned end at 95
+    drive(light, ctrl, 96)
+    assert disturbed(ctrl)
+    drive(light, ctrl, 96 + 3 * 120)
+    assert not disturbed(ctrl) and ctrl.idle  # back on its program, the 10 s repaid

@@ -262,3 +262,51 @@ async def test_the_service_keeps_a_controllers_rejection(
         await eventually(desk, plain_node, stray.request_id, SignalStatus.REJECTED, within_s=1.0)
     finally:
         await gw.close()
+
+
+def test_a_hold_ends_when_the_vehicle_crosses_the_stop_line() -> None:
+    from datetime import timedelta
+
+    from routing.greenwave import Approach, ApproachLabel, RequestType, SignalRequest
+    from simulators.sumo.controller import ControllerConfig, LightController, Program
+    from simulators.sumo.gateway import GatewayCore
+    from simulators.sumo.network import MapStatus, Movement, SignalMap
+    from tests.sumo.test_controller import PHASES
+
+    cfg = ControllerConfig()
+    ctrl = LightController(
+        Program.from_phases("J1", PHASES, config=cfg), config=cfg, now_s=0.0, phase_index=0
+    )
+    move = Movement(in_bearing_deg=0.0, out_bearing_deg=0.0, inbound=ApproachLabel.S,
+                    outbound=ApproachLabel.N, from_osmid=1, to_osmid=2, tls_id="J1",
+                    links=[0, 1], scope="turn")  # fmt: skip
+    sig = SignalMap(intersection_id=7, lat=0.0, lon=0.0, status=MapStatus.MAPPED, tls_id="J1",
+                    movements=[move])  # fmt: skip
+    time = SimTime(EPOCH)
+    core = GatewayCore({7: sig}, time, lambda _tls: ctrl)
+
+    def granted(at_s: float, eta_s: float) -> None:
+        leg = Approach(bearing_deg=0.0, label=ApproachLabel.S)
+        eta = time.at(eta_s)
+        req = SignalRequest(request_id="AMB-1:7", sequence=int(at_s), intersection_id=7,
+                            request_type=RequestType.UPDATE, inbound=leg,
+                            outbound=leg.model_copy(update={"label": ApproachLabel.N}), eta=eta,
+                            arrive_from=eta - timedelta(seconds=2),
+                            arrive_to=eta + timedelta(seconds=3), hold_s=6.0, requester=REQUESTER,
+                            importance=12, sent_at=time.at(at_s))  # fmt: skip
+        core.on_event(
+            {"type": "greenwave.status",
+             "data": {"request": req.model_dump(mode="json"), "status": "granted",
+                      "granted_from": (eta - timedelta(seconds=2)).isoformat(),
+                      "granted_to": (eta + timedelta(seconds=9)).isoformat()}},
+            at_s,
+        )  # fmt: skip
+
+    granted(20.0, 32.0)  # NS through, planned to end at 30: held to 41
+    assert set(ctrl.held) == {"AMB-1:7"}
+    assert core.passed("J2", ["AMB-1:7"], 31.0) == 0  # another light
+    assert core.passed("J1", ["AMB-1:7"], 31.0) == 1  # crossed its stop line
+    assert not ctrl.held and not core.held
+    assert [r.status for r in ctrl.data_to_send()] == ["cancelled"]
+    granted(32.0, 33.0)  # the vehicle's next fix, before it is past the signal node
+    assert not ctrl.held  # not held again
