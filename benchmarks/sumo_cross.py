@@ -44,7 +44,7 @@ from sumo_strategies import add_run_args, base_config, prepared, with_variant
 
 from simulators.sumo._traci import TraciLights
 from simulators.sumo.controller import PhaseKind
-from simulators.sumo.drill import ArmResult, Strategy, compare, run_arm
+from simulators.sumo.drill import ArmResult, Strategy, compare
 from simulators.sumo.gateway import GatewayCore
 
 RED = frozenset("rRsS")  # a link state that stops the vehicle (SUMO: red, stop sign)
@@ -205,18 +205,11 @@ def main() -> None:
     vcfg = with_variant(cfg, args.variant)
     live, base = Probe(), Probe(fixed=True)
     with prepared(args, cfg) as run:
-        net, trips, bg, types, end_s, work = run
-        arm = run_arm(
-            net, trips, bg, types, Strategy.LIVE, vcfg, seed=args.seed, end_s=end_s, work=work,
-            on_step=live,
-        )  # fmt: skip
-        ev_live = tripinfo_evs(work / f"tripinfo-live-{args.seed}.xml")
+        arm = run.arm(Strategy.LIVE, vcfg, seed=args.seed, on_step=live)
+        ev_live = tripinfo_evs(run.work / f"tripinfo-live-{args.seed}.xml")
         base.lanes = dict(live.lanes)
-        again = run_arm(
-            net, trips, bg, types, Strategy.BLUELIGHT, cfg, seed=args.seed, end_s=end_s,
-            work=work, measure=arm, on_step=base,
-        )  # fmt: skip
-        ev_base = tripinfo_evs(work / f"tripinfo-bluelight-{args.seed}.xml")
+        again = run.arm(Strategy.BLUELIGHT, cfg, seed=args.seed, measure=arm, on_step=base)
+        ev_base = tripinfo_evs(run.work / f"tripinfo-bluelight-{args.seed}.xml")
     report(args, arm, again, live, base, ev_live, ev_base)
 
 

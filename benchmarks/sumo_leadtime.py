@@ -31,7 +31,7 @@ import _common  # noqa: F401  (puts the repository root first on sys.path)
 from sumo_strategies import add_run_args, base_config, prepared, with_variant
 
 from simulators.sumo import controller as ctl
-from simulators.sumo.drill import Strategy, run_arm
+from simulators.sumo.drill import Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +134,8 @@ def main() -> None:
     cfg = with_variant(base_config(args), args.variant)
     seen = watch()
     with prepared(args, cfg) as run:
-        net, trips, bg, types, end_s, work = run
-        arm = run_arm(
-            net, trips, bg, types, Strategy.LIVE, cfg, seed=args.seed, end_s=end_s, work=work
-        )
-    print(f"{len(trips)} vehicles; grants to lights {len(seen)}; served {arm.served}, "
+        arm = run.arm(Strategy.LIVE, cfg, seed=args.seed)
+    print(f"{len(run.trips)} vehicles; grants to lights {len(seen)}; served {arm.served}, "
           f"rejected {arm.rejected}: {arm.rejected_by_reason}")  # fmt: skip
     for label, rows in (
         ("first grants", [s for s in seen if s.first]),

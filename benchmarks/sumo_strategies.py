@@ -29,12 +29,15 @@ import _common  # noqa: F401  (puts the repository root first on sys.path)
 
 from routing import Router, default_cache_dir
 from routing.greenwave import GreenWaveConfig
+from simulators.config import DrillConfig
 from simulators.scenarios import load_scenario
 from simulators.sumo._traci import libsumo_run, sumo_argv
 from simulators.sumo.controller import ControllerConfig
 from simulators.sumo.drill import (
+    ArmResult,
     Demand,
     EmergencyTrip,
+    StepProbe,
     Strategy,
     StrategyFigures,
     SumoDrillConfig,
@@ -121,15 +124,42 @@ class Setup(NamedTuple):
     end_s: float
     work: Path
 
+    def arm(
+        self,
+        strategy: Strategy,
+        cfg: SumoDrillConfig,
+        *,
+        seed: int,
+        measure: ArmResult | None = None,
+        on_step: StepProbe | None = None,
+    ) -> ArmResult:
+        """One SUMO run of this set-up's trips (:func:`simulators.sumo.drill.run_arm`)."""
+        return run_arm(
+            self.net, self.trips, self.background, self.types, strategy, cfg, seed=seed,
+            end_s=self.end_s, work=self.work, measure=measure, on_step=on_step,
+        )  # fmt: skip
+
+
+def shanghai_router() -> Router:
+    """The router of the shared Shanghai extract (its hierarchy cached)."""
+    return Router.from_file((SHANGHAI / "shanghai_center.osm").resolve())
+
 
 @contextlib.contextmanager
-def prepared(args: argparse.Namespace, cfg: SumoDrillConfig) -> Iterator[Setup]:
+def prepared(
+    args: argparse.Namespace,
+    cfg: SumoDrillConfig,
+    *,
+    router: Router | None = None,
+    drill: DrillConfig | None = None,
+) -> Iterator[Setup]:
     """The Shanghai network, the trips ``cfg`` protects and the background demand, in a
-    scratch folder that lives as long as the context."""
+    scratch folder that lives as long as the context (``router``: the Shanghai router if
+    the caller has it; ``drill``: the batch model's tuning that picks the trips)."""
     osm = (SHANGHAI / "shanghai_center.osm").resolve()
-    router = Router.from_file(osm)
+    router = router or shanghai_router()
     net = build_network(osm, default_cache_dir().parent / "sumo" / osm.stem, graph=router.graph)
-    trips, _, _ = protected_trips(router, net, load_scenario(args.scenario), args.seed, cfg)
+    trips, _, _ = protected_trips(router, net, load_scenario(args.scenario), args.seed, cfg, drill)
     end_s = cfg.warmup_s + cfg.window_s + cfg.tail_s
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -158,22 +188,14 @@ def run_seed(args: argparse.Namespace, variants: list[str]) -> list[Row]:
     cfg = base_config(args)
     rows: list[Row] = []
     with prepared(args, cfg) as run:
-        net, trips, bg, types, end_s, work = run
-        base = run_arm(
-            net, trips, bg, types, Strategy.BLUELIGHT, cfg, seed=args.seed, end_s=end_s, work=work
-        )
-        print(f"seed {args.seed}: {len(trips)} emergency vehicles, {base.background_vehicles} "
+        base = run.arm(Strategy.BLUELIGHT, cfg, seed=args.seed)
+        print(f"seed {args.seed}: {len(run.trips)} emergency vehicles, {base.background_vehicles} "
               f"background, baseline {base.wall_s:.1f} s")  # fmt: skip
         print("variant      travel%  cross%  cross-worst%  network%  lights  wall_s  messages")
         for name in variants:
             vcfg = with_variant(cfg, name)
-            arm = run_arm(
-                net, trips, bg, types, Strategy.LIVE, vcfg, seed=args.seed, end_s=end_s, work=work
-            )
-            again = run_arm(
-                net, trips, bg, types, Strategy.BLUELIGHT, cfg, seed=args.seed, end_s=end_s,
-                work=work, measure=arm,
-            )  # fmt: skip
+            arm = run.arm(Strategy.LIVE, vcfg, seed=args.seed)
+            again = run.arm(Strategy.BLUELIGHT, cfg, seed=args.seed, measure=arm)
             f = compare(Strategy.LIVE, args.seed, arm, again)
             came = {t.vehicle_id for t in arm.trips if t.travel_s is not None}
             came_base = {t.vehicle_id for t in again.trips if t.travel_s is not None}

@@ -29,29 +29,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import NamedTuple
 
 import _common  # noqa: F401  (puts the repository root first on sys.path)
-from sumo_strategies import SHANGHAI, add_run_args, base_config
+from sumo_strategies import add_run_args, base_config, prepared, shanghai_router
 
-from routing import Router, default_cache_dir
 from simulators.baseline import drive_without
 from simulators.batch.engine import Engine
 from simulators.config import DrillConfig
 from simulators.scenarios import load_scenario
-from simulators.sumo._traci import libsumo_run, sumo_argv
-from simulators.sumo.drill import (
-    Strategy,
-    background_routes,
-    ev_types_file,
-    lane_km,
-    protected_trips,
-    run_arm,
-)
-from simulators.sumo.network import build_network
+from simulators.sumo.drill import Strategy
 from simulators.vehicles import Bluelight, VehicleSim
 
 
@@ -93,33 +82,19 @@ def main() -> None:
     ap.add_argument("--bluelight", action="store_true", help="the model crosses reds as SUMO")
     args = ap.parse_args()
     cfg = base_config(args)
-    osm = (SHANGHAI / "shanghai_center.osm").resolve()
-    router = Router.from_file(osm)
-    net = build_network(osm, default_cache_dir().parent / "sumo" / osm.stem, graph=router.graph)
+    router = shanghai_router()
     drill = DrillConfig(bluelight=Bluelight() if args.bluelight else None)
-    scenario = load_scenario(args.scenario)
-    trips, _, _ = protected_trips(router, net, scenario, args.seed, cfg, drill)
-    # The same engine, seed, scenario and tuning as protected_trips: the same drives.
-    engine = Engine(router, scenario, args.seed, drill, None, None)
+    # The same engine, seed, scenario and tuning as prepared's protected_trips: the same drives
+    # (run again here for their built-in times, which protected_trips does not return).
+    engine = Engine(router, load_scenario(args.scenario), args.seed, drill, None, None)
     engine.run()
     drives = {f"ev{d.drive_id}": d for d in engine.drives}
-    end_s = cfg.warmup_s + cfg.window_s + cfg.tail_s
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        with libsumo_run(sumo_argv(net.net_file)) as conn:
-            km = lane_km(conn)
-        bg = background_routes(
-            net, work, demand=cfg.demand, seed=args.seed, end_s=end_s, lane_km_total=km
-        )
-        types = ev_types_file(work, cfg)
-        base = run_arm(
-            net, trips, bg, types, Strategy.BLUELIGHT, cfg, seed=args.seed, end_s=end_s, work=work
-        )
-        base_wait = _waits(work / f"tripinfo-{Strategy.BLUELIGHT.value}-{args.seed}.xml")
-        arm = run_arm(
-            net, trips, bg, types, Strategy.LIVE, cfg, seed=args.seed, end_s=end_s, work=work
-        )
-        arm_wait = _waits(work / f"tripinfo-{Strategy.LIVE.value}-{args.seed}.xml")
+    with prepared(args, cfg, router=router, drill=drill) as run:
+        trips = run.trips
+        base = run.arm(Strategy.BLUELIGHT, cfg, seed=args.seed)
+        base_wait = _waits(run.work / f"tripinfo-{Strategy.BLUELIGHT.value}-{args.seed}.xml")
+        arm = run.arm(Strategy.LIVE, cfg, seed=args.seed)
+        arm_wait = _waits(run.work / f"tripinfo-{Strategy.LIVE.value}-{args.seed}.xml")
         sumo_with = {t.vehicle_id: t.travel_s for t in arm.trips}
         sumo_without = {t.vehicle_id: t.travel_s for t in base.trips}
         rows: list[Drive] = []
