@@ -360,24 +360,27 @@ class Router:
     ) -> tuple[Snap, Projection]:
         lat, lon = float(point[0]), float(point[1])
         proj = self._index.snap(lat, lon, heading_deg=heading_deg)
-        if not proj.distance_m <= self.max_snap_m:
-            raise OffGraphError(lat, lon, proj.distance_m, self.max_snap_m)
         return self._snap_info(lat, lon, proj, heading_deg), proj
 
     def _snap_points(self, points: Sequence[LatLon]) -> list[tuple[Snap, Projection]]:
         """:meth:`_snap_point` without heading for several points, the index queried once."""
         lats = [float(p[0]) for p in points]
         lons = [float(p[1]) for p in points]
-        out = []
-        for lat, lon, proj in zip(lats, lons, self._index.snap_many(lats, lons), strict=True):
-            if not proj.distance_m <= self.max_snap_m:
-                raise OffGraphError(lat, lon, proj.distance_m, self.max_snap_m)
-            out.append((self._snap_info(lat, lon, proj, None), proj))
-        return out
+        return [
+            (self._snap_info(lat, lon, proj, None), proj)
+            for lat, lon, proj in zip(lats, lons, self._index.snap_many(lats, lons), strict=True)
+        ]
 
     def _snap_info(
         self, lat: float, lon: float, proj: Projection, heading_deg: float | None
     ) -> Snap:
+        """The :class:`Snap` of a projection of ``(lat, lon)``.
+
+        Raises:
+            OffGraphError: the projection is farther than ``max_snap_m``.
+        """
+        if not proj.distance_m <= self.max_snap_m:
+            raise OffGraphError(lat, lon, proj.distance_m, self.max_snap_m)
         g = self.graph
         e = proj.edge
         near = int(g.edge_u[e]) if proj.fraction < 0.5 else int(g.edge_v[e])

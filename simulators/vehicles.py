@@ -319,16 +319,7 @@ class VehicleSim:
         """Cross a red under lights and siren (see :class:`Bluelight`)."""
         bl = self.bluelight
         assert bl is not None
-        crawl = bl.crawl_kph / 3.6
-        v_in = self._speed[line.edge - 1] if line.edge > 0 else 0.0
-        v_out = self._speed[line.edge]
-        # Time lost against cruising: slowing from v_in to the crawl and back up to v_out
-        # (a speed change dv over rate a costs dv**2 / (2 a v) against cruising at v).
-        lost = 0.0
-        if v_in > crawl:
-            lost += (v_in - crawl) ** 2 / (2 * self.decel_mps2 * v_in)
-        if v_out > crawl:
-            lost += (v_out - crawl) ** 2 / (2 * self.accel_mps2 * v_out)
+        lost = self._slowing_lost_s(line, bl.crawl_kph / 3.6)
         waited = bl.yield_s + ahead * bl.queue_pass_s
         departed = at_s + waited
         self._penalty_s = waited + lost
@@ -354,10 +345,7 @@ class VehicleSim:
             return budget
         departed = clock + need
         wait.green_s = wait.needed_s
-        v_in = self._speed[wait.line.edge - 1] if wait.line.edge > 0 else 0.0
-        v_out = self._speed[wait.line.edge]
-        # Time lost against cruising through: half the speed change over each rate.
-        self._penalty_s = v_in / (2 * self.decel_mps2) + v_out / (2 * self.accel_mps2)
+        self._penalty_s = self._slowing_lost_s(wait.line, 0.0)
         waited = departed - wait.arrived_s
         passed = SignalPassed(
             self.unit_id, wait.line.node_id, wait.line.index, wait.line.axis, wait.arrived_s,
@@ -367,6 +355,18 @@ class VehicleSim:
         out.append(passed)
         self._wait = None
         return need
+
+    def _slowing_lost_s(self, line: _StopLine, floor_mps: float) -> float:
+        """Time lost against cruising through ``line`` by slowing to ``floor_mps`` (0: a stop)
+        and back up: a speed change dv from speed v at rate a costs dv/(2a) * dv/v."""
+        v_in = self._speed[line.edge - 1] if line.edge > 0 else 0.0
+        v_out = self._speed[line.edge]
+        lost = 0.0
+        for v, rate in ((v_in, self.decel_mps2), (v_out, self.accel_mps2)):
+            if v > floor_mps:
+                dv = v - floor_mps
+                lost += dv / (2 * rate) * (dv / v)
+        return lost
 
     def _stop_lines(self, route: Route) -> list[_StopLine]:
         lines: list[_StopLine] = []
